@@ -1,0 +1,63 @@
+"""Reproducibility and device helpers, plus context managers that leave a model as they found it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+DEFAULT_SEED = 0
+
+
+def seed_everything(seed: int = DEFAULT_SEED) -> int:
+    """Seed Python, NumPy and PyTorch (CPU and CUDA) with ``seed``; returns the seed.
+
+    The course sets seeds in exactly one place per notebook by calling this function.
+    """
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    return seed
+
+
+def get_device() -> torch.device:
+    """CUDA when a GPU is present, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@contextlib.contextmanager
+def preserved_state(model: nn.Module, *, eval_mode: bool = True) -> Iterator[nn.Module]:
+    """Temporarily put ``model`` in eval mode (if ``eval_mode``) and restore afterwards.
+
+    Restores every submodule's ``training`` flag and every parameter's ``requires_grad``
+    flag exactly as they were, even when the body raises.
+    """
+    modes = {name: m.training for name, m in model.named_modules()}
+    flags = {name: p.requires_grad for name, p in model.named_parameters()}
+    try:
+        if eval_mode:
+            model.eval()
+        yield model
+    finally:
+        for name, m in model.named_modules():
+            m.training = modes[name]
+        for name, p in model.named_parameters():
+            p.requires_grad_(flags[name])
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Device of the first parameter (CPU for a parameter-free module)."""
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
