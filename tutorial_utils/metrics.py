@@ -1,0 +1,430 @@
+"""Scalar metrics of the course: detection, calibration, trust curves and information.
+
+Every function accepts NumPy arrays, PyTorch tensors (any device, detached for you) or plain
+sequences, and returns Python floats or NumPy arrays. Bad input raises a ``ValueError`` or
+``TypeError`` that names the offending argument.
+
+Sign convention (the whole course): a **score is "higher = more in-distribution / more
+trustworthy"**, and for detection metrics the **positive class is in-distribution** (label 1).
+
+References
+----------
+- D. Hendrycks, K. Gimpel, "A baseline for detecting misclassified and out-of-distribution
+  examples in neural networks", ICLR 2017 (AUROC, AUPR-In/Out).
+- S. Liang, Y. Li, R. Srikant, "Enhancing the reliability of out-of-distribution image
+  detection in neural networks" (ODIN), ICLR 2018 (FPR at 95% TPR, detection accuracy).
+- C. Guo, G. Pleiss, Y. Sun, K. Q. Weinberger, "On calibration of modern neural networks",
+  ICML 2017 (ECE, reliability diagrams).
+- M. Prabhushankar, G. AlRegib, "Counterfactual gradients-based quantification of prediction
+  trust in neural networks" (GradTrust), 2024 (AUAC / AUFC).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.metrics import (
+    average_precision_score,
+    f1_score,
+    mutual_info_score,
+    roc_auc_score,
+    roc_curve,
+)
+
+__all__ = [
+    "auroc",
+    "aupr",
+    "fpr_at_tpr",
+    "detection_accuracy",
+    "detection_report",
+    "expected_calibration_error",
+    "ece_from_confidence",
+    "reliability_curve",
+    "ReliabilityCurve",
+    "auac",
+    "aufc",
+    "TrustCurve",
+    "entropy",
+    "mutual_information",
+    "discrete_mutual_information",
+]
+
+_PROB_TOL = 1e-3  # tolerance on "probabilities lie in [0, 1] and sum to 1"
+DEFAULT_PERCENTILES = np.linspace(0, 99, 100)
+
+
+# --------------------------------------------------------------------------- validation
+def _as_array(x: object, name: str) -> np.ndarray:
+    """Convert a tensor / array / sequence to a NumPy array; ``TypeError`` otherwise."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    if isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, (Sequence, np.generic)) and not isinstance(x, (str, bytes)):
+        return np.asarray(x)
+    raise TypeError(f"{name} must be a numpy array, torch tensor or sequence, "
+                    f"got {type(x).__name__}")
+
+
+def _vector(x: object, name: str, *, numeric: bool = True) -> np.ndarray:
+    """A non-empty 1-D numeric array without NaN/inf."""
+    a = _as_array(x, name)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be 1-D of shape (N,), got shape {a.shape}; "
+                         f"flatten it with .reshape(-1) if that is what you mean")
+    if a.size == 0:
+        raise ValueError(f"{name} is empty")
+    if numeric and not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+        raise TypeError(f"{name} must be numeric, got dtype {a.dtype}")
+    if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+        raise ValueError(f"{name} contains NaN or infinite values; clean the input first")
+    return a
+
+
+def _same_length(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
+    if len(a) != len(b):
+        raise ValueError(f"{name_a} and {name_b} must have the same length, "
+                         f"got {len(a)} and {len(b)}")
+
+
+def _binary(y: object, name: str) -> np.ndarray:
+    """Binary labels in {0, 1} (or bool) with both classes present -> int array."""
+    a = _vector(y, name)
+    values = np.unique(a)
+    if not np.isin(values, [0, 1]).all():
+        raise ValueError(f"{name} must hold binary labels 0/1 (1 = in-distribution / correct), "
+                         f"got values {values[:5].tolist()}")
+    if len(values) < 2:
+        raise ValueError(f"{name} contains a single class ({int(values[0])}); "
+                         "detection metrics need both positives and negatives")
+    return a.astype(int)
+
+
+def _scores(y_true: object, y_score: object) -> tuple[np.ndarray, np.ndarray]:
+    labels = _binary(y_true, "y_true")
+    scores = _vector(y_score, "y_score").astype(float)
+    _same_length(labels, scores, "y_true", "y_score")
+    return labels, scores
+
+
+def _check_n_bins(n_bins: object) -> int:
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)):
+        raise TypeError(f"n_bins must be an int, got {type(n_bins).__name__}")
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    return int(n_bins)
+
+
+def _probabilities(probs: object, name: str = "probs") -> np.ndarray:
+    """A finite ``(N, K)`` float array with entries in [0, 1] and rows summing to 1."""
+    p = _as_array(probs, name)
+    if p.ndim != 2:
+        raise ValueError(f"{name} must have shape (N, K), got {p.shape}")
+    if p.shape[0] == 0 or p.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {p.shape})")
+    if not np.issubdtype(p.dtype, np.floating):
+        raise TypeError(f"{name} must be floating-point probabilities, got dtype {p.dtype}")
+    p = p.astype(np.float64)
+    if not np.isfinite(p).all():
+        raise ValueError(f"{name} contains NaN or infinite values; clean the input first")
+    if p.min() < -_PROB_TOL or p.max() > 1 + _PROB_TOL:
+        raise ValueError(f"{name} must be probabilities in [0, 1], got values in "
+                         f"[{p.min():.3g}, {p.max():.3g}]; pass softmax(logits), not logits")
+    if not np.allclose(p.sum(axis=1), 1.0, atol=_PROB_TOL):
+        raise ValueError(f"each row of {name} must sum to 1 (a softmax output); "
+                         f"row sums lie in [{p.sum(1).min():.3g}, {p.sum(1).max():.3g}]")
+    return np.clip(p, 0.0, 1.0)
+
+
+def _confidences(confidence: object, name: str = "confidence") -> np.ndarray:
+    c = _vector(confidence, name).astype(np.float64)
+    if c.min() < 0 or c.max() > 1:
+        raise ValueError(f"{name} must lie in [0, 1], got values in [{c.min():.3g}, {c.max():.3g}]")
+    return c
+
+
+def _correct(correct: object, n: int, name: str = "correct") -> np.ndarray:
+    k = _vector(correct, name)
+    if not np.isin(np.unique(k), [0, 1]).all():
+        raise ValueError(f"{name} must be boolean (or 0/1): whether each prediction is right")
+    if len(k) != n:
+        raise ValueError(f"{name} must have one entry per sample: got {len(k)}, expected {n}")
+    return k.astype(bool)
+
+
+def _confidence_and_correct(probs: object, labels: object) -> tuple[np.ndarray, np.ndarray]:
+    """Dispatch on ``probs.ndim``: (N, K) probs + int labels, or (N,) confidence + correct."""
+    ndim = _as_array(probs, "probs").ndim
+    if ndim == 1:
+        conf = _confidences(probs, "probs")
+        return conf, _correct(labels, len(conf), "labels")
+    p = _probabilities(probs)
+    y = _vector(labels, "labels")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise TypeError(f"labels must be integer class indices, got dtype {y.dtype}")
+    _same_length(p, y, "probs", "labels")
+    if y.min() < 0 or y.max() >= p.shape[1]:
+        raise ValueError(f"labels must lie in [0, {p.shape[1] - 1}] for {p.shape[1]} classes, "
+                         f"got values in [{y.min()}, {y.max()}]")
+    return p.max(axis=1), p.argmax(axis=1) == y
+
+
+# --------------------------------------------------------------------------- detection
+def auroc(y_true: object, y_score: object) -> float:
+    """Area under the ROC curve (Hendrycks & Gimpel 2017).
+
+    ``y_true`` (N,) binary, 1 = in-distribution (positive); ``y_score`` (N,) with higher =
+    more in-distribution. 1.0 = perfect separation, 0.5 = chance, 0.0 = perfectly reversed.
+    """
+    labels, scores = _scores(y_true, y_score)
+    return float(roc_auc_score(labels, scores))
+
+
+def aupr(y_true: object, y_score: object) -> float:
+    """Area under the precision-recall curve (average precision) with label 1 as positive.
+
+    ``y_true`` (N,) binary, ``y_score`` (N,) higher = more positive. For "AUPR-Out" pass
+    ``1 - y_true`` and ``-y_score`` (see :func:`detection_report`).
+    """
+    labels, scores = _scores(y_true, y_score)
+    return float(average_precision_score(labels, scores))
+
+
+def fpr_at_tpr(y_true: object, y_score: object, tpr: float = 0.95) -> float:
+    """False-positive rate at the first ROC operating point whose TPR reaches ``tpr``.
+
+    Walks sklearn's ``roc_curve`` (no intermediate points dropped) from the highest
+    threshold down and returns the FPR at the highest threshold with TPR >= ``tpr``, i.e.
+    the lowest FPR attainable at that recall. No interpolation between points: with few
+    positives the achieved TPR may exceed ``tpr``. Positives = in-distribution (Liang et
+    al. 2018 call it "FPR at 95% TPR"; lower is better).
+    """
+    if isinstance(tpr, bool) or not isinstance(tpr, (int, float, np.floating)):
+        raise TypeError(f"tpr must be a float in (0, 1], got {type(tpr).__name__}")
+    if not 0 < tpr <= 1:
+        raise ValueError(f"tpr must lie in (0, 1], got {tpr}")
+    labels, scores = _scores(y_true, y_score)
+    fpr, tprs, _ = roc_curve(labels, scores, drop_intermediate=False)
+    return float(fpr[np.argmax(tprs >= tpr - 1e-12)])
+
+
+def detection_accuracy(y_true: object, y_score: object) -> float:
+    """Best balanced accuracy over thresholds: ``max_t ½ (TPR(t) + TNR(t))`` (Liang et al. 2018)."""
+    labels, scores = _scores(y_true, y_score)
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+    return float(np.max(0.5 * (tpr + 1.0 - fpr)))
+
+
+def detection_report(id_scores: object, ood_scores: object) -> dict[str, float]:
+    """All detection metrics for scores of in-distribution vs novel samples.
+
+    ``id_scores`` (N_in,) and ``ood_scores`` (N_out,), higher = more in-distribution.
+    Returns ``{"AUROC", "AUPR-In", "AUPR-Out", "FPR@95TPR", "Detection acc."}`` as floats in
+    [0, 1]; AUPR-Out treats the novel samples as positives with the score negated.
+    """
+    s_in = _vector(id_scores, "id_scores").astype(float)
+    s_out = _vector(ood_scores, "ood_scores").astype(float)
+    y = np.r_[np.ones(len(s_in), int), np.zeros(len(s_out), int)]
+    s = np.r_[s_in, s_out]
+    return {
+        "AUROC": auroc(y, s),
+        "AUPR-In": aupr(y, s),
+        "AUPR-Out": aupr(1 - y, -s),
+        "FPR@95TPR": fpr_at_tpr(y, s, 0.95),
+        "Detection acc.": detection_accuracy(y, s),
+    }
+
+
+# --------------------------------------------------------------------------- calibration
+@dataclass(frozen=True)
+class ReliabilityCurve:
+    """Per-bin statistics of a reliability diagram (``n_bins`` equal-width bins on [0, 1]).
+
+    ``edges`` (n_bins+1,); ``confidence`` and ``accuracy`` (n_bins,) are bin means (NaN for an
+    empty bin); ``counts`` (n_bins,) ints summing to N; ``ece`` the expected calibration error.
+    """
+
+    edges: np.ndarray
+    confidence: np.ndarray
+    accuracy: np.ndarray
+    counts: np.ndarray
+    ece: float
+
+
+def _bin_index(confidence: np.ndarray, n_bins: int) -> np.ndarray:
+    """Bin of each confidence: bin i = (edges[i], edges[i+1]], with 0.0 put in bin 0.
+
+    ``edges = np.linspace(0, 1, n_bins + 1)``; comparisons are made in float64 against these
+    edges (a float32 confidence is first widened, so 0.3 in float32 is slightly above 0.3).
+    """
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    idx = np.searchsorted(edges, confidence, side="left") - 1
+    return np.clip(idx, 0, n_bins - 1)
+
+
+def _reliability(conf: np.ndarray, correct: np.ndarray, n_bins: int) -> ReliabilityCurve:
+    n_bins = _check_n_bins(n_bins)
+    idx = _bin_index(conf, n_bins)
+    counts = np.bincount(idx, minlength=n_bins)
+    sum_conf = np.bincount(idx, weights=conf, minlength=n_bins)
+    sum_acc = np.bincount(idx, weights=correct.astype(float), minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = np.where(counts > 0, sum_conf / counts, np.nan)
+        accuracy = np.where(counts > 0, sum_acc / counts, np.nan)
+    ece = float(np.abs(sum_acc - sum_conf).sum() / len(conf))
+    return ReliabilityCurve(np.linspace(0.0, 1.0, n_bins + 1), mean_conf, accuracy, counts, ece)
+
+
+def reliability_curve(probs: object, labels: object, n_bins: int = 15) -> ReliabilityCurve:
+    """Reliability-diagram statistics (Guo et al. 2017).
+
+    Either ``probs`` (N, K) softmax probabilities with ``labels`` (N,) int class indices
+    (confidence = max probability, prediction = argmax), or ``probs`` (N,) confidences in
+    [0, 1] with ``labels`` (N,) booleans saying whether each prediction is correct.
+    Bins: equal width, bin i = (i/n, (i+1)/n]; a confidence of exactly 0.0 goes to the first
+    bin, 1.0 to the last; a confidence exactly on an inner edge goes to the bin below it.
+    """
+    conf, correct = _confidence_and_correct(probs, labels)
+    return _reliability(conf, correct, n_bins)
+
+
+def expected_calibration_error(probs: object, labels: object, n_bins: int = 15) -> float:
+    """Expected calibration error ``Σ_b (|B_b| / N) |acc(B_b) − conf(B_b)|`` (Guo et al. 2017).
+
+    Same inputs and bin convention as :func:`reliability_curve`: (N, K) probabilities with
+    (N,) int labels, or (N,) confidences with (N,) booleans ``correct``. Returns a float in
+    [0, 1] (0 = perfectly calibrated on these bins).
+    """
+    return reliability_curve(probs, labels, n_bins).ece
+
+
+def ece_from_confidence(confidence: object, correct: object, n_bins: int = 15) -> float:
+    """ECE from (N,) confidences in [0, 1] and (N,) booleans ``correct`` (explicit 1-D form)."""
+    conf = _confidences(confidence)
+    return _reliability(conf, _correct(correct, len(conf)), n_bins).ece
+
+
+# --------------------------------------------------------------------------- trust curves
+@dataclass(frozen=True)
+class TrustCurve:
+    """A metric computed on the most-trusted samples, as the kept share shrinks.
+
+    ``fractions`` (S,) = percentiles / 100 (x-axis); ``values`` (S,) the metric on the samples
+    whose trust is >= that percentile; ``n_kept`` (S,) how many were kept; ``area`` the
+    trapezoid area under ``values`` divided by the span of ``fractions`` (a constant curve
+    has area equal to its value, so areas lie in [0, 1]).
+    """
+
+    area: float
+    fractions: np.ndarray
+    values: np.ndarray
+    n_kept: np.ndarray
+
+
+def _percentiles(percentiles: object) -> np.ndarray:
+    q = _vector(percentiles, "percentiles").astype(float)
+    if len(q) < 2:
+        raise ValueError("percentiles needs at least two values to define an area")
+    if q.min() < 0 or q.max() > 100:
+        raise ValueError(f"percentiles must lie in [0, 100], got [{q.min()}, {q.max()}]")
+    if np.any(np.diff(q) <= 0):
+        raise ValueError("percentiles must be strictly increasing")
+    return q
+
+
+def _area(fractions: np.ndarray, values: np.ndarray) -> float:
+    span = fractions[-1] - fractions[0]
+    trapezoids = 0.5 * (values[1:] + values[:-1]) * np.diff(fractions)
+    return float(trapezoids.sum() / span)
+
+
+def _kept_start(trust: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sort once; for each percentile the start index into the ascending order of kept samples."""
+    order = np.argsort(trust, kind="stable")
+    thresholds = np.percentile(trust, q)
+    start = np.searchsorted(trust[order], thresholds, side="left")
+    return order, start
+
+
+def auac(trust: object, correct: object,
+         percentiles: object = DEFAULT_PERCENTILES) -> TrustCurve:
+    """Area under the accuracy curve (AUAC; Prabhushankar & AlRegib, GradTrust).
+
+    ``trust`` (N,) higher = more trustworthy; ``correct`` (N,) booleans. For each percentile
+    x the samples with ``trust >= percentile(trust, x)`` are kept (ties kept together, so a
+    constant trust keeps everything) and their accuracy is recorded. A good trust score
+    gives a rising curve and a large area; the accuracy of the whole set is the value at x=0.
+    """
+    t = _vector(trust, "trust").astype(float)
+    k = _correct(correct, len(t))
+    q = _percentiles(percentiles)
+    order, start = _kept_start(t, q)
+    cum = np.r_[0.0, np.cumsum(k[order])]
+    n_kept = len(t) - start
+    values = (cum[-1] - cum[start]) / n_kept
+    fractions = q / 100.0
+    return TrustCurve(_area(fractions, values), fractions, values, n_kept)
+
+
+def aufc(trust: object, y_true: object, y_pred: object,
+         percentiles: object = DEFAULT_PERCENTILES, average: str = "macro") -> TrustCurve:
+    """Area under the F1 curve (AUFC): as :func:`auac` with sklearn's ``f1_score``.
+
+    ``y_true``, ``y_pred`` (N,) int class labels. On each kept subset F1 is averaged
+    (``average``, macro by default) over the classes present in it, ``zero_division=0``.
+    """
+    t = _vector(trust, "trust").astype(float)
+    yt, yp = _vector(y_true, "y_true"), _vector(y_pred, "y_pred")
+    _same_length(t, yt, "trust", "y_true")
+    _same_length(t, yp, "trust", "y_pred")
+    q = _percentiles(percentiles)
+    order, start = _kept_start(t, q)
+    values = np.array([
+        f1_score(yt[order[s:]], yp[order[s:]], average=average, zero_division=0) for s in start
+    ])
+    fractions = q / 100.0
+    return TrustCurve(_area(fractions, values), fractions, values, len(t) - start)
+
+
+# --------------------------------------------------------------------------- information
+def entropy(probs: object) -> np.ndarray | float:
+    """Shannon entropy ``−Σ_k p_k log p_k`` in **nats** (0 log 0 = 0).
+
+    ``probs`` (N, K) rows of probabilities -> (N,) array; a single (K,) distribution -> float.
+    Ranges from 0 (one-hot) to log K (uniform).
+    """
+    single = _as_array(probs, "probs").ndim == 1
+    p = _probabilities(_as_array(probs, "probs")[None] if single else probs)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=1)
+    h = np.maximum(h, 0.0)
+    return float(h[0]) if single else h
+
+
+def mutual_information(x: object, y: object, bins: int | Sequence = 16) -> float:
+    """Plug-in mutual information ``I(X; Y)`` in **nats** from a 2-D histogram.
+
+    ``x``, ``y`` (N,) samples of two scalar variables; ``bins`` as in ``np.histogram2d`` (an
+    int, a pair of ints or explicit edges). The estimate is biased upwards by roughly
+    ``(Bx − 1)(By − 1) / (2N)`` for independent variables, so use N ≫ bins².
+    """
+    a = _vector(x, "x").astype(float)
+    b = _vector(y, "y").astype(float)
+    _same_length(a, b, "x", "y")
+    if isinstance(bins, (int, np.integer)) and not isinstance(bins, bool) and bins < 1:
+        raise ValueError(f"bins must be >= 1, got {bins}")
+    joint, _, _ = np.histogram2d(a, b, bins=bins)
+    pxy = joint / joint.sum()
+    px, py = pxy.sum(axis=1, keepdims=True), pxy.sum(axis=0, keepdims=True)
+    nz = pxy > 0
+    return float(max((pxy[nz] * np.log(pxy[nz] / (px @ py)[nz])).sum(), 0.0))
+
+
+def discrete_mutual_information(x: object, y: object) -> float:
+    """Mutual information in **nats** of two discrete label vectors (``mutual_info_score``)."""
+    a, b = _vector(x, "x"), _vector(y, "y")
+    _same_length(a, b, "x", "y")
+    return float(mutual_info_score(a, b))
