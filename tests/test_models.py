@@ -1,0 +1,114 @@
+"""Tests for tutorial_utils.models: the zoo loads, verifies checksums and keeps its accuracy."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from tutorial_utils import data, get_device, models, seed_everything
+
+RECORDED = models.read_manifest()
+
+
+@pytest.mark.parametrize("name", models.ZOO)
+def test_zoo_model_reaches_its_recorded_test_accuracy(name, zoo):
+    model = zoo[name]
+    ds = models.zoo_dataset(name)
+    acc = models.accuracy(model, ds.x_test, ds.y_test)
+    assert acc == pytest.approx(RECORDED[name]["test_accuracy"], abs=1e-3)
+    assert not model.training
+
+
+def test_accuracy_bars(zoo):
+    assert RECORDED["digits"]["test_accuracy"] >= 0.97
+    assert RECORDED["signs"]["test_accuracy"] >= 0.97
+
+
+@pytest.mark.parametrize("name", models.ZOO)
+def test_checkpoints_are_small_and_recorded(name):
+    entry = RECORDED[name]
+    path = models.data_dir() / entry["file"]
+    assert path.stat().st_size <= 2 * 1024 * 1024
+    assert {"sha256", "recipe", "test_accuracy"} <= entry.keys()
+
+
+def test_zoo_anatomy(zoo):
+    model = zoo["signs"]
+    x = torch.rand(2, 3, 48, 48)
+    with torch.no_grad():
+        assert torch.allclose(model.fc(model.penultimate(x)), model(x), atol=1e-6)
+        fmap = model.last_conv(model.features(model.normalize(x)))
+    assert fmap.shape[-2:] == (12, 12)
+    assert isinstance(model.fc, torch.nn.Linear) and model.target_layer is model.last_conv
+    digit_map = zoo["digits"].last_conv(zoo["digits"].features(torch.rand(1, 1, 28, 28)))
+    assert min(digit_map.shape[-2:]) >= 6
+
+
+def test_ensemble_is_the_mean_of_member_probabilities(zoo):
+    ens = zoo["signs-ensemble"]
+    x = torch.rand(3, 3, 48, 48)
+    with torch.no_grad():
+        mean_p = ens.member_logits(x).softmax(-1).mean(0)
+        assert torch.allclose(ens(x).softmax(-1), mean_p, atol=1e-6)
+    assert len(ens.members) == 5
+
+
+def test_sign_accuracy_falls_as_challenge_level_rises(zoo, signs):
+    model, x, y = zoo["signs"], signs.x_test[::4], signs.y_test[::4]
+    for kind in ("noise", "haze", "gaussian blur"):
+        accs = [models.accuracy(model, data.apply_challenge(x, kind, lvl, seed=1), y)
+                for lvl in (0, 3, 5)]
+        assert accs[0] > accs[1] > accs[2], (kind, accs)
+
+
+def _copy_zoo(tmp_path, monkeypatch, name):
+    src = models.data_dir()
+    shutil.copy(src / "manifest.json", tmp_path / "manifest.json")
+    shutil.copy(src / f"{name}.pt", tmp_path / f"{name}.pt")
+    monkeypatch.setattr(models, "data_dir", lambda: tmp_path)
+    return tmp_path / f"{name}.pt"
+
+
+def test_corrupted_checkpoint_says_how_to_rebuild(tmp_path, monkeypatch):
+    path = _copy_zoo(tmp_path, monkeypatch, "digits")
+    blob = bytearray(path.read_bytes())
+    blob[-10] ^= 0xFF
+    path.write_bytes(bytes(blob))
+    with pytest.raises(models.ChecksumError, match="python -m tutorial_utils.models"):
+        models.load("digits")
+
+
+def test_missing_checkpoint_without_training_says_how_to_rebuild(tmp_path, monkeypatch):
+    path = _copy_zoo(tmp_path, monkeypatch, "digits")
+    path.unlink()
+    with pytest.raises(FileNotFoundError, match="python -m tutorial_utils.models"):
+        models.load("digits", train_if_missing=False)
+
+
+def test_unknown_zoo_name():
+    with pytest.raises(ValueError, match="valid names: digits, digits05"):
+        models.load("resnet")
+
+
+def test_training_is_deterministic_for_a_seed():
+    x, y = torch.rand(32, 1, 28, 28), torch.randint(0, 3, (32,))
+
+    def run():
+        torch.manual_seed(0)
+        net = models.SmallCNN(1, 3, (4, 4, 8))
+        models.train_classifier(net, x, y, epochs=2, batch_size=8, seed=7, progress=False)
+        return torch.cat([p.flatten() for p in net.parameters()])
+
+    assert torch.equal(run(), run())
+
+
+def test_seed_everything_and_device():
+    seed_everything(3)
+    a = torch.rand(4)
+    seed_everything(3)
+    assert torch.equal(a, torch.rand(4))
+    assert get_device().type in ("cpu", "cuda")
+    with pytest.raises(TypeError, match="seed"):
+        seed_everything("3")
