@@ -285,7 +285,8 @@ def _place(templates: torch.Tensor, n_out: int, size: int, gen: torch.Generator)
         torch.stack([-sin, cos, -(-sin * shift[:, 0] + cos * shift[:, 1])], dim=1),
     ], dim=1)
     grid = F.affine_grid(theta, (n, 4, size, size), align_corners=False)
-    return F.grid_sample(templates, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return F.grid_sample(templates, grid, mode="bilinear", padding_mode="zeros",
+                         align_corners=False)
 
 
 def render_signs(labels: torch.Tensor, templates: torch.Tensor, seed: int,

@@ -272,7 +272,7 @@ def build(name: str, ds=None) -> nn.Module:
 
 
 def train_zoo_model(name: str, progress: bool = True) -> tuple[nn.Module, dict]:
-    """Train zoo model ``name`` from its recipe on the CPU (deterministic); returns (model, info)."""
+    """Train zoo model ``name`` from its recipe (deterministic); returns ``(model, info)``."""
     if name not in ZOO_RECIPES:
         raise ValueError(f"unknown zoo model {name!r}; valid names: {', '.join(ZOO)}")
     recipe = ZOO_RECIPES[name]
