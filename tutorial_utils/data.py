@@ -272,7 +272,7 @@ def _backgrounds(n: int, size: int, gen: torch.Generator) -> torch.Tensor:
     return (field + grain).clamp(0, 1)
 
 
-def _place(templates: torch.Tensor, n_out: int, size: int, gen: torch.Generator) -> torch.Tensor:
+def _place(templates: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
     """Warp RGBA templates ``(n, 4, s, s)`` to random poses: scale, rotation, shift."""
     n = templates.shape[0]
     scale = torch.empty(n).uniform_(0.62, 0.92, generator=gen)
@@ -297,7 +297,7 @@ def render_signs(labels: torch.Tensor, templates: torch.Tensor, seed: int,
     for start in range(0, len(labels), 2048):
         lab = labels[start:start + 2048]
         n = len(lab)
-        sign = _place(templates[lab], n, size, gen)
+        sign = _place(templates[lab], size, gen)
         rgb, alpha = sign[:, :3], sign[:, 3:4]
         scene = alpha * rgb + (1 - alpha) * _backgrounds(n, size, gen)
         gain = torch.empty(n, 1, 1, 1).uniform_(0.55, 1.15, generator=gen)

@@ -26,13 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.metrics import (
-    average_precision_score,
-    f1_score,
-    mutual_info_score,
-    roc_auc_score,
-    roc_curve,
-)
+
+# scikit-learn (and SciPy behind it) is imported inside the functions that need it: it costs
+# about a second, and ``tutorial_utils.plotting`` imports this module.
 
 __all__ = [
     "auroc",
@@ -179,6 +175,8 @@ def auroc(y_true: object, y_score: object) -> float:
     ``y_true`` (N,) binary, 1 = in-distribution (positive); ``y_score`` (N,) with higher =
     more in-distribution. 1.0 = perfect separation, 0.5 = chance, 0.0 = perfectly reversed.
     """
+    from sklearn.metrics import roc_auc_score
+
     labels, scores = _scores(y_true, y_score)
     return float(roc_auc_score(labels, scores))
 
@@ -189,6 +187,8 @@ def aupr(y_true: object, y_score: object) -> float:
     ``y_true`` (N,) binary, ``y_score`` (N,) higher = more positive. For "AUPR-Out" pass
     ``1 - y_true`` and ``-y_score`` (see :func:`detection_report`).
     """
+    from sklearn.metrics import average_precision_score
+
     labels, scores = _scores(y_true, y_score)
     return float(average_precision_score(labels, scores))
 
@@ -202,6 +202,8 @@ def fpr_at_tpr(y_true: object, y_score: object, tpr: float = 0.95) -> float:
     positives the achieved TPR may exceed ``tpr``. Positives = in-distribution (Liang et
     al. 2018 call it "FPR at 95% TPR"; lower is better).
     """
+    from sklearn.metrics import roc_curve
+
     if isinstance(tpr, bool) or not isinstance(tpr, (int, float, np.floating)):
         raise TypeError(f"tpr must be a float in (0, 1], got {type(tpr).__name__}")
     if not 0 < tpr <= 1:
@@ -213,6 +215,8 @@ def fpr_at_tpr(y_true: object, y_score: object, tpr: float = 0.95) -> float:
 
 def detection_accuracy(y_true: object, y_score: object) -> float:
     """Best balanced accuracy over thresholds: ``max_t ½ (TPR(t) + TNR(t))`` (Liang et al. 2018)."""
+    from sklearn.metrics import roc_curve
+
     labels, scores = _scores(y_true, y_score)
     fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
     return float(np.max(0.5 * (tpr + 1.0 - fpr)))
@@ -376,6 +380,8 @@ def aufc(trust: object, y_true: object, y_pred: object,
     ``y_true``, ``y_pred`` (N,) int class labels. On each kept subset F1 is averaged
     (``average``, macro by default) over the classes present in it, ``zero_division=0``.
     """
+    from sklearn.metrics import f1_score
+
     t = _vector(trust, "trust").astype(float)
     yt, yp = _vector(y_true, "y_true"), _vector(y_pred, "y_pred")
     _same_length(t, yt, "trust", "y_true")
@@ -425,6 +431,8 @@ def mutual_information(x: object, y: object, bins: int | Sequence = 16) -> float
 
 def discrete_mutual_information(x: object, y: object) -> float:
     """Mutual information in **nats** of two discrete label vectors (``mutual_info_score``)."""
+    from sklearn.metrics import mutual_info_score
+
     a, b = _vector(x, "x"), _vector(y, "y")
     _same_length(a, b, "x", "y")
     return float(mutual_info_score(a, b))
