@@ -1,0 +1,214 @@
+"""Class activation maps: Grad-CAM, Grad-CAM++, CounterfactualCAM and ContrastCAM.
+
+One call style (as pytorch-grad-cam / captum)::
+
+    maps = grad_cam(model, x, target=None, layer=None)            # (B, H, W) in [0, 1]
+    raw = grad_cam(model, x, target, raw=True)                    # (B, h, w) >= 0
+    why_not = contrast_cam(model, x, contrast=q)                  # "why P, rather than q?"
+    every_q = contrast_cam_all(model, x)                          # (B, K, H, W), one backward
+
+Every map is ``ReLU(Σ_c α_c A_c)`` over the channels of the target layer's activations
+``A`` (B, C, h, w) (default layer: :func:`~tutorial_utils.gradients.default_target_layer`);
+only the channel weights ``α`` (B, C) differ:
+
+==================  ============================================  ================================
+method              α_c                                           question
+==================  ============================================  ================================
+grad_cam            ``mean_uv ∂z_t/∂A_c``                         "why t?"
+counterfactual_cam  ``−mean_uv ∂z_t/∂A_c``                        "what if this region were
+                                                                  absent?"
+contrast_cam        ``mean_uv ∂CE(z, Q)/∂A_c`` (no sign flip)     "why P, rather than Q?"
+grad_cam_pp         ``Σ_uv a_c(u,v) ReLU(∂z_t/∂A_c(u,v))`` with   "why t?" (several instances)
+                    ``a = g² / (2g² + (Σ_uv A_c) g³)``
+==================  ============================================  ================================
+
+``raw=True`` returns the layer-resolution map after the ReLU; otherwise it is upsampled
+bilinearly (``align_corners=False``) to the input size and min-max normalised per image (a
+constant map becomes zeros). Maps are on the input's device; the model's mode,
+``requires_grad`` flags and hooks are left as they were.
+
+References
+----------
+- R. R. Selvaraju, M. Cogswell, A. Das, R. Vedantam, D. Parikh, D. Batra, "Grad-CAM: visual
+  explanations from deep networks via gradient-based localization", ICCV 2017
+  (Grad-CAM; the counterfactual explanation with negated gradients).
+- A. Chattopadhay, A. Sarkar, P. Howlader, V. N. Balasubramanian, "Grad-CAM++: generalized
+  gradient-based visual explanations for deep convolutional networks", WACV 2018.
+- M. Prabhushankar, G. Kwon, D. Temel, G. AlRegib, "Contrastive explanations in neural
+  networks", ICIP 2020 (ContrastCAM).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tutorial_utils._checks import resolve_classes
+from tutorial_utils.gradients import _layer_pass, layer_logit_gradients
+
+__all__ = [
+    "grad_cam",
+    "grad_cam_pp",
+    "counterfactual_cam",
+    "contrast_cam",
+    "contrast_cam_all",
+    "cam_from_weights",
+    "normalize_cams",
+    "gradcam_weights",
+    "gradcam_pp_weights",
+]
+
+WeightFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+# --------------------------------------------------------------------------------------
+# Base machinery
+# --------------------------------------------------------------------------------------
+
+
+def normalize_cams(maps: torch.Tensor) -> torch.Tensor:
+    """Min-max each map over its last two dims to [0, 1]; a constant map becomes zeros."""
+    low = maps.amin(dim=(-2, -1), keepdim=True)
+    span = maps.amax(dim=(-2, -1), keepdim=True) - low
+    safe = torch.where(span > 0, span, torch.ones_like(span))
+    return torch.where(span > 0, (maps - low) / safe, torch.zeros_like(maps))
+
+
+def cam_from_weights(acts: torch.Tensor, alpha: torch.Tensor, size: tuple[int, int] | None,
+                     raw: bool = False) -> torch.Tensor:
+    """``ReLU(Σ_c α_c A_c)`` for activations ``acts`` (B, C, h, w) and weights ``alpha``.
+
+    ``alpha`` is (B, C) -> maps (B, ·, ·), or (B, M, C) -> M maps per image (B, M, ·, ·).
+    ``raw=True`` stops after the ReLU (layer resolution); otherwise the maps are upsampled
+    bilinearly (``align_corners=False``) to ``size`` and min-max normalised.
+    """
+    several = alpha.dim() == 3
+    a = alpha if several else alpha[:, None]
+    maps = torch.relu(torch.einsum("bmc,bchw->bmhw", a, acts))
+    if not raw:
+        maps = normalize_cams(F.interpolate(maps, size=size, mode="bilinear",
+                                            align_corners=False))
+    return maps if several else maps[:, 0]
+
+
+def _cam(model: nn.Module, x: torch.Tensor, layer: nn.Module | None, target,
+         score_fn: Callable | None, weigh: WeightFn, raw: bool) -> torch.Tensor:
+    """Shared engine: one forward, one backward, weights ``weigh(A, dA)`` (B, C), the map."""
+    acts, grads, _ = _layer_pass(model, x, layer, target, score_fn)
+    if acts.dim() != 4:
+        raise ValueError(f"layer output must be (B, C, h, w) for a CAM, got {tuple(acts.shape)}; "
+                         "pass layer=<a convolutional block>")
+    return cam_from_weights(acts, weigh(acts, grads), x.shape[-2:], raw)
+
+
+def gradcam_weights(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+    """Grad-CAM's ``α_c = mean_{u,v} ∂y/∂A_c(u, v)``: (B, C)."""
+    return grads.mean(dim=(2, 3))
+
+
+def gradcam_pp_weights(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+    """Grad-CAM++ weights (Chattopadhay et al. 2018, closed form under ``Y = exp(S)``).
+
+    With ``g = ∂S/∂A_c(u, v)``, the higher derivatives of ``exp(S)`` reduce to powers of g:
+    ``a_c(u, v) = g² / (2 g² + (Σ_{u',v'} A_c(u', v')) g³)`` (0 where ``g = 0``) and
+    ``α_c = Σ_{u,v} a_c(u, v) ReLU(g)``: (B, C).
+    """
+    g2 = grads.square()
+    denom = 2 * g2 + acts.sum(dim=(2, 3), keepdim=True) * g2 * grads
+    ok = (grads != 0) & (denom != 0)
+    a = torch.where(ok, g2 / torch.where(ok, denom, torch.ones_like(denom)), torch.zeros_like(g2))
+    return (a * torch.relu(grads)).sum(dim=(2, 3))
+
+
+def _negated(weigh: WeightFn) -> WeightFn:
+    return lambda acts, grads: -weigh(acts, grads)
+
+
+# --------------------------------------------------------------------------------------
+# The methods
+# --------------------------------------------------------------------------------------
+
+
+def grad_cam(model: nn.Module, x: torch.Tensor, target=None, layer: nn.Module | None = None,
+             *, raw: bool = False) -> torch.Tensor:
+    """Grad-CAM (Selvaraju et al. 2017) of the logit ``z_target``.
+
+    Args:
+        model: classifier returning logits (B, K).
+        x: images (B, C, H, W), pixels in [0, 1].
+        target: int, one class per image, or ``None`` (the prediction).
+        layer: target layer (default: the last conv block).
+        raw: return ``ReLU(Σ_c α_c A_c)`` at layer resolution (B, h, w), in logit units.
+
+    Returns:
+        (B, H, W) maps in [0, 1] (or the raw maps).
+    """
+    return _cam(model, x, layer, target, None, gradcam_weights, raw)
+
+
+def counterfactual_cam(model: nn.Module, x: torch.Tensor, target=None,
+                       layer: nn.Module | None = None, *, raw: bool = False) -> torch.Tensor:
+    """CounterfactualCAM (Selvaraju et al. 2017): Grad-CAM with weights ``−α_c``.
+
+    Highlights regions whose removal would *increase* ``z_target`` ("what if this region
+    were absent?"). Same arguments and shapes as :func:`grad_cam`.
+    """
+    return _cam(model, x, layer, target, None, _negated(gradcam_weights), raw)
+
+
+def grad_cam_pp(model: nn.Module, x: torch.Tensor, target=None, layer: nn.Module | None = None,
+                *, raw: bool = False) -> torch.Tensor:
+    """Grad-CAM++ (Chattopadhay et al. 2018) with the closed-form weights of
+    :func:`gradcam_pp_weights`, computed from first-order gradients of ``z_target``.
+    Same arguments and shapes as :func:`grad_cam`."""
+    return _cam(model, x, layer, target, None, gradcam_pp_weights, raw)
+
+
+def _contrast_score(contrast, target) -> Callable[[torch.Tensor], torch.Tensor]:
+    def score(z: torch.Tensor) -> torch.Tensor:
+        if target is not None:
+            resolve_classes(target, z.detach(), "target")  # validated; see contrast_cam
+        q = resolve_classes(contrast, z.detach(), "contrast")
+        return F.cross_entropy(z, q, reduction="none")
+
+    return score
+
+
+def contrast_cam(model: nn.Module, x: torch.Tensor, contrast=None, target=None,
+                 layer: nn.Module | None = None, *, raw: bool = False) -> torch.Tensor:
+    """ContrastCAM (Prabhushankar et al. 2020): "why P, rather than Q?".
+
+    Backpropagates ``CE(z, Q)`` instead of a logit, with no sign flip: by
+    ``∂CE/∂z = p − e_Q`` the channel weights are ``α = (p − e_Q)ᵀ J`` with
+    ``J[k, c] = mean_uv ∂z_k/∂A_c``. ``Q = P`` asks "why not P with 100% confidence?".
+
+    Args:
+        contrast: Q — int, one class per image, or ``None`` (the prediction P).
+        target: the explained class P. The network's answer is its whole output ``z``, so P
+            does not change the map; it is accepted (and range-checked) for a uniform call
+            signature with the other CAMs.
+        layer, raw: as in :func:`grad_cam` (raw maps in units of loss).
+
+    Returns:
+        (B, H, W) maps in [0, 1] (or the raw maps).
+    """
+    return _cam(model, x, layer, None, _contrast_score(contrast, target), gradcam_weights, raw)
+
+
+def contrast_cam_all(model: nn.Module, x: torch.Tensor, layer: nn.Module | None = None, *,
+                     raw: bool = False) -> torch.Tensor:
+    """ContrastCAMs for every contrast class Q = 0..K-1 at once: (B, K, H, W) (or raw).
+
+    One forward and one batched backward (:func:`~tutorial_utils.gradients.layer_logit_gradients`)
+    give ``J`` (B, K, C); then ``α_Q = (p − e_Q)ᵀ J`` for all Q — no K backward passes.
+    ``[:, q]`` equals ``contrast_cam(model, x, contrast=q)``.
+    """
+    acts, grads, z = layer_logit_gradients(model, x, layer)
+    if acts.dim() != 4:
+        raise ValueError(f"layer output must be (B, C, h, w) for a CAM, got {tuple(acts.shape)}")
+    jac = grads.mean(dim=(3, 4))  # (B, K, C)
+    k = z.shape[1]
+    u = z.softmax(1)[:, None, :] - torch.eye(k, dtype=z.dtype, device=z.device)  # (B, Q, K)
+    return cam_from_weights(acts, u @ jac, x.shape[-2:], raw)
