@@ -1,0 +1,148 @@
+"""Introspective features, the equal-capacity heads, training and evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tutorial_utils import introspection as I
+
+
+@pytest.fixture(scope="module")
+def sign_model():
+    from tutorial_utils import models
+
+    return models.load("signs", train_if_missing=False)
+
+
+@pytest.fixture(scope="module")
+def small(signs):
+    idx = I.stratified_subset(signs.y_test, 2, seed=0)
+    return signs.x_test[idx], signs.y_test[idx]
+
+
+def test_contrast_features_match_autograd(sign_model, small):
+    x = small[0][:3]
+    h, z = I.features_and_logits(sign_model, x)
+    g = I.contrast_features(h, z, normalize=False, flatten=False)
+    k, d = z.shape[1], h.shape[1]
+    assert g.shape == (3, k, k, d)
+    w = sign_model.fc.weight.detach().clone().requires_grad_(True)
+    for q in (0, 5, k - 1):
+        logits = h @ w.T + sign_model.fc.bias.detach()
+        loss = F.cross_entropy(logits, torch.full((3,), q), reduction="sum")
+        (gw,) = torch.autograd.grad(loss, w)
+        # the summed loss gives the sum over samples of the per-sample gradients
+        torch.testing.assert_close(g[:, q].sum(0), gw, atol=1e-5, rtol=1e-4)
+
+
+def test_contrast_features_match_gradients_module(sign_model, small):
+    gradients = pytest.importorskip("tutorial_utils.gradients")
+    x = small[0][:4]
+    h, z = I.features_and_logits(sign_model, x)
+    ours = I.contrast_features(h, z, normalize=False, flatten=False)
+    torch.testing.assert_close(ours, gradients.contrast_gradients(sign_model, x).cpu(),
+                               atol=1e-5, rtol=1e-4)
+
+
+def test_normalised_blocks_have_unit_norm_and_scale_invariance(sign_model, small):
+    h, z = I.features_and_logits(sign_model, small[0][:5])
+    g = I.contrast_features(h, z, flatten=False)
+    torch.testing.assert_close(g.flatten(2).norm(dim=2), torch.ones(5, z.shape[1]))
+    torch.testing.assert_close(I.contrast_features(3.0 * h, z), I.contrast_features(h, z))
+    r = I.introspective_features(sign_model, small[0][:5])
+    assert r.shape == (5, z.shape[1] ** 2 * h.shape[1])
+    torch.testing.assert_close(r, g.flatten(1))
+
+
+def test_features_are_sparse_for_a_confident_prediction(sign_model, small):
+    h, z = I.features_and_logits(sign_model, small[0][:1])
+    g = I.contrast_features(h, z, normalize=False, flatten=False)[0]
+    p = int(z.argmax())
+    # why P, rather than P? is the smallest block when the network is confident
+    norms = g.flatten(1).norm(dim=1)
+    assert int(norms.argmin()) == p
+    assert I.sparsity(g) > 0.5
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(TypeError, match="h must be"):
+        I.contrast_features([[1.0]], torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="same batch size"):
+        I.contrast_features(torch.zeros(2, 4), torch.zeros(3, 3))
+    with pytest.raises(ValueError, match="NaN"):
+        I.contrast_features(torch.full((1, 4), float("nan")), torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="per_class"):
+        I.stratified_subset(torch.tensor([0, 0, 1]), 0)
+    with pytest.raises(ValueError, match="fewer than"):
+        I.stratified_subset(torch.tensor([0, 0, 1]), 2)
+    with pytest.raises(ValueError, match="hidden"):
+        I.MLP(4, 0, 3)
+    with pytest.raises(TypeError, match="penultimate"):
+        I.features_and_logits(torch.nn.Conv2d(3, 3, 3), torch.zeros(1, 3, 8, 8))
+
+
+def test_heads_have_equal_capacity():
+    intro, ff = I.build_heads(64, 14, hidden=16, seed=0)
+    n_i, n_f = I.num_parameters(intro), I.num_parameters(ff)
+    assert abs(n_i - n_f) / n_i < 0.001
+    assert intro.mlp.net[0].in_features == 14 * 14 * 64
+    assert ff.mlp.net[0].in_features == 64
+
+
+def test_stratified_subset_is_balanced_and_deterministic():
+    y = torch.arange(5).repeat_interleave(7)
+    a, b = I.stratified_subset(y, 3, seed=1), I.stratified_subset(y, 3, seed=1)
+    assert torch.equal(a, b)
+    assert torch.equal(torch.bincount(y[a]), torch.full((5,), 3))
+
+
+def test_training_is_seeded_and_learns(sign_model, signs):
+    idx = I.stratified_subset(signs.y_train, 6, seed=0)
+    h, z = I.features_and_logits(sign_model, signs.x_train[idx])
+    y = signs.y_train[idx]
+    losses = []
+    for _ in range(2):
+        intro, _ff = I.build_heads(h.shape[1], 14, hidden=8, seed=3)
+        losses.append(I.train_head(intro, h, z, y, epochs=5, batch_size=16, seed=3,
+                                   progress=False))
+    assert losses[0] == losses[1]
+    assert losses[0][-1] < losses[0][0]
+    assert not intro.training
+
+
+def test_evaluate_heads_and_tables(sign_model, signs):
+    idx = I.stratified_subset(signs.y_train, 5, seed=0)
+    h, z = I.features_and_logits(sign_model, signs.x_train[idx])
+    intro, ff = I.build_heads(h.shape[1], 14, hidden=4, seed=0)
+    I.train_head(intro, h, z, signs.y_train[idx], epochs=2, progress=False)
+    I.train_head(ff, h, z, signs.y_train[idx], epochs=2, progress=False)
+    te = I.stratified_subset(signs.y_test, 1, seed=0)
+    heads = {"stage 1": None, "feed-forward": ff, "introspective": intro}
+    res = I.evaluate_heads(sign_model, heads, signs.x_test[te], signs.y_test[te],
+                           challenges=("noise", "haze"), levels=(1, 5), progress=False)
+    assert len(res.table) == 3 * (1 + 2 * 2)
+    assert res.table.accuracy.between(0, 1).all() and res.table.ece.between(0, 1).all()
+    # the stage-1 row equals the model's own accuracy
+    from tutorial_utils.models import accuracy
+
+    clean = res.table[(res.table.level == 0) & (res.table["head"] == "stage 1")]
+    assert clean.accuracy.item() == pytest.approx(
+        accuracy(sign_model, signs.x_test[te], signs.y_test[te]))
+    lv = I.level_summary(res)
+    assert list(lv.index) == [0, 1, 5]
+    t1 = I.table1(res)
+    assert list(t1.index.get_level_values(0).unique()) == ["clean", "noise", "haze",
+                                                           "all challenges"]
+    # pooled ECE of one challenge block recomputed by hand
+    from tutorial_utils.metrics import expected_calibration_error
+
+    p = np.concatenate([res.probs[("introspective", "noise", lv_)] for lv_ in (1, 5)])
+    lab = np.tile(res.labels, 2)
+    assert t1.loc[("noise", "introspective"), "ECE (%)"] == pytest.approx(
+        100 * expected_calibration_error(p, lab))
+    with pytest.raises(ValueError, match="levels"):
+        I.evaluate_heads(sign_model, heads, signs.x_test[te], signs.y_test[te], levels=(0,),
+                         progress=False)
