@@ -355,7 +355,7 @@ def contrast_gradients(model: nn.Module, x: torch.Tensor, classes=None, *,
     return (g, u) if return_bias else g
 
 
-def _select_params(model: nn.Module, params: object) -> tuple[dict, dict]:
+def select_params(model: nn.Module, params: object) -> tuple[dict, dict]:
     """Split the model's tensors into (selected parameters, everything else incl. buffers).
 
     ``params``: ``None`` (the final ``nn.Linear``), ``"all"``, an ``nn.Module`` inside
@@ -413,7 +413,7 @@ def contrast_gradients_autograd(model: nn.Module, x: torch.Tensor, params=None, 
     :func:`contrast_gradients`. Same signs as there (gradient of the loss).
     """
     _check_inputs(model, x)
-    selected, rest = _select_params(model, params)
+    selected, rest = select_params(model, params)
     with preserved_state(model), torch.no_grad():
         num_classes = model(x[:1]).shape[1]
     q = _class_list(classes, num_classes).to(x.device)
@@ -440,7 +440,7 @@ def per_sample_gradients(model: nn.Module, x: torch.Tensor, loss_fn: Callable, t
     Returns ``{name: (B, *param.shape)}``.
     """
     _check_inputs(model, x)
-    selected, rest = _select_params(model, params)
+    selected, rest = select_params(model, params)
     f = _logits_fn(model, rest)
 
     if targets is None:
@@ -606,7 +606,7 @@ def fisher_information(model: nn.Module, x: torch.Tensor, params=None, labels=No
     """
     check_model(model)
     if full:
-        size = sum(p.numel() for p in _select_params(model, params)[0].values())
+        size = sum(p.numel() for p in select_params(model, params)[0].values())
         if size > MAX_FULL_FISHER:
             raise ValueError(f"full=True needs a (P, P) matrix with P = {size} > "
                              f"{MAX_FULL_FISHER}; pass params=<a small layer> or full=False")

@@ -663,7 +663,7 @@ def _loss_setup(model: nn.Module, image: torch.Tensor, label: int | None, params
     """(selected params, loss(params) -> scalar, label) for one image, CE against ``label``."""
     from torch.func import functional_call
 
-    from tutorial_utils.gradients import _select_params
+    from tutorial_utils.gradients import select_params
 
     check_model(model)
     if isinstance(image, torch.Tensor) and image.dim() == 3:
@@ -671,7 +671,7 @@ def _loss_setup(model: nn.Module, image: torch.Tensor, label: int | None, params
     check_images(image, "image")
     if image.shape[0] != 1:
         raise ValueError("image must be one image (C, H, W)")
-    selected, rest = _select_params(model, params)
+    selected, rest = select_params(model, params)
     with preserved_state(model), torch.no_grad():
         z = model(image)
     if label is None:

@@ -255,16 +255,25 @@ def zoo_dataset(name: str):
     return ds
 
 
+_CHANNELS = {"digits": 1, "signs": 3}
+
+
 def build(name: str, ds=None) -> nn.Module:
-    """An untrained zoo architecture for ``name`` (normalisation set from the training data)."""
+    """An untrained zoo architecture for ``name``, initialised from the recipe's seed(s).
+
+    With ``ds`` the ``Normalize`` layer takes the training data's statistics; without it
+    (when a checkpoint is about to be loaded, which carries them as buffers) placeholders are
+    used, so loading never has to touch the data set. The global RNG is left untouched.
+    """
     recipe = ZOO_RECIPES[name]
-    ds = ds if ds is not None else zoo_dataset(name)
-    channels = ds.x_train.shape[1]
+    channels = _CHANNELS[recipe["data"]]
+    mean, std = (ds.mean, ds.std) if ds is not None else (None, None)
 
     def member(seed: int) -> SmallCNN:
-        torch.manual_seed(seed)
-        return SmallCNN(channels, len(recipe["classes"]), tuple(recipe["widths"]),
-                        mean=ds.mean, std=ds.std)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return SmallCNN(channels, len(recipe["classes"]), tuple(recipe["widths"]),
+                            mean=mean, std=std)
 
     if len(recipe["seeds"]) == 1:
         return member(recipe["seeds"][0])
