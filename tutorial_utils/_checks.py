@@ -15,16 +15,19 @@ def check_images(x: object, name: str = "x", channels: int | None = None) -> tor
     ``ValueError`` for a wrong rank, wrong channel count, empty batch or NaN/inf values.
     """
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (B, C, H, W), got {type(x).__name__}")
+        raise TypeError(
+            f"{name} must be a torch.Tensor of shape (B, C, H, W), got {type(x).__name__}")
     if not torch.is_floating_point(x):
-        raise TypeError(f"{name} must be a floating-point tensor (got {x.dtype}); use {name}.float()")
+        raise TypeError(
+            f"{name} must be a floating-point tensor (got {x.dtype}); use {name}.float()")
     if x.dim() != 4:
         hint = f"; add a batch dimension with {name}.unsqueeze(0)" if x.dim() == 3 else ""
         raise ValueError(f"{name} must have shape (B, C, H, W), got {tuple(x.shape)}{hint}")
     if x.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch")
     if channels is not None and x.shape[1] != channels:
-        raise ValueError(f"{name} must have {channels} channel(s), got {x.shape[1]} in shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{name} must have {channels} channel(s), got {x.shape[1]} in shape {tuple(x.shape)}")
     if not torch.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or infinite values; clean the input first")
     return x
@@ -57,13 +60,17 @@ def resolve_classes(
     elif isinstance(target, (Sequence, torch.Tensor)) and not isinstance(target, str):
         classes = torch.as_tensor(target, device=logits.device)
         if classes.dtype.is_floating_point or classes.dtype == torch.bool:
-            raise TypeError(f"{name} must hold integer class indices, got dtype {classes.dtype}")
+            raise TypeError(
+                f"{name} must hold integer class indices, got dtype {classes.dtype}")
         classes = classes.long().reshape(-1)
         if classes.numel() != batch:
-            raise ValueError(f"{name} must give one class per sample: got {classes.numel()} for a batch of {batch}")
+            raise ValueError(f"{name} must give one class per sample: got {classes.numel()} "
+                             f"for a batch of {batch}")
     else:
-        raise TypeError(f"{name} must be an int, a sequence of ints or None, got {type(target).__name__}")
-    if ((classes < 0) | (classes >= num_classes)).any():
-        bad = classes[(classes < 0) | (classes >= num_classes)][0].item()
-        raise ValueError(f"{name} class {bad} is out of range: the model has {num_classes} classes (0..{num_classes - 1})")
+        raise TypeError(
+            f"{name} must be an int, a sequence of ints or None, got {type(target).__name__}")
+    outside = (classes < 0) | (classes >= num_classes)
+    if outside.any():
+        raise ValueError(f"{name} class {classes[outside][0].item()} is out of range: the model "
+                         f"has {num_classes} classes (0..{num_classes - 1})")
     return classes

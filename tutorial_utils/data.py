@@ -470,6 +470,21 @@ def _challenge(x: torch.Tensor, kind: str, s: float, gen: torch.Generator) -> to
     raise AssertionError(kind)  # pragma: no cover - validated by apply_challenge
 
 
+def check_challenge(kind: object, level: object) -> tuple[str, int]:
+    """Validate a challenge name and level; returns ``(kind, int(level))``.
+
+    Raises ``ValueError`` for an unknown kind (listing the valid ones) or a level outside
+    0..5, ``TypeError`` for a non-integer level.
+    """
+    if not isinstance(kind, str) or kind not in CHALLENGES:
+        raise ValueError(f"unknown challenge kind {kind!r}; valid kinds: {', '.join(CHALLENGES)}")
+    if isinstance(level, bool) or not isinstance(level, (int, np.integer)):
+        raise TypeError(f"level must be an int in 0..{MAX_LEVEL}, got {type(level).__name__}")
+    if not 0 <= level <= MAX_LEVEL:
+        raise ValueError(f"level must be in 0..{MAX_LEVEL} (0 = clean), got {level}")
+    return kind, int(level)
+
+
 def apply_challenge(x: torch.Tensor, kind: str, level: int, seed: int = 0) -> torch.Tensor:
     """Apply a CURE-TSR challenge to a batch of images.
 
@@ -487,12 +502,7 @@ def apply_challenge(x: torch.Tensor, kind: str, level: int, seed: int = 0) -> to
     check_images(x, "x")
     if x.shape[1] not in (1, 3):
         raise ValueError(f"x must have 1 or 3 channels, got {x.shape[1]} in shape {tuple(x.shape)}")
-    if not isinstance(kind, str) or kind not in CHALLENGES:
-        raise ValueError(f"unknown challenge kind {kind!r}; valid kinds: {', '.join(CHALLENGES)}")
-    if isinstance(level, bool) or not isinstance(level, (int, np.integer)):
-        raise TypeError(f"level must be an int in 0..{MAX_LEVEL}, got {type(level).__name__}")
-    if not 0 <= level <= MAX_LEVEL:
-        raise ValueError(f"level must be in 0..{MAX_LEVEL} (0 = clean), got {level}")
+    kind, level = check_challenge(kind, level)
     if level == 0:
         return x.clone()
     gen = torch.Generator().manual_seed(int(seed))

@@ -58,6 +58,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tutorial_utils._checks import check_images, check_model
+from tutorial_utils.data import check_challenge
 from tutorial_utils.utils import model_device, preserved_state
 
 __all__ = [
@@ -194,18 +195,6 @@ def stratified_subset(x: torch.Tensor, y: torch.Tensor, n_per_class: int
     return x[idx], y[idx]
 
 
-def _check_kind_level(kind: object, level: object) -> tuple[str, int]:
-    from tutorial_utils.data import CHALLENGES
-
-    if not isinstance(kind, str) or kind not in CHALLENGES:
-        raise ValueError(f"kind must be one of {', '.join(CHALLENGES)}; got {kind!r}")
-    if isinstance(level, bool) or not isinstance(level, (int, np.integer)):
-        raise TypeError(f"level must be an int in 0..{MAX_LEVEL}, got {type(level).__name__}")
-    if not 0 <= level <= MAX_LEVEL:
-        raise ValueError(f"level must be in 0..{MAX_LEVEL} (0 = clean), got {level}")
-    return kind, int(level)
-
-
 class ChallengeCache:
     """Test-set probabilities of ``model`` under every (challenge kind, level), computed once.
 
@@ -236,14 +225,14 @@ class ChallengeCache:
         """The challenged test images (all, or ``x[idx]``)."""
         from tutorial_utils.data import apply_challenge
 
-        kind, level = _check_kind_level(kind, level)
+        kind, level = check_challenge(kind, level)
         x = self.x if idx is None else self.x[idx]
         if x.dim() == 3:
             x = x[None]
         return apply_challenge(x, kind, level, seed=self.seed)
 
     def probs(self, kind: str, level: int) -> torch.Tensor:
-        kind, level = _check_kind_level(kind, level)
+        kind, level = check_challenge(kind, level)
         key = ("clean", 0) if level == 0 else (kind, level)
         if key not in self._probs:
             self._probs[key] = predict_proba(self.model, self.images(kind, level))
@@ -301,7 +290,7 @@ def challenge_view(cache: ChallengeCache, kind: str, level: int, index: int = 0,
     """The data behind one explorer frame: test image ``index`` under ``kind`` at ``level``,
     its top-k probabilities, and the test set's accuracy and mean confidence at every level.
     """
-    kind, level = _check_kind_level(kind, level)
+    kind, level = check_challenge(kind, level)
     n = len(cache.x)
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
         raise ValueError(f"index must be an int in 0..{n - 1}, got {index!r}")
@@ -396,7 +385,7 @@ def challenge_explorer(cache: ChallengeCache, index: int = 0, kind: str = "snow"
 
     from tutorial_utils.data import CHALLENGES
 
-    _check_kind_level(kind, level)
+    check_challenge(kind, level)
     kind_w = widgets.Dropdown(options=list(CHALLENGES), value=kind, description="challenge")
     level_w = widgets.IntSlider(value=level, min=0, max=MAX_LEVEL, step=1, description="level",
                                 continuous_update=False)
@@ -686,6 +675,15 @@ def _loss_setup(model: nn.Module, image: torch.Tensor, label: int | None, params
     return selected, loss, label
 
 
+def _loss_and_gradient(model: nn.Module, loss, selected: dict) -> tuple[float, torch.Tensor, float]:
+    """Loss value, flat gradient ``g`` w.r.t. the selected parameters, and ``‖g‖``."""
+    from torch.func import grad
+
+    with preserved_state(model):
+        g = _flat(grad(loss)(selected))
+        return float(loss(selected)), g, float(torch.linalg.norm(g))
+
+
 def _flat(d: Mapping[str, torch.Tensor]) -> torch.Tensor:
     return torch.cat([v.reshape(-1) for v in d.values()])
 
@@ -727,15 +725,12 @@ def directional_change(model: nn.Module, image: torch.Tensor, label: int | None 
     direction is a Gaussian vector rescaled to the gradient's norm, so every step has the same
     length ``α‖g‖``. The first-order (Taylor) prediction along ``−α g`` is ``−α‖g‖²``.
     """
-    from torch.func import grad, vmap
+    from torch.func import vmap
 
     if isinstance(n_random, bool) or not isinstance(n_random, int) or n_random < 1:
         raise ValueError(f"n_random must be a positive int, got {n_random!r}")
     selected, loss, label = _loss_setup(model, image, label, params)
-    with preserved_state(model):
-        l0 = float(loss(selected))
-        g = _flat(grad(loss)(selected))
-        gnorm = float(torch.linalg.norm(g))
+    l0, g, gnorm = _loss_and_gradient(model, loss, selected)
     if alphas is None:  # step lengths from 1e-3 to 10 times the first-order "distance" L/|g|
         alphas = np.geomspace(1e-3, 10, 16) * l0 / max(gnorm, 1e-12) ** 2
     alphas = np.asarray(alphas, dtype=float)
@@ -803,15 +798,12 @@ def loss_plane(model: nn.Module, image: torch.Tensor, label: int | None = None,
     ``span=None`` takes ``2·L/‖g‖``, twice the distance at which the first-order model of the
     loss would reach zero, so the plot shows where the linear picture holds and where not.
     """
-    from torch.func import grad, vmap
+    from torch.func import vmap
 
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 3:
         raise ValueError(f"steps must be an int >= 3, got {steps!r}")
     selected, loss, label = _loss_setup(model, image, label, params)
-    with preserved_state(model):
-        l0 = float(loss(selected))
-        g = _flat(grad(loss)(selected))
-        gnorm = float(torch.linalg.norm(g))
+    l0, g, gnorm = _loss_and_gradient(model, loss, selected)
     span = 2 * l0 / max(gnorm, 1e-12) if span is None else span
     if not span > 0:
         raise ValueError(f"span must be positive, got {span!r}")
