@@ -155,3 +155,21 @@ def test_import_is_fast_and_side_effect_free(tmp_path):
     assert float(seconds) < 3.0
     assert heavy == "False"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_figure_helpers(signs):
+    import matplotlib.pyplot as plt
+
+    examples = data.class_examples(signs)
+    assert examples.shape == (14, 3, 48, 48)
+    assert torch.equal(examples[5], signs.x_test[signs.y_test == 5][0])
+    fig = data.plot_sign_classes(signs)
+    assert [ax.get_title() for ax in fig.axes] == list(signs.classes)
+    plt.close(fig)
+    stack = data.challenge_stack(signs.x_test[0], kinds=("noise", "haze"), levels=(0, 5))
+    assert stack.shape == (2, 2, 3, 48, 48) and torch.equal(stack[0, 0], signs.x_test[0])
+    fig = data.plot_challenge_grid(signs.x_test[0])
+    assert len(fig.axes) == 12 * 6
+    plt.close(fig)
+    with pytest.raises(ValueError, match="single image"):
+        data.challenge_stack(signs.x_test[:2])

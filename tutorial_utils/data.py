@@ -566,3 +566,47 @@ def load_ood(name: str, n: int = 200, seed: int = 0) -> torch.Tensor:
     if name == "uniform":
         return torch.rand(n, 3, SIGN_SIZE, SIGN_SIZE, generator=gen)
     return (0.5 + 0.2 * torch.randn(n, 3, SIGN_SIZE, SIGN_SIZE, generator=gen)).clamp(0, 1)
+
+
+# --------------------------------------------------------------------------------------
+# Figure helpers
+# --------------------------------------------------------------------------------------
+
+
+def class_examples(ds: ImageDataset, index: int = 0) -> torch.Tensor:
+    """The ``index``-th test image of every class: ``(K, C, H, W)`` in label order."""
+    picks = []
+    for k in range(ds.num_classes):
+        idx = torch.nonzero(ds.y_test == k).flatten()
+        if len(idx) == 0:
+            raise ValueError(f"class {k} ({ds.classes[k]!r}) has no test image")
+        picks.append(ds.x_test[idx[index % len(idx)]])
+    return torch.stack(picks)
+
+
+def challenge_stack(image: torch.Tensor, kinds: tuple[str, ...] = CHALLENGES,
+                    levels: tuple[int, ...] = tuple(range(MAX_LEVEL + 1)),
+                    seed: int = 0) -> torch.Tensor:
+    """One image under every challenge kind and level: ``(T, L, C, H, W)``."""
+    x = image[None] if image.dim() == 3 else image
+    check_images(x, "image")
+    if x.shape[0] != 1:
+        raise ValueError(f"image must be a single image (C, H, W), got {tuple(image.shape)}")
+    return torch.stack([torch.cat([apply_challenge(x, k, lvl, seed=seed) for lvl in levels])
+                        for k in kinds])
+
+
+def plot_sign_classes(ds: ImageDataset | None = None, index: int = 0):
+    """Figure: one example of each of the 14 sign classes, titled by class name."""
+    from tutorial_utils.plotting import class_grid
+
+    ds = ds if ds is not None else load_signs()
+    return class_grid(class_examples(ds, index), ds.classes)
+
+
+def plot_challenge_grid(image: torch.Tensor, kinds: tuple[str, ...] = CHALLENGES,
+                        levels: tuple[int, ...] = tuple(range(MAX_LEVEL + 1)), seed: int = 0):
+    """Figure: ``image`` under every challenge type (rows) and level (columns)."""
+    from tutorial_utils.plotting import challenge_grid
+
+    return challenge_grid(challenge_stack(image, kinds, levels, seed), list(kinds), list(levels))
