@@ -130,3 +130,10 @@ def test_bad_input_raises_clear_error(images, call, exc, name):
     with pytest.raises(exc, match=name):
         call(images)
     plt.close("all")
+
+
+def test_to_jpeg_encodes_and_closes():
+    fig, _ = plt.subplots()
+    data = P.to_jpeg(fig)
+    assert data[:2] == b"\xff\xd8"  # JPEG magic number
+    assert not plt.fignum_exists(fig.number)

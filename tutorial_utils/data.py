@@ -605,8 +605,10 @@ def plot_sign_classes(ds: ImageDataset | None = None, index: int = 0):
 
 
 def plot_challenge_grid(image: torch.Tensor, kinds: tuple[str, ...] = CHALLENGES,
-                        levels: tuple[int, ...] = tuple(range(MAX_LEVEL + 1)), seed: int = 0):
+                        levels: tuple[int, ...] = tuple(range(MAX_LEVEL + 1)), seed: int = 0,
+                        size: float = 1.0):
     """Figure: ``image`` under every challenge type (rows) and level (columns)."""
     from tutorial_utils.plotting import challenge_grid
 
-    return challenge_grid(challenge_stack(image, kinds, levels, seed), list(kinds), list(levels))
+    stack = challenge_stack(image, kinds, levels, seed)
+    return challenge_grid(stack, list(kinds), list(levels), size=size)
