@@ -57,6 +57,31 @@ def test_normalised_blocks_have_unit_norm_and_scale_invariance(sign_model, small
     torch.testing.assert_close(r, g.flatten(1))
 
 
+def test_introspective_head_is_an_mlp_on_r_x(sign_model, small):
+    # the factorised first layer gives exactly mlp(r_x), without materialising r_x
+    h, z = I.features_and_logits(sign_model, small[0])
+    intro, _ff = I.build_heads(h.shape[1], z.shape[1], hidden=6, seed=1)
+    torch.testing.assert_close(intro(h, z), intro.mlp(I.contrast_features(h, z)),
+                               atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(I.contrast_directions(z, normalize=False),
+                               z.softmax(1)[:, None] - torch.eye(z.shape[1]))
+
+
+def test_train_head_uses_the_course_training_loop(sign_model, signs):
+    from tutorial_utils.models import train_classifier
+
+    idx = I.stratified_subset(signs.y_train, 3, seed=0)
+    h, z = I.features_and_logits(sign_model, signs.x_train[idx])
+    y = signs.y_train[idx]
+    a, _ = I.build_heads(h.shape[1], 14, hidden=4, seed=2)
+    b, _ = I.build_heads(h.shape[1], 14, hidden=4, seed=2)
+    la = I.train_head(a, h, z, y, epochs=3, batch_size=8, seed=5, progress=False)
+    lb = train_classifier(I._PackedInputs(b, h.shape[1]), torch.cat([h, z], 1), y, epochs=3,
+                          batch_size=8, lr=3e-3, max_shift=0.0, seed=5, progress=False)
+    assert la == lb
+    torch.testing.assert_close(a(h, z), b(h, z))
+
+
 def test_features_are_sparse_for_a_confident_prediction(sign_model, small):
     h, z = I.features_and_logits(sign_model, small[0][:1])
     g = I.contrast_features(h, z, normalize=False, flatten=False)[0]

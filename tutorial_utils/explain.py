@@ -1,8 +1,9 @@
 """Pure functions behind the figures and widgets of chapter 2 (explainability).
 
-* :func:`layer_view` — one forward pass and **one batched backward** give the target layer's
-  activations ``A`` and the gradients of *every* logit with respect to them. Every CAM of the
-  chapter is then a cheap linear combination:
+* :func:`layer_view` — one forward pass and **one batched backward**
+  (:func:`tutorial_utils.gradients.layer_logit_gradients`) give the target layer's activations
+  ``A`` and the gradients of *every* logit with respect to them. Every CAM of the chapter is
+  then a cheap linear combination (drawn with :func:`tutorial_utils.cam.cam_from_weights`):
 
   ====================  ====================================  ==================================
   map                   channel weights ``α``                 question
@@ -25,56 +26,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from tutorial_utils._checks import check_images, check_model
-from tutorial_utils.utils import preserved_state
+from tutorial_utils._checks import check_images
+from tutorial_utils.cam import cam_from_weights, gradcam_weights
+from tutorial_utils.gradients import layer_logit_gradients
 
 # --------------------------------------------------------------------------------------
 # One forward + one batched backward: everything the CAM family needs
 # --------------------------------------------------------------------------------------
-
-
-def _target_layer(model: nn.Module, layer: nn.Module | None) -> nn.Module:
-    if layer is not None:
-        if not isinstance(layer, nn.Module):
-            raise TypeError(f"layer must be an nn.Module, got {type(layer).__name__}")
-        return layer
-    for name in ("target_layer", "last_conv"):
-        found = getattr(model, name, None)
-        if isinstance(found, nn.Module):
-            return found
-    raise ValueError("model has no default target layer; pass layer=<the last conv block>")
-
-
-@contextlib.contextmanager
-def _capture(layer: nn.Module) -> Iterator[dict]:
-    store: dict = {}
-
-    def hook(_module, _inputs, output):
-        store["A"] = output
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        yield store
-    finally:
-        handle.remove()
-
-
-def _minmax(m: torch.Tensor) -> torch.Tensor:
-    """Per-map min-max over the last two dims; a constant map becomes zeros."""
-    lo = m.amin(dim=(-2, -1), keepdim=True)
-    hi = m.amax(dim=(-2, -1), keepdim=True)
-    span = hi - lo
-    return torch.where(span > 0, (m - lo) / span.clamp_min(1e-12), torch.zeros_like(m))
 
 
 @dataclass
@@ -101,8 +67,9 @@ class LayerView:
 
     @property
     def jacobian(self) -> torch.Tensor:
-        """``J`` (K, C_A): the spatially pooled gradient of every logit (Grad-CAM's α_k)."""
-        return self.grads.mean(dim=(2, 3))
+        """``J`` (K, C_A): the spatially pooled gradient of every logit (Grad-CAM's α_k,
+        :func:`~tutorial_utils.cam.gradcam_weights` applied to each logit)."""
+        return gradcam_weights(self.activations[None], self.grads)
 
     def _check_class(self, q: int, name: str) -> int:
         if isinstance(q, bool) or not isinstance(q, (int, np.integer)):
@@ -132,18 +99,13 @@ class LayerView:
         raise ValueError(f"kind must be 'gradcam', 'counterfactual' or 'contrast', got {kind!r}")
 
     def cam(self, alpha: torch.Tensor, raw: bool = False) -> torch.Tensor:
-        """``ReLU(Σ_c α_c A_c)``: (h, w) if ``raw`` else upsampled to (H, W) and min-maxed.
+        """``ReLU(Σ_c α_c A_c)``: (h, w) if ``raw`` else upsampled to (H, W) and min-maxed
+        (:func:`~tutorial_utils.cam.cam_from_weights`).
 
         ``alpha`` may be (C_A,) or a stack (M, C_A), giving (M, ·, ·) maps.
         """
-        single = alpha.dim() == 1
-        a = alpha[None] if single else alpha
-        m = torch.relu(torch.einsum("mc,chw->mhw", a, self.activations))
-        if not raw:
-            m = F.interpolate(m[:, None], size=self.image.shape[-2:], mode="bilinear",
-                              align_corners=False)[:, 0]
-            m = _minmax(m)
-        return m[0] if single else m
+        return cam_from_weights(self.activations[None], alpha[None], self.image.shape[-2:],
+                                raw)[0]
 
     def contrast_maps(self) -> torch.Tensor:
         """ContrastCAMs for every contrast class Q = 0..K-1 at once: (K, H, W)."""
@@ -153,32 +115,19 @@ class LayerView:
 
 def layer_view(model: nn.Module, x: torch.Tensor, layer: nn.Module | None = None) -> LayerView:
     """One forward pass of a single image ``x`` (1, C, H, W) and one batched backward of all
-    K logits (``is_grads_batched``) to the target layer (default: the model's last conv block).
+    K logits to the target layer (default:
+    :func:`~tutorial_utils.gradients.default_target_layer`), via
+    :func:`~tutorial_utils.gradients.layer_logit_gradients`.
 
     Keeps the model's mode and ``requires_grad`` flags, and leaves no hook behind.
     """
-    check_model(model)
     check_images(x)
     if x.shape[0] != 1:
         raise ValueError(f"x must hold exactly one image (1, C, H, W), got batch {x.shape[0]}")
-    layer = _target_layer(model, layer)
-    with preserved_state(model), _capture(layer) as store, torch.enable_grad():
-        for p in model.parameters():
-            p.requires_grad_(False)
-        z = model(x.detach().clone().requires_grad_(True))
-        if "A" not in store:
-            raise ValueError("the target layer was not used in the forward pass")
-        act = store["A"]
-        k = z.shape[1]
-        eye = torch.eye(k, dtype=z.dtype, device=z.device)[:, None, :]  # (K, 1, K)
-        try:
-            (grads,) = torch.autograd.grad(z, act, grad_outputs=eye, is_grads_batched=True)
-        except RuntimeError:  # pragma: no cover - layers vmap cannot batch; fall back
-            grads = torch.stack([torch.autograd.grad(z[0, i], act, retain_graph=True)[0]
-                                 for i in range(k)])
-    z = z.detach()[0].cpu()
-    return LayerView(image=x.detach()[0].cpu(), activations=act.detach()[0].cpu(),
-                     grads=grads[:, 0].detach().cpu(), logits=z, probs=z.softmax(0))
+    acts, grads, z = layer_logit_gradients(model, x, layer)
+    z = z[0].cpu()
+    return LayerView(image=x.detach()[0].cpu(), activations=acts[0].cpu(),
+                     grads=grads[0].cpu(), logits=z, probs=z.softmax(0))
 
 
 # --------------------------------------------------------------------------------------

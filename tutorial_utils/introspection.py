@@ -11,7 +11,9 @@ The introspective feature ``r_x`` stacks the ``K`` normalised gradients into one
 length ``K·K·D``; a small MLP ``H`` (stage 2) is trained on ``r_x`` to predict the class.
 
 To compare fairly, a *feed-forward* head of the **same number of parameters** is trained on the
-same data with the same recipe, but on the penultimate features ``h`` instead of ``r_x``.
+same data with the same recipe (the course's one training loop,
+:func:`tutorial_utils.models.train_classifier`), but on the penultimate features ``h`` instead
+of ``r_x``.
 Both heads see the frozen stage-1 network only through ``(h, logits)``, so the image batch is
 pushed through the CNN once and both heads (and the original ``fc``) are evaluated on it.
 
@@ -27,10 +29,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from tutorial_utils._checks import check_images, check_model
+from tutorial_utils.gradients import contrast_gradients
 from tutorial_utils.utils import preserved_state
 
 HEADS: tuple[str, ...] = ("stage 1", "feed-forward", "introspective")
@@ -62,28 +64,43 @@ def _check_h_logits(h: object, logits: object) -> tuple[torch.Tensor, torch.Tens
     return h, logits
 
 
+def contrast_directions(logits: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+    """``u`` (B, Q=K, K) with ``u[:, q] = p − e_q = ∂CE(z, q)/∂z`` for every contrast class q
+    (``p = softmax(logits)``); with ``normalize`` each row divided by its norm ``‖p − e_q‖``."""
+    k = logits.shape[1]
+    u = logits.softmax(dim=1)[:, None, :] - torch.eye(k, dtype=logits.dtype,
+                                                       device=logits.device)[None]
+    return u / u.norm(dim=2, keepdim=True).clamp_min(_EPS) if normalize else u
+
+
+def _unit_rows(h: torch.Tensor) -> torch.Tensor:
+    return h / h.norm(dim=1, keepdim=True).clamp_min(_EPS)
+
+
 def contrast_features(h: torch.Tensor, logits: torch.Tensor, normalize: bool = True,
                       flatten: bool = True) -> torch.Tensor:
-    """Closed-form contrast gradients of the last layer for all ``K`` classes.
+    """Closed-form contrast gradients of the last layer for all ``K`` classes, from ``(h, z)``.
+
+    This is the closed form of :func:`tutorial_utils.gradients.contrast_gradients`,
+    ``∇_W CE(z, q) = (p − e_q) hᵀ``, applied to features and logits that are *already
+    computed* (that function takes the model and images and runs the network itself; the
+    heads here need the feature for every training batch without touching the CNN). The two
+    are tested equal.
 
     Args:
         h: penultimate features ``(B, D)`` (the input of the final ``nn.Linear``).
         logits: ``(B, K)`` outputs of that layer.
-        normalize: divide each ``(K, D)`` block ``g_q`` by its Frobenius norm.
+        normalize: divide each ``(K, D)`` block ``g_q`` by its Frobenius norm
+            ``‖p − e_q‖·‖h‖``.
         flatten: return ``(B, K·K·D)`` (the introspective feature ``r_x``); else
             ``(B, Q=K, K, D)`` with ``[:, q]`` = ``∇_W CE(z, q)``.
 
-    The gradient of the bias, ``p − e_q``, is not included (it is the row sum of the weight
-    gradient divided by nothing new: ``g_q = (p − e_q) hᵀ`` already holds it up to ``h``).
+    The gradient of the bias, ``p − e_q``, is not included (``g_q = (p − e_q) hᵀ`` already
+    holds it up to the factor ``h``).
     """
     h, logits = _check_h_logits(h, logits)
-    k = logits.shape[1]
-    p = logits.softmax(dim=1)
-    u = p[:, None, :] - torch.eye(k, dtype=p.dtype, device=p.device)[None]  # (B, Q, K)
-    hh = h
-    if normalize:
-        u = u / u.norm(dim=2, keepdim=True).clamp_min(_EPS)
-        hh = h / h.norm(dim=1, keepdim=True).clamp_min(_EPS)
+    u = contrast_directions(logits, normalize)
+    hh = _unit_rows(h) if normalize else h
     g = u[..., None] * hh[:, None, None, :]  # (B, Q, K, D)
     return g.flatten(1) if flatten else g
 
@@ -92,8 +109,10 @@ def features_and_logits(model: nn.Module, x: torch.Tensor,
                         batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
     """Penultimate features ``h`` ``(N, D)`` and logits ``(N, K)`` of a zoo model, batched.
 
-    Runs in eval mode under ``torch.inference_mode`` and restores the model's mode.
-    The model must expose ``penultimate(x)`` and ``fc`` (every ``SmallCNN`` does).
+    Runs in eval mode under ``torch.inference_mode`` and restores the model's mode. Batches
+    are passed in ``channels_last`` memory format (about 30% faster convolutions on CPU; the
+    model itself is not changed). The model must expose ``penultimate(x)`` and ``fc`` (every
+    ``SmallCNN`` does).
     """
     check_model(model)
     check_images(x)
@@ -105,17 +124,27 @@ def features_and_logits(model: nn.Module, x: torch.Tensor,
     hs, zs = [], []
     with preserved_state(model), torch.inference_mode():
         for i in range(0, len(x), batch_size):
-            h = model.penultimate(x[i:i + batch_size])
-            hs.append(h)
-            zs.append(model.fc(h))
-    return torch.cat(hs), torch.cat(zs)
+            xb = x[i:i + batch_size].contiguous(memory_format=torch.channels_last)
+            hs.append(model.penultimate(xb).contiguous())
+            zs.append(model.fc(hs[-1]))
+    return torch.cat(hs), torch.cat(zs)  # ordinary tensors (cat outside inference mode)
 
 
 def introspective_features(model: nn.Module, x: torch.Tensor, normalize: bool = True,
                            batch_size: int = 512) -> torch.Tensor:
-    """``r_x`` ``(N, K·K·D)`` for images ``x``: :func:`contrast_features` of the model."""
-    h, z = features_and_logits(model, x, batch_size)
-    return contrast_features(h, z, normalize=normalize)
+    """``r_x`` ``(N, K·K·D)`` for images ``x``: the contrast gradients of
+    :func:`tutorial_utils.gradients.contrast_gradients` (batched), each ``(K, D)`` block
+    divided by its Frobenius norm if ``normalize``, flattened."""
+    check_images(x)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    out = []
+    for i in range(0, len(x), batch_size):
+        g = contrast_gradients(model, x[i:i + batch_size])  # (b, Q, K, D)
+        if normalize:
+            g = g / g.flatten(2).norm(dim=2).clamp_min(_EPS)[..., None, None]
+        out.append(g.flatten(1))
+    return torch.cat(out)
 
 
 def sparsity(g: torch.Tensor, rel_threshold: float = 0.05) -> float:
@@ -163,8 +192,11 @@ class FeedForwardHead(nn.Module):
 class IntrospectiveHead(nn.Module):
     """Stage 2: an MLP on the normalised all-class contrast gradients ``r_x``.
 
-    Call as ``head(h, logits)``; the ``K·K·D`` feature is built on the fly (closed form), so
-    it never has to be stored for a whole data set.
+    Call as ``head(h, logits)``. The first layer is ``mlp.net[0]``, an ``nn.Linear`` on the
+    ``K·K·D`` feature, but ``r_x`` is never materialised: since ``r_x[q, k, d] = û_q[k]·ĥ[d]``
+    (:func:`contrast_features`), ``W₁ r_x = Σ_{q,k} û_q[k] Σ_d W₁[:, q, k, d] ĥ[d]`` is two
+    small contractions — the same numbers as ``mlp(contrast_features(h, logits))`` (tested),
+    without a ``(B, K·K·D)`` tensor per batch.
     """
 
     kind = "introspective"
@@ -172,10 +204,16 @@ class IntrospectiveHead(nn.Module):
     def __init__(self, feat_dim: int, hidden: int, num_classes: int) -> None:
         super().__init__()
         self.num_classes = num_classes
+        self.feat_dim = feat_dim
         self.mlp = MLP(num_classes * num_classes * feat_dim, hidden, num_classes)
 
     def forward(self, h: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        return self.mlp(contrast_features(h, logits))
+        h, logits = _check_h_logits(h, logits)
+        first, relu, last = self.mlp.net
+        u = contrast_directions(logits).flatten(1)  # (B, K·K)
+        w = first.weight.view(first.out_features, u.shape[1], self.feat_dim)  # (H, K·K, D)
+        hidden = torch.einsum("bm,bjm->bj", u, torch.einsum("bd,jmd->bjm", _unit_rows(h), w))
+        return last(relu(hidden + first.bias))
 
 
 def num_parameters(module: nn.Module) -> int:
@@ -201,40 +239,42 @@ def build_heads(feat_dim: int, num_classes: int, hidden: int = 16,
     return intro, ff
 
 
+class _PackedInputs(nn.Module):
+    """Adapter: ``head(h, logits)`` called on one tensor ``[h | logits]`` (B, D + K), so that
+    the course's single training loop :func:`tutorial_utils.models.train_classifier` (which
+    feeds ``model(x[idx])``) trains heads too."""
+
+    def __init__(self, head: nn.Module, feat_dim: int) -> None:
+        super().__init__()
+        self.head = head
+        self.feat_dim = feat_dim
+
+    def forward(self, packed: torch.Tensor) -> torch.Tensor:
+        return self.head(packed[:, :self.feat_dim], packed[:, self.feat_dim:])
+
+
 def train_head(head: nn.Module, h: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, *,
-               epochs: int = 8, batch_size: int = 128, lr: float = 2e-3,
+               epochs: int = 8, batch_size: int = 128, lr: float = 3e-3,
                weight_decay: float = 1e-4, seed: int = 0, progress: bool = True,
                desc: str | None = None) -> list[float]:
-    """Train a head on frozen stage-1 outputs with Adam and cross-entropy; returns the mean loss
-    per epoch. Deterministic for ``seed`` (own generator for the shuffling). Leaves the head
-    in eval mode."""
+    """Train a head on frozen stage-1 outputs ``(h, logits)``; returns the mean loss per epoch.
+
+    Uses the course's one training loop, :func:`tutorial_utils.models.train_classifier`
+    (AdamW, one-cycle learning rate peaking at ``lr``, cross-entropy, seeded shuffling; no
+    augmentation: ``max_shift=0``). Deterministic for ``seed``; leaves the head in eval mode.
+    """
+    from tutorial_utils.models import train_classifier
+
     h, logits = _check_h_logits(h, logits)
     if not isinstance(y, torch.Tensor) or y.dtype != torch.long or y.shape != (len(h),):
         raise ValueError(f"y must be an int64 tensor of shape ({len(h)},)")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    from tqdm.auto import tqdm
-
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=weight_decay)
-    head.train()
-    history = []
-    bar = tqdm(range(epochs), desc=desc or getattr(head, "kind", "head"), disable=not progress,
-               leave=False)
-    for _ in bar:
-        perm = torch.randperm(len(h), generator=gen)
-        total = 0.0
-        for i in range(0, len(h), batch_size):
-            b = perm[i:i + batch_size]
-            loss = F.cross_entropy(head(h[b], logits[b]), y[b])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(b)
-        history.append(total / len(h))
-        bar.set_postfix(loss=f"{history[-1]:.3f}")
-    head.eval()
-    return history
+    packed = torch.cat([h, logits], dim=1).detach()
+    return train_classifier(_PackedInputs(head, h.shape[1]), packed, y, epochs=epochs,
+                            batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                            max_shift=0.0, seed=seed, progress=progress,
+                            desc=desc or getattr(head, "kind", "head"))
 
 
 # --------------------------------------------------------------------------------------
