@@ -54,7 +54,7 @@ from torch import nn
 from torch.func import functional_call, grad, vjp, vmap
 
 from tutorial_utils._checks import check_images, check_model, resolve_classes
-from tutorial_utils.utils import model_device, preserved_state
+from tutorial_utils.utils import channels_last, model_device, preserved_state
 
 __all__ = [
     "default_target_layer",
@@ -311,7 +311,7 @@ def _features_and_logits(model: nn.Module, x: torch.Tensor, fc: nn.Linear
     with preserved_state(model), torch.no_grad():
         handle = fc.register_forward_pre_hook(hook)
         try:
-            z = model(x)
+            z = model(channels_last(x))
         finally:
             handle.remove()
         fc_out = fc(store["h"]) if "h" in store else None

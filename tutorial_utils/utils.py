@@ -61,3 +61,12 @@ def model_device(model: nn.Module) -> torch.device:
     for p in model.parameters():
         return p.device
     return torch.device("cpu")
+
+
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in channels-last memory layout (same values, same shape).
+
+    Convolutions on the CPU run about 1.5x faster on channels-last batches; every batched
+    forward pass of the course goes through this. Non-4-D tensors are returned unchanged.
+    """
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
