@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from tutorial_utils import explain as E
 from tutorial_utils import introspection as I
+from tutorial_utils.data import stratified_indices
 
 
 @pytest.fixture(scope="module")
@@ -158,12 +159,12 @@ def test_contrast_widget_every_value_and_latency(sign_model, signs, picker, reps
 
 @pytest.fixture(scope="module")
 def small_results(sign_model, signs):
-    idx = I.stratified_subset(signs.y_train, 4, seed=0)
+    idx = stratified_indices(signs.y_train, 4, seed=0)
     h, z = I.features_and_logits(sign_model, signs.x_train[idx])
     intro, ff = I.build_heads(h.shape[1], 14, hidden=4, seed=0)
     I.train_head(intro, h, z, signs.y_train[idx], epochs=2, progress=False)
     I.train_head(ff, h, z, signs.y_train[idx], epochs=2, progress=False)
-    te = I.stratified_subset(signs.y_test, 1, seed=0)
+    te = stratified_indices(signs.y_test, 1, seed=0)
     return I.evaluate_heads(sign_model, {"feed-forward": ff, "introspective": intro},
                             signs.x_test[te], signs.y_test[te],
                             challenges=("noise", "haze", "snow"), progress=False)

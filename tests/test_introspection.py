@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from tutorial_utils import introspection as I
+from tutorial_utils.data import stratified_indices
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +20,7 @@ def sign_model():
 
 @pytest.fixture(scope="module")
 def small(signs):
-    idx = I.stratified_subset(signs.y_test, 2, seed=0)
+    idx = stratified_indices(signs.y_test, 2, seed=0)
     return signs.x_test[idx], signs.y_test[idx]
 
 
@@ -70,7 +71,7 @@ def test_introspective_head_is_an_mlp_on_r_x(sign_model, small):
 def test_train_head_uses_the_course_training_loop(sign_model, signs):
     from tutorial_utils.models import train_classifier
 
-    idx = I.stratified_subset(signs.y_train, 3, seed=0)
+    idx = stratified_indices(signs.y_train, 3, seed=0)
     h, z = I.features_and_logits(sign_model, signs.x_train[idx])
     y = signs.y_train[idx]
     a, _ = I.build_heads(h.shape[1], 14, hidden=4, seed=2)
@@ -100,9 +101,9 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="NaN"):
         I.contrast_features(torch.full((1, 4), float("nan")), torch.zeros(1, 3))
     with pytest.raises(ValueError, match="per_class"):
-        I.stratified_subset(torch.tensor([0, 0, 1]), 0)
+        stratified_indices(torch.tensor([0, 0, 1]), 0)
     with pytest.raises(ValueError, match="fewer than"):
-        I.stratified_subset(torch.tensor([0, 0, 1]), 2)
+        stratified_indices(torch.tensor([0, 0, 1]), 2)
     with pytest.raises(ValueError, match="hidden"):
         I.MLP(4, 0, 3)
     with pytest.raises(TypeError, match="penultimate"):
@@ -117,15 +118,15 @@ def test_heads_have_equal_capacity():
     assert ff.mlp.net[0].in_features == 64
 
 
-def test_stratified_subset_is_balanced_and_deterministic():
+def test_stratified_indices_are_balanced_and_deterministic():
     y = torch.arange(5).repeat_interleave(7)
-    a, b = I.stratified_subset(y, 3, seed=1), I.stratified_subset(y, 3, seed=1)
+    a, b = stratified_indices(y, 3, seed=1), stratified_indices(y, 3, seed=1)
     assert torch.equal(a, b)
     assert torch.equal(torch.bincount(y[a]), torch.full((5,), 3))
 
 
 def test_training_is_seeded_and_learns(sign_model, signs):
-    idx = I.stratified_subset(signs.y_train, 6, seed=0)
+    idx = stratified_indices(signs.y_train, 6, seed=0)
     h, z = I.features_and_logits(sign_model, signs.x_train[idx])
     y = signs.y_train[idx]
     losses = []
@@ -139,12 +140,12 @@ def test_training_is_seeded_and_learns(sign_model, signs):
 
 
 def test_evaluate_heads_and_tables(sign_model, signs):
-    idx = I.stratified_subset(signs.y_train, 5, seed=0)
+    idx = stratified_indices(signs.y_train, 5, seed=0)
     h, z = I.features_and_logits(sign_model, signs.x_train[idx])
     intro, ff = I.build_heads(h.shape[1], 14, hidden=4, seed=0)
     I.train_head(intro, h, z, signs.y_train[idx], epochs=2, progress=False)
     I.train_head(ff, h, z, signs.y_train[idx], epochs=2, progress=False)
-    te = I.stratified_subset(signs.y_test, 1, seed=0)
+    te = stratified_indices(signs.y_test, 1, seed=0)
     heads = {"stage 1": None, "feed-forward": ff, "introspective": intro}
     res = I.evaluate_heads(sign_model, heads, signs.x_test[te], signs.y_test[te],
                            challenges=("noise", "haze"), levels=(1, 5), progress=False)

@@ -102,6 +102,27 @@ class ImageDataset:
                             self.y_test[test], self.classes)
 
 
+def stratified_indices(y: torch.Tensor, per_class: int,
+                       seed: int | None = None) -> torch.Tensor:
+    """Indices of ``per_class`` samples of every class, grouped by class (ascending).
+
+    ``seed=None`` takes the first ``per_class`` samples of each class; an int draws them at
+    random with that seed. Within a class the indices are sorted.
+    """
+    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
+        raise ValueError(f"per_class must be a positive int, got {per_class!r}")
+    gen = None if seed is None else torch.Generator().manual_seed(seed)
+    out = []
+    for c in torch.unique(y):
+        idx = torch.nonzero(y == c).flatten()
+        if len(idx) < per_class:
+            raise ValueError(f"class {int(c)} has only {len(idx)} samples, fewer than "
+                             f"per_class={per_class}")
+        pick = idx[:per_class] if gen is None else idx[torch.randperm(len(idx), generator=gen)]
+        out.append(pick[:per_class].sort().values)
+    return torch.cat(out)
+
+
 def cache_dir() -> Path:
     """The git-ignored cache folder (``$TUTORIAL_UTILS_CACHE`` or ``<repo>/.cache``)."""
     env = os.environ.get("TUTORIAL_UTILS_CACHE")

@@ -10,7 +10,6 @@ function                           what it returns
 predict_proba                      ``softmax(f(x))`` (N, K) in eval mode, in mini-batches
 decision                           logits, probabilities and the decision for one image
 plot_decision                      image | logits | probabilities, the decision highlighted
-stratified_subset                  the first ``n`` test images of every class
 ChallengeCache                     per-(kind, level) test-set probabilities, computed once
 challenge_view / plot_challenge_view
                                    one sign under a challenge: image, top-k probabilities,
@@ -66,7 +65,6 @@ __all__ = [
     "Decision",
     "decision",
     "plot_decision",
-    "stratified_subset",
     "ChallengeCache",
     "ChallengeView",
     "challenge_view",
@@ -184,15 +182,6 @@ def plot_decision(image: torch.Tensor, dec: Decision, class_names: Sequence[str]
 # --------------------------------------------------------------------------------------
 # Novel data: a sign under each challenge, with test-set accuracy and confidence
 # --------------------------------------------------------------------------------------
-
-
-def stratified_subset(x: torch.Tensor, y: torch.Tensor, n_per_class: int
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``n_per_class`` images of every class (deterministic, classes in order)."""
-    if isinstance(n_per_class, bool) or not isinstance(n_per_class, int) or n_per_class < 1:
-        raise ValueError(f"n_per_class must be a positive int, got {n_per_class!r}")
-    idx = torch.cat([torch.nonzero(y == c)[:n_per_class, 0] for c in torch.unique(y)])
-    return x[idx], y[idx]
 
 
 class ChallengeCache:

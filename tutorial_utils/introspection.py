@@ -282,21 +282,6 @@ def train_head(head: nn.Module, h: torch.Tensor, logits: torch.Tensor, y: torch.
 # --------------------------------------------------------------------------------------
 
 
-def stratified_subset(y: torch.Tensor, per_class: int, seed: int = 0) -> torch.Tensor:
-    """Indices of ``per_class`` samples of every class (random, fixed by ``seed``), sorted."""
-    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
-        raise ValueError(f"per_class must be a positive int, got {per_class!r}")
-    gen = torch.Generator().manual_seed(seed)
-    out = []
-    for c in torch.unique(y):
-        idx = torch.nonzero(y == c).flatten()
-        if len(idx) < per_class:
-            raise ValueError(f"class {int(c)} has only {len(idx)} samples, fewer than "
-                             f"per_class={per_class}")
-        out.append(idx[torch.randperm(len(idx), generator=gen)[:per_class]])
-    return torch.cat(out).sort().values
-
-
 @dataclass
 class IntrospectionResults:
     """Outputs of :func:`evaluate_heads`.
@@ -342,7 +327,7 @@ def evaluate_heads(model: nn.Module, heads: dict[str, nn.Module | None], x: torc
     Args:
         model: the frozen stage-1 zoo model.
         heads: name → head called as ``head(h, logits)``; ``None`` means the model's own logits.
-        x, y: the evaluation images and labels (e.g. a :func:`stratified_subset` of the test set).
+        x, y: the evaluation images and labels (e.g. ``data.stratified_indices`` of the test set).
         challenges: challenge kinds (default all of ``tutorial_utils.data.CHALLENGES``).
         levels: challenge levels to evaluate (1..5); the clean images are always evaluated.
         seed: seed of the challenge patterns.
