@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
+
+from tutorial_utils.utils import model_device
 
 
 def check_images(x: object, name: str = "x", channels: int | None = None) -> torch.Tensor:
@@ -74,3 +77,20 @@ def resolve_classes(
         raise ValueError(f"{name} class {classes[outside][0].item()} is out of range: the model "
                          f"has {num_classes} classes (0..{num_classes - 1})")
     return classes
+
+
+def check_device(model: nn.Module, x: torch.Tensor) -> None:
+    """Raise ``ValueError`` when the model's parameters are not on ``x``'s device."""
+    device = model_device(model)
+    if next(model.parameters(), None) is not None and device != x.device:
+        raise ValueError(f"x is on {x.device} but the model is on {device}; "
+                         f"move one of them, e.g. x.to({str(device)!r})")
+
+
+def check_positive_int(value: object, name: str) -> int:
+    """``value`` as an int ≥ 1, else ``TypeError``/``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int >= 1, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)

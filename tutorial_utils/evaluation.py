@@ -29,8 +29,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from tutorial_utils._checks import check_images, check_model, resolve_classes
-from tutorial_utils.utils import channels_last, model_device, preserved_state
+from tutorial_utils._checks import (
+    check_device,
+    check_images,
+    check_model,
+    check_positive_int,
+    resolve_classes,
+)
+from tutorial_utils.utils import channels_last, preserved_state
 
 __all__ = [
     "BASELINES",
@@ -70,23 +76,6 @@ class StructureCurve(NamedTuple):
 
 
 # --------------------------------------------------------------------------- shared helpers
-def check_device(model: nn.Module, x: torch.Tensor) -> None:
-    """Raise ``ValueError`` when the model's parameters are not on ``x``'s device."""
-    device = model_device(model)
-    if next(model.parameters(), None) is not None and device != x.device:
-        raise ValueError(f"x is on {x.device} but the model is on {device}; "
-                         f"move one of them, e.g. x.to({str(device)!r})")
-
-
-def check_positive_int(value: object, name: str) -> int:
-    """``value`` as an int ≥ 1, else ``TypeError``/``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int >= 1, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
 def check_score(score: str) -> str:
     if score not in SCORES:
         raise ValueError(f"score must be one of {SCORES}, got {score!r}")

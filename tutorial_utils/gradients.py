@@ -53,8 +53,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vjp, vmap
 
-from tutorial_utils._checks import check_images, check_model, resolve_classes
-from tutorial_utils.utils import channels_last, model_device, preserved_state
+from tutorial_utils._checks import check_device, check_images, check_model, resolve_classes
+from tutorial_utils.utils import channels_last, preserved_state
 
 __all__ = [
     "default_target_layer",
@@ -83,9 +83,7 @@ ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 def _check_inputs(model: object, x: object) -> None:
     check_model(model)
     check_images(x)
-    device = model_device(model)
-    if device != x.device and next(model.parameters(), None) is not None:
-        raise ValueError(f"x is on {x.device} but model is on {device}; move one with .to()")
+    check_device(model, x)
 
 
 def _check_layer(model: nn.Module, layer: object) -> nn.Module:

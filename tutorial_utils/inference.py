@@ -107,9 +107,9 @@ def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> t
     check_images(x)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    with preserved_state(model):
-        out = [model(x[i:i + batch_size]).softmax(dim=1) for i in range(0, len(x), batch_size)]
-    return torch.cat(out)
+    from tutorial_utils.models import predict_logits
+
+    return predict_logits(model, x, batch_size).softmax(dim=1)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from torch import nn
 
 from tutorial_utils._checks import check_images, check_model
 from tutorial_utils.gradients import contrast_gradients
+from tutorial_utils.models import num_parameters
 from tutorial_utils.utils import preserved_state
 
 HEADS: tuple[str, ...] = ("stage 1", "feed-forward", "introspective")
@@ -214,10 +215,6 @@ class IntrospectiveHead(nn.Module):
         w = first.weight.view(first.out_features, u.shape[1], self.feat_dim)  # (H, K·K, D)
         hidden = torch.einsum("bm,bjm->bj", u, torch.einsum("bd,jmd->bjm", _unit_rows(h), w))
         return last(relu(hidden + first.bias))
-
-
-def num_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def matched_hidden(target_params: int, in_features: int, num_classes: int) -> int:

@@ -198,6 +198,11 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> 
         model.train(was_training)
 
 
+def num_parameters(module: nn.Module) -> int:
+    """Number of parameters (trainable or not) of ``module``."""
+    return sum(p.numel() for p in module.parameters())
+
+
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """Top-1 accuracy in [0, 1]."""
     return (predict_logits(model, x).argmax(1) == y.to(x.device)).float().mean().item()
@@ -297,7 +302,7 @@ def train_zoo_model(name: str, progress: bool = True) -> tuple[nn.Module, dict]:
     model.eval()
     info = dict(recipe=recipe, test_accuracy=round(accuracy(model, ds.x_test, ds.y_test), 6),
                 train_seconds=round(time.perf_counter() - start, 1),
-                parameters=sum(p.numel() for p in model.parameters()))
+                parameters=num_parameters(model))
     return model, info
 
 

@@ -51,12 +51,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tutorial_utils._checks import check_images, check_model, resolve_classes
+from tutorial_utils._checks import (
+    check_device,
+    check_images,
+    check_model,
+    check_positive_int,
+    resolve_classes,
+)
 from tutorial_utils.evaluation import (
     baseline_image,
     batched_scores,
-    check_device,
-    check_positive_int,
     check_score,
     class_scores,
     logits_of,
