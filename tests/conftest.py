@@ -7,6 +7,7 @@ import socket
 import matplotlib
 import pytest
 import torch
+from torch import nn
 
 matplotlib.use("Agg")  # tests never open a window
 
@@ -54,7 +55,50 @@ def zoo():
     return {name: models.load(name, train_if_missing=False) for name in models.ZOO}
 
 
+@pytest.fixture(scope="session")
+def sign_model():
+    """The zoo's sign classifier (checksum verified), shared by the whole session."""
+    from tutorial_utils import models
+
+    return models.load("signs", train_if_missing=False)
+
+
+@pytest.fixture(scope="session")
+def picker(signs):
+    """The first test image of every sign class, in class order: (14, 3, 48, 48)."""
+    idx = [int(torch.nonzero(signs.y_test == k)[0]) for k in range(len(signs.classes))]
+    return signs.x_test[idx]
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+class TinyNet(nn.Module):
+    """A small CNN with the zoo anatomy (penultimate + fc), fast enough for exact checks."""
+
+    def __init__(self, k: int = 4, c: int = 3) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c, 6, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(6, k)
+
+    def penultimate(self, x):
+        return self.pool(torch.relu(self.conv(x))).flatten(1)
+
+    def forward(self, x):
+        return self.fc(self.penultimate(x))
+
+
+@pytest.fixture
+def tiny():
+    torch.manual_seed(0)
+    return TinyNet().eval()
+
+
+@pytest.fixture
+def x8():
+    return torch.rand(8, 3, 12, 12, generator=torch.Generator().manual_seed(1))
+

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tutorial_utils import cam
-from tutorial_utils.gradients import default_target_layer, layer_activations_and_gradients
-from tutorial_utils.models import SmallCNN
+from tutorial_utils import cam, contrast, plotting
+from tutorial_utils.architectures import SmallCNN
+from tutorial_utils.layers import default_target_layer, layer_activations_and_gradients
 
 K = 14
 
@@ -300,3 +301,84 @@ def test_bad_inputs_name_the_argument(small):
         cam.grad_cam(mlp, x)
     with pytest.raises(ValueError, match=r"\(B, C, h, w\)"):
         cam.grad_cam(mlp, x, layer=mlp[1])
+
+
+def _layer_grad(model, x, loss_fn):
+    store = {}
+    handle = model.last_conv.register_forward_hook(lambda m, i, o: store.setdefault("A", o))
+    try:
+        z = model(x.clone().requires_grad_(True))
+        (g,) = torch.autograd.grad(loss_fn(z), store["A"])
+    finally:
+        handle.remove()
+    return store["A"].detach()[0], g[0], z.detach()[0]
+
+
+def test_layer_view_matches_per_class_autograd(sign_model, picker):
+    x = picker[8:9]
+    v = cam.layer_view(sign_model, x)
+    for k in (0, 8, 13):
+        a, g, _ = _layer_grad(sign_model, x, lambda z, k=k: z[0, k])
+        torch.testing.assert_close(v.activations, a)
+        torch.testing.assert_close(v.grads[k], g, atol=1e-6, rtol=1e-4)
+    assert not any(m._forward_hooks for m in sign_model.modules())
+    assert all(p.requires_grad for p in sign_model.parameters())
+
+
+def test_contrast_weights_equal_cross_entropy_gradient(sign_model, picker):
+    x = picker[8:9]
+    v = cam.layer_view(sign_model, x)
+    for q in range(14):
+        _, g, _ = _layer_grad(sign_model, x, lambda z, q=q: F.cross_entropy(z, torch.tensor([q])))
+        torch.testing.assert_close(v.weights("contrast", q), g.mean(dim=(1, 2)),
+                                   atol=1e-7, rtol=1e-4)
+    torch.testing.assert_close(v.weights("counterfactual"), -v.weights("gradcam"))
+
+
+def test_maps_agree_with_cam_module(sign_model, picker):
+    cam = pytest.importorskip("tutorial_utils.cam")
+    x = picker[:3]
+    for i in range(3):
+        st = contrast.contrast_state(sign_model, x[i:i + 1])
+        torch.testing.assert_close(st.gradcam, cam.grad_cam(sign_model, x[i:i + 1])[0].cpu(),
+                                   atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(st.counterfactual,
+                                   cam.counterfactual_cam(sign_model, x[i:i + 1])[0].cpu(),
+                                   atol=1e-4, rtol=1e-4)
+        for q in (0, 8, 9):
+            ref = cam.contrast_cam(sign_model, x[i:i + 1], contrast=q)[0].cpu()
+            torch.testing.assert_close(st.contrast[q], ref, atol=1e-4, rtol=1e-4)
+
+
+def test_gradcam_steps_identity_and_recipe(sign_model, picker):
+    x = picker[9:10]
+    s = cam.gradcam_steps(sign_model, x)
+    assert s["map"].shape == x.shape[-2:]
+    assert 0 <= s["map"].min() and s["map"].max() <= 1
+    torch.testing.assert_close(s["relu"], torch.relu(s["weighted"]))
+    # GAP -> linear head: the gradient is flat, alpha = W[P] / (h w)
+    hw = s["activations"].shape[-1] * s["activations"].shape[-2]
+    torch.testing.assert_close(s["alpha"], sign_model.fc.weight[s["target"]].detach() / hw)
+    # ContrastCAM = Grad-CAM of (p - e_Q) . z
+    st = contrast.contrast_state(sign_model, x)
+    for q in range(14):
+        w = s["probs"] - torch.eye(14)[q]
+        torch.testing.assert_close(cam.gradcam_steps(sign_model, x, weights=w)["map"],
+                                   st.contrast[q], atol=1e-5, rtol=1e-4)
+    plt.close(plotting.cam.plot_gradcam_steps(s, [str(i) for i in range(14)]))
+
+
+def test_bad_inputs(sign_model, picker):
+    with pytest.raises(ValueError, match="exactly one image"):
+        cam.layer_view(sign_model, picker[:2])
+    v = cam.layer_view(sign_model, picker[:1])
+    with pytest.raises(ValueError, match="out of range"):
+        v.weights("contrast", 14)
+    with pytest.raises(ValueError, match="needs the contrast class"):
+        v.weights("contrast")
+    with pytest.raises(ValueError, match="kind must be"):
+        v.weights("bogus")
+    with pytest.raises(ValueError, match="K=14"):
+        cam.gradcam_steps(sign_model, picker[:1], weights=torch.ones(3))
+    with pytest.raises(ValueError, match="one \\(Q1, Q2\\) pair"):
+        contrast.contrast_gallery(sign_model, picker[:2], [(0, 1)], picker)

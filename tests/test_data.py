@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from tutorial_utils import data
+from tutorial_utils.data import SIGN_CLASSES
 
 
 def test_digits_split_is_fixed_stratified_and_in_range(digits):
@@ -49,76 +50,10 @@ def test_cached_signs_equal_freshly_generated(tmp_path, monkeypatch):
     assert torch.equal(fresh.x_train, cached.x_train) and torch.equal(fresh.y_test, cached.y_test)
 
 
-def test_no_left_and_no_right_templates_are_mirror_images_in_the_arrow_only():
-    t = data.render_templates(("no left", "no right"))
-    assert not torch.allclose(t[0], t[1])
-    # the two differ only inside the ring: everything outside radius 0.75 is identical
-    size = t.shape[-1]
-    yy, xx = torch.meshgrid(torch.linspace(-1.05, 1.05, size), torch.linspace(-1.05, 1.05, size),
-                            indexing="ij")
-    outer = (xx**2 + yy**2).sqrt() > 0.78
-    assert torch.allclose(t[0][:, outer], t[1][:, outer], atol=2e-2)
-
-
 def test_generating_all_signs_takes_at_most_20_seconds():
     start = time.perf_counter()
     data.load_signs(seed=11, cache=False)
     assert time.perf_counter() - start <= 20.0
-
-
-@pytest.mark.parametrize("kind", data.CHALLENGES)
-def test_every_challenge_runs_is_deterministic_and_grows_with_level(kind, signs):
-    x = signs.x_test[::140]
-    distances = []
-    for level in range(6):
-        out = data.apply_challenge(x, kind, level, seed=1)
-        assert out.shape == x.shape and out.dtype == x.dtype
-        assert 0.0 <= out.min() and out.max() <= 1.0
-        assert torch.equal(out, data.apply_challenge(x, kind, level, seed=1))
-        distances.append((out - x).pow(2).mean().sqrt().item())
-    assert distances[0] == 0.0
-    assert all(b >= a - 1e-6 for a, b in zip(distances, distances[1:], strict=False)), distances
-    assert distances[5] > distances[1] > 0.0
-
-
-def test_challenge_is_pure_and_level_zero_is_a_copy(signs):
-    x = signs.x_test[:4].clone()
-    before = x.clone()
-    clean = data.apply_challenge(x, "noise", 0)
-    data.apply_challenge(x, "snow", 5)
-    assert torch.equal(x, before) and torch.equal(clean, x) and clean is not x
-
-
-def test_challenge_works_on_grayscale_digits(digits):
-    out = data.apply_challenge(digits.x_test[:8], "gaussian blur", 3)
-    assert out.shape == (8, 1, 28, 28)
-
-
-def test_unknown_challenge_lists_the_valid_names(signs):
-    with pytest.raises(ValueError, match="valid kinds: decolorization, lens blur"):
-        data.apply_challenge(signs.x_test[:1], "fog", 1)
-
-
-@pytest.mark.parametrize("level", [-1, 6])
-def test_level_out_of_range(level, signs):
-    with pytest.raises(ValueError, match="level must be in 0..5"):
-        data.apply_challenge(signs.x_test[:1], "haze", level)
-
-
-def test_level_must_be_an_int(signs):
-    with pytest.raises(TypeError, match="level"):
-        data.apply_challenge(signs.x_test[:1], "haze", 2.5)
-
-
-def test_wrong_rank_and_channels_and_dtype():
-    with pytest.raises(ValueError, match=r"x must have shape \(B, C, H, W\).*unsqueeze"):
-        data.apply_challenge(torch.rand(3, 48, 48), "haze", 1)
-    with pytest.raises(ValueError, match="1 or 3 channels"):
-        data.apply_challenge(torch.rand(1, 2, 48, 48), "haze", 1)
-    with pytest.raises(TypeError, match="floating-point"):
-        data.apply_challenge(torch.zeros(1, 3, 48, 48, dtype=torch.uint8), "haze", 1)
-    with pytest.raises(ValueError, match="NaN"):
-        data.apply_challenge(torch.full((1, 3, 8, 8), float("nan")), "haze", 1)
 
 
 @pytest.mark.parametrize("name", data.OOD_SOURCES)
@@ -157,19 +92,16 @@ def test_import_is_fast_and_side_effect_free(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_figure_helpers(signs):
-    import matplotlib.pyplot as plt
+def test_stratified_indices_takes_first_n_of_each_class():
+    from tutorial_utils.data import stratified_indices
 
-    examples = data.class_examples(signs)
-    assert examples.shape == (14, 3, 48, 48)
-    assert torch.equal(examples[5], signs.x_test[signs.y_test == 5][0])
-    fig = data.plot_sign_classes(signs)
-    assert [ax.get_title() for ax in fig.axes] == list(signs.classes)
-    plt.close(fig)
-    stack = data.challenge_stack(signs.x_test[0], kinds=("noise", "haze"), levels=(0, 5))
-    assert stack.shape == (2, 2, 3, 48, 48) and torch.equal(stack[0, 0], signs.x_test[0])
-    fig = data.plot_challenge_grid(signs.x_test[0])
-    assert len(fig.axes) == 12 * 6
-    plt.close(fig)
-    with pytest.raises(ValueError, match="single image"):
-        data.challenge_stack(signs.x_test[:2])
+    y = torch.tensor([0, 1, 0, 2, 1, 0, 2, 2])
+    idx = stratified_indices(y, 2)
+    assert y[idx].tolist() == [0, 0, 1, 1, 2, 2]
+    assert idx.tolist() == [0, 2, 1, 4, 3, 6]
+    with pytest.raises(ValueError, match="per_class"):
+        stratified_indices(y, 0)
+
+
+def test_sign_classes_available():
+    assert len(SIGN_CLASSES) == 14

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tutorial_utils import cam, evaluation, gradients, saliency
-from tutorial_utils.models import SmallCNN
+from tutorial_utils import cam, evaluation, gradients, information, saliency
+from tutorial_utils.architectures import SmallCNN
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -28,7 +28,7 @@ MAP_METHODS = {
     "shape": lambda m, x: saliency.shape(m, x, n_masks=16, seed=0),
     "contrast_gradients": lambda m, x: gradients.contrast_gradients(m, x),
     "confounding_norms": lambda m, x: gradients.confounding_gradient_norms(m, x).norms,
-    "fisher_diag": lambda m, x: gradients.fisher_information(m, x, seed=0),
+    "fisher_diag": lambda m, x: information.fisher_information(m, x, seed=0),
     "deletion": lambda m, x: evaluation.deletion_curve(m, x, torch.rand(x.shape[0], 48, 48,
                                                        generator=torch.Generator().manual_seed(0))
                                                        .to(x.device), steps=8).probs,

@@ -12,7 +12,7 @@ from torch import nn
 from torchvision.transforms.functional import gaussian_blur
 
 from tutorial_utils import evaluation as E
-from tutorial_utils.models import SmallCNN
+from tutorial_utils.architectures import SmallCNN
 
 
 class MeanModel(nn.Module):

@@ -1,4 +1,4 @@
-"""Gradients at inference: closed forms vs autograd loops, torch.func paths, Fisher, hygiene."""
+"""Parameter gradients: closed forms vs autograd loops, torch.func, confounding norms, hygiene."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from tutorial_utils import gradients as G
-from tutorial_utils.models import SmallCNN
+from tutorial_utils import information, layers
+from tutorial_utils.architectures import SmallCNN
 
 K = 14
 
@@ -26,36 +27,6 @@ def _images(b: int = 4, size: int = 48, seed: int = 1) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------- layer gradients
-def test_layer_gradients_batch_equals_single_and_loop(small):
-    x = _images(3)
-    acts, grads = G.layer_activations_and_gradients(small, x, target=[1, 4, 9])
-    assert acts.shape == grads.shape == (3, 64, 12, 12)
-    for i, t in enumerate([1, 4, 9]):
-        a1, g1 = G.layer_activations_and_gradients(small, x[i:i + 1], target=t)
-        torch.testing.assert_close(a1[0], acts[i])
-        torch.testing.assert_close(g1[0], grads[i])
-
-
-def test_score_fn_and_logit_jacobian_agree(small):
-    x = _images(2)
-    acts, jac, z = G.layer_logit_gradients(small, x)
-    assert jac.shape == (2, K, 64, 12, 12)
-    torch.testing.assert_close(z, small(x))
-    for k in (0, 7, 13):
-        _, g = G.layer_activations_and_gradients(small, x,
-                                                 score_fn=lambda logits, k=k: logits[:, k])
-        torch.testing.assert_close(jac[:, k], g)
-    with pytest.raises(ValueError, match="score_fn"):
-        G.layer_activations_and_gradients(small, x, score_fn=lambda logits: logits.sum())
-    with pytest.raises(ValueError, match="not both"):
-        G.layer_activations_and_gradients(small, x, target=1, score_fn=lambda z: z[:, 0])
-
-
-def test_capture_output_removes_its_hook_on_error(small):
-    with pytest.raises(RuntimeError, match="boom"):
-        with G.capture_output(small.last_conv):
-            raise RuntimeError("boom")
-    assert len(small.last_conv._forward_hooks) == 0
 
 
 # ------------------------------------------------------------------- contrast gradients
@@ -130,7 +101,7 @@ def test_contrast_gradient_bad_inputs(small):
         G.contrast_gradients(small, x, classes=[0.5])
     with pytest.raises(ValueError, match="params: 'nope'"):
         G.contrast_gradients_autograd(small, x, params="nope")
-    from tutorial_utils.models import Ensemble
+    from tutorial_utils.architectures import Ensemble
 
     ensemble = Ensemble([SmallCNN(3, K), SmallCNN(3, K)]).eval()
     with pytest.raises(ValueError, match="output of its final nn.Linear"):
@@ -187,46 +158,6 @@ def test_softmax_confounding_loss_is_k_times_gradnorm_kl():
         G.confounding_loss(z, "hinge")
 
 
-# ------------------------------------------------------------------- Fisher information
-def test_fisher_full_diagonal_equals_diagonal_estimate(small):
-    x = _images(6)
-    diag = G.fisher_information(small, x, seed=3)
-    full = G.fisher_information(small, x, full=True, seed=3)
-    assert diag.shape == (K * 64 + K,) and full.shape == (diag.numel(),) * 2
-    torch.testing.assert_close(full.diagonal(), diag)
-    torch.testing.assert_close(full, full.T)
-    with pytest.raises(ValueError, match="full=True"):
-        G.fisher_information(small, x, params="all", full=True)
-
-
-def test_score_has_zero_mean_under_the_model(small):
-    """E_{y~p}[∇ log p(y|x)] = ∇ Σ_y p_y = 0, exactly (all labels enumerated)."""
-    x = _images(2)
-    xs = x.repeat_interleave(K, dim=0)
-    ys = torch.arange(K).repeat(2)
-    sv = G.score_vectors(small, xs, labels=ys)
-    p = small(x).softmax(1).detach().reshape(-1, 1)
-    mean = (p * sv.u).view(2, K, -1).sum(1)
-    assert mean.abs().max() < 1e-6 * sv.u.abs().max()
-    # and the score is −∇CE = −(p − e_y) hᵀ for the weight
-    g = G.contrast_gradients(small, xs[:K])
-    torch.testing.assert_close(sv.u[:K, :K * 64].view(K, K, 64), -g[0], atol=1e-6, rtol=1e-5)
-
-
-def test_sampled_fisher_matches_score_covariance(small):
-    x = _images(384, 16, seed=5)
-    sv = G.score_vectors(small, x, seed=0)
-    fisher = G.fisher_information(small, x, full=True, seed=0)
-    torch.testing.assert_close(fisher, sv.u.T @ sv.u / len(x))
-    cov = torch.cov(sv.u.T, correction=0)
-    assert (fisher - cov).norm() / fisher.norm() < 0.05
-    # given labels change the labels used (empirical Fisher)
-    y = torch.zeros(384, dtype=torch.long)
-    assert (G.score_vectors(small, x, labels=y).labels == 0).all()
-    with pytest.raises(ValueError, match="labels class 99"):
-        G.score_vectors(small, x, labels=99)
-
-
 # ------------------------------------------------------------------- hygiene and inputs
 def _state(model):
     return ([m.training for m in model.modules()], [p.requires_grad for p in model.parameters()],
@@ -240,15 +171,15 @@ def test_every_function_restores_mode_flags_and_hooks():
     model.features[0][0].weight.requires_grad_(False)
     before = _state(model)
     x = _images(2, 32)
-    G.layer_activations_and_gradients(model, x)
-    G.layer_logit_gradients(model, x)
+    layers.layer_activations_and_gradients(model, x)
+    layers.layer_logit_gradients(model, x)
     G.contrast_gradients(model, x)
     G.contrast_gradients_autograd(model, x)
     G.confounding_gradient_norms(model, x)
-    G.fisher_information(model, x)
-    for call in (lambda: G.layer_activations_and_gradients(model, x, target=K),
+    information.fisher_information(model, x)
+    for call in (lambda: layers.layer_activations_and_gradients(model, x, target=K),
                  lambda: G.contrast_gradients(model, x, classes=K),
-                 lambda: G.score_vectors(model, x, labels=-1)):
+                 lambda: information.score_vectors(model, x, labels=-1)):
         with pytest.raises(ValueError):
             call()
     assert _state(model) == before
@@ -257,8 +188,8 @@ def test_every_function_restores_mode_flags_and_hooks():
 
 def test_bad_images_name_the_argument(small):
     x = _images(2)
-    for fn in (G.contrast_gradients, G.confounding_gradient_norms, G.fisher_information,
-               G.layer_activations_and_gradients):
+    for fn in (G.contrast_gradients, G.confounding_gradient_norms, information.fisher_information,
+               layers.layer_activations_and_gradients):
         with pytest.raises(ValueError, match="x must have shape"):
             fn(small, x[0])
         with pytest.raises(TypeError, match="x must be a floating-point"):
@@ -269,9 +200,3 @@ def test_bad_images_name_the_argument(small):
             fn(small, bad)
 
 
-def test_default_layer_errors():
-    mlp = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
-    with pytest.raises(ValueError, match="pass layer="):
-        G.default_target_layer(mlp)
-    with pytest.raises(TypeError, match="model must be"):
-        G.default_target_layer("resnet")

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from tutorial_utils import introspection as I
+from tutorial_utils import models, plotting
 from tutorial_utils.data import stratified_indices
-
-
-@pytest.fixture(scope="module")
-def sign_model():
-    from tutorial_utils import models
-
-    return models.load("signs", train_if_missing=False)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +21,7 @@ def small(signs):
 
 def test_contrast_features_match_autograd(sign_model, small):
     x = small[0][:3]
-    h, z = I.features_and_logits(sign_model, x)
+    h, z = models.features_and_logits(sign_model, x)
     g = I.contrast_features(h, z, normalize=False, flatten=False)
     k, d = z.shape[1], h.shape[1]
     assert g.shape == (3, k, k, d)
@@ -42,14 +37,14 @@ def test_contrast_features_match_autograd(sign_model, small):
 def test_contrast_features_match_gradients_module(sign_model, small):
     gradients = pytest.importorskip("tutorial_utils.gradients")
     x = small[0][:4]
-    h, z = I.features_and_logits(sign_model, x)
+    h, z = models.features_and_logits(sign_model, x)
     ours = I.contrast_features(h, z, normalize=False, flatten=False)
     torch.testing.assert_close(ours, gradients.contrast_gradients(sign_model, x).cpu(),
                                atol=1e-5, rtol=1e-4)
 
 
 def test_normalised_blocks_have_unit_norm_and_scale_invariance(sign_model, small):
-    h, z = I.features_and_logits(sign_model, small[0][:5])
+    h, z = models.features_and_logits(sign_model, small[0][:5])
     g = I.contrast_features(h, z, flatten=False)
     torch.testing.assert_close(g.flatten(2).norm(dim=2), torch.ones(5, z.shape[1]))
     torch.testing.assert_close(I.contrast_features(3.0 * h, z), I.contrast_features(h, z))
@@ -60,7 +55,7 @@ def test_normalised_blocks_have_unit_norm_and_scale_invariance(sign_model, small
 
 def test_introspective_head_is_an_mlp_on_r_x(sign_model, small):
     # the factorised first layer gives exactly mlp(r_x), without materialising r_x
-    h, z = I.features_and_logits(sign_model, small[0])
+    h, z = models.features_and_logits(sign_model, small[0])
     intro, _ff = I.build_heads(h.shape[1], z.shape[1], hidden=6, seed=1)
     torch.testing.assert_close(intro(h, z), intro.mlp(I.contrast_features(h, z)),
                                atol=1e-5, rtol=1e-4)
@@ -72,7 +67,7 @@ def test_train_head_uses_the_course_training_loop(sign_model, signs):
     from tutorial_utils.models import train_classifier
 
     idx = stratified_indices(signs.y_train, 3, seed=0)
-    h, z = I.features_and_logits(sign_model, signs.x_train[idx])
+    h, z = models.features_and_logits(sign_model, signs.x_train[idx])
     y = signs.y_train[idx]
     a, _ = I.build_heads(h.shape[1], 14, hidden=4, seed=2)
     b, _ = I.build_heads(h.shape[1], 14, hidden=4, seed=2)
@@ -84,7 +79,7 @@ def test_train_head_uses_the_course_training_loop(sign_model, signs):
 
 
 def test_features_are_sparse_for_a_confident_prediction(sign_model, small):
-    h, z = I.features_and_logits(sign_model, small[0][:1])
+    h, z = models.features_and_logits(sign_model, small[0][:1])
     g = I.contrast_features(h, z, normalize=False, flatten=False)[0]
     p = int(z.argmax())
     # why P, rather than P? is the smallest block when the network is confident
@@ -107,7 +102,7 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="hidden"):
         I.MLP(4, 0, 3)
     with pytest.raises(TypeError, match="penultimate"):
-        I.features_and_logits(torch.nn.Conv2d(3, 3, 3), torch.zeros(1, 3, 8, 8))
+        models.features_and_logits(torch.nn.Conv2d(3, 3, 3), torch.zeros(1, 3, 8, 8))
 
 
 def test_heads_have_equal_capacity():
@@ -127,7 +122,7 @@ def test_stratified_indices_are_balanced_and_deterministic():
 
 def test_training_is_seeded_and_learns(sign_model, signs):
     idx = stratified_indices(signs.y_train, 6, seed=0)
-    h, z = I.features_and_logits(sign_model, signs.x_train[idx])
+    h, z = models.features_and_logits(sign_model, signs.x_train[idx])
     y = signs.y_train[idx]
     losses = []
     for _ in range(2):
@@ -141,7 +136,7 @@ def test_training_is_seeded_and_learns(sign_model, signs):
 
 def test_evaluate_heads_and_tables(sign_model, signs):
     idx = stratified_indices(signs.y_train, 5, seed=0)
-    h, z = I.features_and_logits(sign_model, signs.x_train[idx])
+    h, z = models.features_and_logits(sign_model, signs.x_train[idx])
     intro, ff = I.build_heads(h.shape[1], 14, hidden=4, seed=0)
     I.train_head(intro, h, z, signs.y_train[idx], epochs=2, progress=False)
     I.train_head(ff, h, z, signs.y_train[idx], epochs=2, progress=False)
@@ -172,3 +167,38 @@ def test_evaluate_heads_and_tables(sign_model, signs):
     with pytest.raises(ValueError, match="levels"):
         I.evaluate_heads(sign_model, heads, signs.x_test[te], signs.y_test[te], levels=(0,),
                          progress=False)
+
+
+@pytest.fixture(scope="module")
+def small_results(sign_model, signs):
+    idx = stratified_indices(signs.y_train, 4, seed=0)
+    h, z = models.features_and_logits(sign_model, signs.x_train[idx])
+    intro, ff = I.build_heads(h.shape[1], 14, hidden=4, seed=0)
+    I.train_head(intro, h, z, signs.y_train[idx], epochs=2, progress=False)
+    I.train_head(ff, h, z, signs.y_train[idx], epochs=2, progress=False)
+    te = stratified_indices(signs.y_test, 1, seed=0)
+    return I.evaluate_heads(sign_model, {"feed-forward": ff, "introspective": intro},
+                            signs.x_test[te], signs.y_test[te],
+                            challenges=("noise", "haze", "snow"), progress=False)
+
+
+def test_level_view(small_results):
+    df = I.level_view(small_results, 3)
+    assert list(df.index) == ["noise", "haze", "snow", "all"]
+    assert df.loc["all", ("accuracy", "introspective")] == pytest.approx(
+        df.loc[["noise", "haze", "snow"], ("accuracy", "introspective")].mean())
+    assert list(I.level_view(small_results, 0).index) == ["clean", "all"]
+    with pytest.raises(ValueError, match="level"):
+        I.level_view(small_results, 6)
+    with pytest.raises(TypeError, match="level"):
+        I.level_view(small_results, 1.5)
+    plt.close(plotting.introspection.plot_level_view(small_results, 2))
+
+
+def test_contrast_gradient_grid(sign_model, picker):
+    h, z = models.features_and_logits(sign_model, picker[:1])
+    g = I.contrast_features(h, z, normalize=False, flatten=False)[0]
+    fig = plotting.introspection.plot_contrast_gradient_grid(
+        g, int(z.argmax()), [str(i) for i in range(14)], image=picker[0])
+    assert len([a for a in fig.axes if a.get_title().startswith("why")]) == 14
+    plt.close(fig)

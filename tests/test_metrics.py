@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import average_precision_score, f1_score, mutual_info_score, roc_auc_score
+from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
 from tutorial_utils import metrics as M
 
@@ -209,37 +209,6 @@ def test_aufc_matches_naive_loop_and_constant(rng):
 
 
 # --------------------------------------------------------------------------- information
-def test_entropy_values():
-    k = 5
-    np.testing.assert_allclose(M.entropy(np.full((3, k), 1 / k)), np.log(k))
-    np.testing.assert_allclose(M.entropy(np.eye(k)), 0.0, atol=1e-12)
-    assert M.entropy([0.5, 0.5]) == pytest.approx(np.log(2))
-    p = torch.softmax(torch.randn(10, 7), dim=1)
-    ref = -(p * p.log()).sum(1).numpy()
-    np.testing.assert_allclose(M.entropy(p), ref, rtol=1e-5)
-    assert M.entropy(p).shape == (10,)
-
-
-def test_mutual_information_independent_vs_identical(rng):
-    x = rng.uniform(size=20000)
-    assert M.mutual_information(x, x, bins=8) == pytest.approx(np.log(8), abs=0.01)
-    assert M.mutual_information(x, rng.uniform(size=20000), bins=8) < 0.01
-    # a monotone function of x carries as much information as x itself (equal-mass bins;
-    # rel tolerance for the few samples that rounding moves across a cubed edge)
-    edges = np.linspace(0, 1, 9)
-    assert M.mutual_information(x, x**3, bins=[edges, edges**3]) == pytest.approx(
-        M.mutual_information(x, x, bins=[edges, edges]), rel=1e-3)
-
-
-def test_histogram_mi_equals_discrete_mi_on_labels(rng):
-    a = rng.integers(0, 4, 3000)
-    b = (a + rng.integers(0, 2, 3000)) % 4  # dependent on a
-    ref = mutual_info_score(a, b)
-    assert M.discrete_mutual_information(a, b) == pytest.approx(ref)
-    edges = np.arange(-0.5, 4)
-    assert M.mutual_information(a, b, bins=[edges, edges]) == pytest.approx(ref)
-    assert M.mutual_information(a, b, bins=4) == pytest.approx(ref)  # one integer per bin
-    assert M.discrete_mutual_information(a, a) == pytest.approx(M.entropy(np.bincount(a) / 3000))
 
 
 # --------------------------------------------------------------------------- bad input
@@ -276,11 +245,6 @@ def test_histogram_mi_equals_discrete_mi_on_labels(rng):
     (lambda: M.auac([0.1, 0.2], [True, False], percentiles=[50, 10]), ValueError,
      "percentiles"),
     (lambda: M.aufc([0.1, 0.2], [0, 1], [0]), ValueError, "y_pred"),
-    (lambda: M.entropy(np.array([[0.5, 0.7]])), ValueError, "probs"),
-    (lambda: M.entropy(np.array([[1, 0]])), TypeError, "probs"),
-    (lambda: M.mutual_information([0.1, 0.2], [0.3]), ValueError, "same length"),
-    (lambda: M.mutual_information([0.1, 0.2], [0.3, 0.1], bins=0), ValueError, "bins"),
-    (lambda: M.discrete_mutual_information([1, 2], [np.nan, 1.0]), ValueError, "y"),
 ])
 def test_bad_input_raises_clear_error(call, exc, name):
     with pytest.raises(exc, match=name):

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import shutil
 
+import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 import torch
+from torch import nn
 
-from tutorial_utils import data, get_device, models, seed_everything
+from tutorial_utils import data, get_device, models, plotting, seed_everything
 
 RECORDED = models.read_manifest()
 
@@ -112,3 +115,48 @@ def test_seed_everything_and_device():
     assert get_device().type in ("cpu", "cuda")
     with pytest.raises(TypeError, match="seed"):
         seed_everything("3")
+
+
+def test_predict_proba_rows_sum_to_one_and_match_softmax(tiny, x8):
+    p = models.predict_proba(tiny, x8, batch_size=3)
+    assert p.shape == (8, 4)
+    torch.testing.assert_close(p.sum(1), torch.ones(8))
+    torch.testing.assert_close(p, tiny(x8).softmax(1).detach())
+
+
+def test_predict_proba_restores_training_mode(tiny, x8):
+    tiny.train()
+    models.predict_proba(tiny, x8)
+    assert tiny.training
+
+
+def test_decision_is_argmax_and_softmax(tiny, x8):
+    d = models.decision(tiny, x8[2])
+    z = tiny(x8[2:3])[0].detach()
+    torch.testing.assert_close(d.logits, z)
+    assert d.pred == int(z.argmax())
+    assert d.confidence == pytest.approx(float(z.softmax(0).max()))
+
+
+@pytest.mark.parametrize("bad, err", [(torch.rand(2, 3, 12, 12), ValueError),
+                                      (torch.zeros(3, 12, 12, dtype=torch.long), TypeError),
+                                      (np.zeros((3, 12, 12)), TypeError)])
+def test_decision_rejects_bad_images(tiny, bad, err):
+    with pytest.raises(err):
+        models.decision(tiny, bad)
+
+
+def test_plot_decision_draws_three_panels(tiny, x8):
+    d = models.decision(tiny, x8[0])
+    fig = plotting.models.plot_decision(x8[0], d, ["a", "b", "c", "d"])
+    assert len(fig.axes) == 3
+    plt.close(fig)
+    with pytest.raises(ValueError, match="class_names"):
+        plotting.models.plot_decision(x8[0], d, ["a", "b"])
+
+
+def test_penultimate_features_feed_the_head(tiny, x8):
+    h = models.features_and_logits(tiny, x8, batch_size=3)[0]
+    torch.testing.assert_close(tiny.fc(h), tiny(x8), atol=1e-6, rtol=1e-5)
+    with pytest.raises(TypeError):
+        models.features_and_logits(nn.Sequential(nn.Flatten(), nn.Linear(432, 2)), x8)

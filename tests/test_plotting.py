@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from tutorial_utils import metrics  # noqa: E402
+from tutorial_utils import challenges, data, metrics, plotting  # noqa: E402
 from tutorial_utils import plotting as P  # noqa: E402
 
 
@@ -137,3 +137,19 @@ def test_to_jpeg_encodes_and_closes():
     data = P.to_jpeg(fig)
     assert data[:2] == b"\xff\xd8"  # JPEG magic number
     assert not plt.fignum_exists(fig.number)
+
+
+def test_figure_helpers(signs):
+    examples = data.class_examples(signs)
+    assert examples.shape == (14, 3, 48, 48)
+    assert torch.equal(examples[5], signs.x_test[signs.y_test == 5][0])
+    fig = plotting.data.plot_sign_classes(signs)
+    assert [ax.get_title() for ax in fig.axes] == list(signs.classes)
+    plt.close(fig)
+    stack = challenges.challenge_stack(signs.x_test[0], kinds=("noise", "haze"), levels=(0, 5))
+    assert stack.shape == (2, 2, 3, 48, 48) and torch.equal(stack[0, 0], signs.x_test[0])
+    fig = plotting.data.plot_challenge_grid(signs.x_test[0])
+    assert len(fig.axes) == 12 * 6
+    plt.close(fig)
+    with pytest.raises(ValueError, match="single image"):
+        challenges.challenge_stack(signs.x_test[:2])

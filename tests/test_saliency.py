@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tutorial_utils import saliency as S
-from tutorial_utils.models import SmallCNN
+from tutorial_utils.architectures import SmallCNN
 
 captum_attr = pytest.importorskip("captum.attr")
 

@@ -87,6 +87,14 @@ def check_device(model: nn.Module, x: torch.Tensor) -> None:
                          f"move one of them, e.g. x.to({str(device)!r})")
 
 
+def check_inputs(model: object, x: object, name: str = "x") -> None:
+    """The checks every model-plus-images function starts with: ``model`` is an ``nn.Module``,
+    ``x`` a valid image batch (:func:`check_images`) on the model's device."""
+    check_model(model)
+    check_images(x, name)
+    check_device(model, x)
+
+
 def check_positive_int(value: object, name: str) -> int:
     """``value`` as an int ≥ 1, else ``TypeError``/``ValueError`` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -94,3 +102,61 @@ def check_positive_int(value: object, name: str) -> int:
     if value < 1:
         raise ValueError(f"{name} must be >= 1, got {value}")
     return int(value)
+
+
+# --------------------------------------------------------------------------------------
+# Arrays of scores, labels and probabilities (NumPy, tensors or sequences)
+# --------------------------------------------------------------------------------------
+
+PROB_TOL = 1e-3  # tolerance on "probabilities lie in [0, 1] and sum to 1"
+
+
+def as_array(x: object, name: str) -> np.ndarray:
+    """Convert a tensor / array / sequence to a NumPy array; ``TypeError`` otherwise."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    if isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, (Sequence, np.generic)) and not isinstance(x, (str, bytes)):
+        return np.asarray(x)
+    raise TypeError(f"{name} must be a numpy array, torch tensor or sequence, "
+                    f"got {type(x).__name__}")
+
+def check_vector(x: object, name: str, *, numeric: bool = True) -> np.ndarray:
+    """A non-empty 1-D numeric array without NaN/inf."""
+    a = as_array(x, name)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be 1-D of shape (N,), got shape {a.shape}; "
+                         f"flatten it with .reshape(-1) if that is what you mean")
+    if a.size == 0:
+        raise ValueError(f"{name} is empty")
+    if numeric and not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+        raise TypeError(f"{name} must be numeric, got dtype {a.dtype}")
+    if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+        raise ValueError(f"{name} contains NaN or infinite values; clean the input first")
+    return a
+
+def check_same_length(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
+    if len(a) != len(b):
+        raise ValueError(f"{name_a} and {name_b} must have the same length, "
+                         f"got {len(a)} and {len(b)}")
+
+def check_probabilities(probs: object, name: str = "probs") -> np.ndarray:
+    """A finite ``(N, K)`` float array with entries in [0, 1] and rows summing to 1."""
+    p = as_array(probs, name)
+    if p.ndim != 2:
+        raise ValueError(f"{name} must have shape (N, K), got {p.shape}")
+    if p.shape[0] == 0 or p.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {p.shape})")
+    if not np.issubdtype(p.dtype, np.floating):
+        raise TypeError(f"{name} must be floating-point probabilities, got dtype {p.dtype}")
+    p = p.astype(np.float64)
+    if not np.isfinite(p).all():
+        raise ValueError(f"{name} contains NaN or infinite values; clean the input first")
+    if p.min() < -PROB_TOL or p.max() > 1 + PROB_TOL:
+        raise ValueError(f"{name} must be probabilities in [0, 1], got values in "
+                         f"[{p.min():.3g}, {p.max():.3g}]; pass softmax(logits), not logits")
+    if not np.allclose(p.sum(axis=1), 1.0, atol=PROB_TOL):
+        raise ValueError(f"each row of {name} must sum to 1 (a softmax output); "
+                         f"row sums lie in [{p.sum(1).min():.3g}, {p.sum(1).max():.3g}]")
+    return np.clip(p, 0.0, 1.0)

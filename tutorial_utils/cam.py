@@ -8,7 +8,7 @@ One call style (as pytorch-grad-cam / captum)::
     every_q = contrast_cam_all(model, x)                          # (B, K, H, W), one backward
 
 Every map is ``ReLU(Σ_c α_c A_c)`` over the channels of the target layer's activations
-``A`` (B, C, h, w) (default layer: :func:`~tutorial_utils.gradients.default_target_layer`);
+``A`` (B, C, h, w) (default layer: :func:`~tutorial_utils.layers.default_target_layer`);
 only the channel weights ``α`` (B, C) differ:
 
 ==================  ============================================  ================================
@@ -21,6 +21,11 @@ contrast_cam        ``mean_uv ∂CE(z, Q)/∂A_c`` (no sign flip)     "why P, ra
 grad_cam_pp         ``Σ_uv a_c(u,v) ReLU(∂z_t/∂A_c(u,v))`` with   "why t?" (several instances)
                     ``a = g² / (2g² + (Σ_uv A_c) g³)``
 ==================  ============================================  ================================
+
+For one image, :func:`layer_view` keeps the activations and the gradients of *every* logit
+(one forward, one batched backward), so every map above — for any target or contrast class —
+is a cheap linear combination (:class:`LayerView`); :func:`gradcam_steps` returns every
+intermediate of the Grad-CAM recipe for the figure that shows it.
 
 ``raw=True`` returns the layer-resolution map after the ReLU; otherwise it is upsampled
 bilinearly (``align_corners=False``) to the input size and min-max normalised per image (a
@@ -41,13 +46,15 @@ References
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tutorial_utils._checks import resolve_classes
-from tutorial_utils.gradients import _layer_pass, layer_logit_gradients
+from tutorial_utils._checks import check_images, resolve_classes
+from tutorial_utils.layers import layer_activations_and_gradients, layer_logit_gradients
 
 __all__ = [
     "grad_cam",
@@ -59,6 +66,9 @@ __all__ = [
     "normalize_cams",
     "gradcam_weights",
     "gradcam_pp_weights",
+    "LayerView",
+    "layer_view",
+    "gradcam_steps",
 ]
 
 WeightFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -96,7 +106,7 @@ def cam_from_weights(acts: torch.Tensor, alpha: torch.Tensor, size: tuple[int, i
 def _cam(model: nn.Module, x: torch.Tensor, layer: nn.Module | None, target,
          score_fn: Callable | None, weigh: WeightFn, raw: bool) -> torch.Tensor:
     """Shared engine: one forward, one backward, weights ``weigh(A, dA)`` (B, C), the map."""
-    acts, grads, _ = _layer_pass(model, x, layer, target, score_fn)
+    acts, grads = layer_activations_and_gradients(model, x, layer, target, score_fn)
     if acts.dim() != 4:
         raise ValueError(f"layer output must be (B, C, h, w) for a CAM, got {tuple(acts.shape)}; "
                          "pass layer=<a convolutional block>")
@@ -201,7 +211,7 @@ def contrast_cam_all(model: nn.Module, x: torch.Tensor, layer: nn.Module | None 
                      raw: bool = False) -> torch.Tensor:
     """ContrastCAMs for every contrast class Q = 0..K-1 at once: (B, K, H, W) (or raw).
 
-    One forward and one batched backward (:func:`~tutorial_utils.gradients.layer_logit_gradients`)
+    One forward and one batched backward (:func:`~tutorial_utils.layers.layer_logit_gradients`)
     give ``J`` (B, K, C); then ``α_Q = (p − e_Q)ᵀ J`` for all Q — no K backward passes.
     ``[:, q]`` equals ``contrast_cam(model, x, contrast=q)``.
     """
@@ -212,3 +222,123 @@ def contrast_cam_all(model: nn.Module, x: torch.Tensor, layer: nn.Module | None 
     k = z.shape[1]
     u = z.softmax(1)[:, None, :] - torch.eye(k, dtype=z.dtype, device=z.device)  # (B, Q, K)
     return cam_from_weights(acts, u @ jac, x.shape[-2:], raw)
+
+
+# --------------------------------------------------------------------------------------
+# One image, every logit: the data behind the chapter 2 figures and explorers
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class LayerView:
+    """Activations and all-logit gradients of one image at the target layer.
+
+    ``image`` (C, H, W); ``activations`` (C_A, h, w); ``grads`` (K, C_A, h, w) with
+    ``grads[k] = ∂z_k/∂A``; ``logits``/``probs`` (K,); ``pred`` the predicted class.
+    """
+
+    image: torch.Tensor
+    activations: torch.Tensor
+    grads: torch.Tensor
+    logits: torch.Tensor
+    probs: torch.Tensor
+
+    @property
+    def pred(self) -> int:
+        return int(self.logits.argmax())
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.logits.numel())
+
+    @property
+    def jacobian(self) -> torch.Tensor:
+        """``J`` (K, C_A): the spatially pooled gradient of every logit (Grad-CAM's α_k,
+        :func:`gradcam_weights` applied to each logit)."""
+        return gradcam_weights(self.activations[None], self.grads)
+
+    def _check_class(self, q: int, name: str) -> int:
+        if isinstance(q, bool) or not isinstance(q, (int, np.integer)):
+            raise TypeError(f"{name} must be an int class index, got {type(q).__name__}")
+        if not 0 <= int(q) < self.num_classes:
+            raise ValueError(f"{name} class {q} is out of range 0..{self.num_classes - 1}")
+        return int(q)
+
+    def weights(self, kind: str, q: int | None = None) -> torch.Tensor:
+        """Channel weights α (C_A,) for ``kind`` in {'gradcam', 'counterfactual', 'contrast'}.
+
+        ``q`` is the explained class for Grad-CAM/CounterfactualCAM (default: the prediction)
+        and the contrast class Q for ContrastCAM (required).
+        """
+        if kind == "contrast":
+            if q is None:
+                raise ValueError("kind='contrast' needs the contrast class q")
+            q = self._check_class(q, "q")
+            e = torch.zeros_like(self.probs)
+            e[q] = 1.0
+            return (self.probs - e) @ self.jacobian
+        t = self.pred if q is None else self._check_class(q, "q")
+        if kind == "gradcam":
+            return self.jacobian[t]
+        if kind == "counterfactual":
+            return -self.jacobian[t]
+        raise ValueError(f"kind must be 'gradcam', 'counterfactual' or 'contrast', got {kind!r}")
+
+    def cam(self, alpha: torch.Tensor, raw: bool = False) -> torch.Tensor:
+        """``ReLU(Σ_c α_c A_c)``: (h, w) if ``raw`` else upsampled to (H, W) and min-maxed
+        (:func:`cam_from_weights`).
+
+        ``alpha`` may be (C_A,) or a stack (M, C_A), giving (M, ·, ·) maps.
+        """
+        return cam_from_weights(self.activations[None], alpha[None], self.image.shape[-2:],
+                                raw)[0]
+
+    def contrast_maps(self) -> torch.Tensor:
+        """ContrastCAMs for every contrast class Q = 0..K-1 at once: (K, H, W)."""
+        eye = torch.eye(self.num_classes, dtype=self.probs.dtype)
+        return self.cam((self.probs[None] - eye) @ self.jacobian)
+
+
+def layer_view(model: nn.Module, x: torch.Tensor, layer: nn.Module | None = None) -> LayerView:
+    """One forward pass of a single image ``x`` (1, C, H, W) and one batched backward of all
+    K logits to the target layer (default:
+    :func:`~tutorial_utils.layers.default_target_layer`), via
+    :func:`~tutorial_utils.layers.layer_logit_gradients`.
+
+    Keeps the model's mode and ``requires_grad`` flags, and leaves no hook behind.
+    """
+    check_images(x)
+    if x.shape[0] != 1:
+        raise ValueError(f"x must hold exactly one image (1, C, H, W), got batch {x.shape[0]}")
+    acts, grads, z = layer_logit_gradients(model, x, layer)
+    z = z[0].cpu()
+    return LayerView(image=x.detach()[0].cpu(), activations=acts[0].cpu(),
+                     grads=grads[0].cpu(), logits=z, probs=z.softmax(0))
+
+
+def gradcam_steps(model: nn.Module, x: torch.Tensor, target: int | None = None,
+                  layer: nn.Module | None = None, weights: torch.Tensor | None = None) -> dict:
+    """The Grad-CAM recipe (Selvaraju et al. 2017) for one image, with every intermediate.
+
+    ``y`` is the logit of ``target`` (default: the prediction) or, if ``weights`` (K,) is given,
+    the scalar ``weights · z`` (e.g. ``p − e_Q`` gives ContrastCAM). Returns a dict with
+    ``activations`` (C_A, h, w), ``gradients`` ∂y/∂A (C_A, h, w), ``alpha`` (C_A,) pooled
+    gradients, ``weighted`` Σ α_k A_k (h, w) (signed), ``relu`` (h, w), ``map`` (H, W) in
+    [0, 1], plus ``target``, ``probs`` and ``view`` (the :class:`LayerView`).
+    """
+    view = layer_view(model, x, layer)
+    if weights is None:
+        t = view.pred if target is None else view._check_class(target, "target")
+        w = torch.zeros(view.num_classes)
+        w[t] = 1.0
+    else:
+        w = torch.as_tensor(weights, dtype=torch.float32).reshape(-1).cpu()
+        if w.numel() != view.num_classes:
+            raise ValueError(f"weights must have K={view.num_classes} entries, got {w.numel()}")
+        t = target
+    grad = torch.einsum("k,kchw->chw", w, view.grads)
+    alpha = grad.mean(dim=(1, 2))
+    weighted = torch.einsum("c,chw->hw", alpha, view.activations)
+    relu = torch.relu(weighted)
+    return dict(activations=view.activations, gradients=grad, alpha=alpha, weighted=weighted,
+                relu=relu, map=view.cam(alpha), target=t, probs=view.probs, view=view)

@@ -1,33 +1,29 @@
-"""Gradients at inference: layer gradients, contrast gradients, confounding-label norms, Fisher.
+"""Parameter gradients at inference: contrast gradients, per-sample gradients, confounding labels.
 
 Notation (DESIGN §7): logits ``z = f(x)`` (B, K), ``p = softmax(z)``, prediction
 ``P = argmax z``, penultimate features ``h`` (B, D) = the input of the final ``nn.Linear``
-with weight ``W`` (K, D) and bias ``b`` (K,), and activations ``A`` (B, C, h, w) of a target
-layer. Every gradient here is the gradient **of a loss** (never an update step ``−η∇``), taken
-at inference: the model stays in eval mode, its parameters are not changed, and
-``.grad`` fields are never written.
+with weight ``W`` (K, D) and bias ``b`` (K,). Every gradient here is the gradient **of a loss**
+with respect to the network's *parameters* (never an update step ``−η∇``), taken at inference:
+the model stays in eval mode, its parameters are not changed, and ``.grad`` fields are never
+written. Gradients with respect to a layer's *activations* (the CAM engine) live in
+:mod:`tutorial_utils.layers`; score vectors and the Fisher information in
+:mod:`tutorial_utils.information`.
 
 ==============================  =============================================================
 function                        what it returns
 ==============================  =============================================================
-default_target_layer            the module whose output CAM methods explain
-capture_output                  context manager: a layer's output (forward hook, removed)
-layer_activations_and_gradients ``A`` and ``∂(Σ_b s_b)/∂A`` for per-sample scores ``s`` (B,)
-layer_logit_gradients           ``A`` and ``∂z_k/∂A`` for all K logits at once (one batched
-                                backward)
+final_linear                    the ``nn.Linear`` that produces the logits
 contrast_gradients              ``∇_W CE(z, q) = (p − e_q) hᵀ`` for every class q, closed form
 contrast_gradients_autograd     the same for any parameters, via ``torch.func`` (vmap over
                                 samples and classes)
+select_params                   split a model's tensors into chosen parameters and the rest
 per_sample_gradients            ``∇_θ loss(f(x_b), t_b)`` for every sample, via ``torch.func``
+confounding_loss                the loss against the all-ones label (sigmoid or softmax)
 confounding_gradient_norms      per-sample, per-layer ‖∇_θ L(z, 1)‖² for the all-ones label
-score_vectors / fisher_information
-                                ``U = ∇_θ log p(y|x)`` per sample and ``E[U Uᵀ]`` (diag/full)
 ==============================  =============================================================
 
 References
 ----------
-- R. R. Selvaraju et al., "Grad-CAM: visual explanations from deep networks via gradient-based
-  localization", ICCV 2017.
 - M. Prabhushankar, G. Kwon, D. Temel, G. AlRegib, "Contrastive explanations in neural
   networks", ICIP 2020 (contrast gradients ``∇ J(P, Q)``).
 - M. Prabhushankar, G. AlRegib, "Introspective learning: a two-stage approach for inference
@@ -37,15 +33,11 @@ References
   IEEE Access 2023 (the all-ones confounding label).
 - R. Huang, A. Geng, Y. Li, "On the importance of gradients for detecting distributional
   shifts in the wild" (GradNorm), NeurIPS 2021.
-- S. Amari, "Natural gradient works efficiently in learning", Neural Computation 1998;
-  J. Martens, "New insights and perspectives on the natural gradient method", JMLR 2020
-  (Fisher information = E[score scoreᵀ] with y drawn from the model).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -53,46 +45,19 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vjp, vmap
 
-from tutorial_utils._checks import check_device, check_images, check_model, resolve_classes
+from tutorial_utils._checks import check_inputs
 from tutorial_utils.utils import channels_last, preserved_state
 
 __all__ = [
-    "default_target_layer",
-    "capture_output",
-    "layer_activations_and_gradients",
-    "layer_logit_gradients",
     "final_linear",
     "contrast_gradients",
     "contrast_gradients_autograd",
+    "select_params",
     "per_sample_gradients",
     "confounding_loss",
     "confounding_gradient_norms",
     "GradientNorms",
-    "score_vectors",
-    "ScoreVectors",
-    "fisher_information",
 ]
-
-ScoreFn = Callable[[torch.Tensor], torch.Tensor]
-
-# --------------------------------------------------------------------------------------
-# Checks shared by the module
-# --------------------------------------------------------------------------------------
-
-
-def _check_inputs(model: object, x: object) -> None:
-    check_model(model)
-    check_images(x)
-    check_device(model, x)
-
-
-def _check_layer(model: nn.Module, layer: object) -> nn.Module:
-    if not isinstance(layer, nn.Module):
-        raise TypeError(f"layer must be an nn.Module (a submodule of model), "
-                        f"got {type(layer).__name__}")
-    if not any(m is layer for m in model.modules()):
-        raise ValueError("layer must be a submodule of model (e.g. model.layer4[-1])")
-    return layer
 
 
 def _class_list(classes: object, num_classes: int, name: str = "classes") -> torch.Tensor:
@@ -116,173 +81,6 @@ def _class_list(classes: object, num_classes: int, name: str = "classes") -> tor
         raise ValueError(f"{name} class {out[bad][0].item()} is out of range: the model has "
                          f"{num_classes} classes (0..{num_classes - 1})")
     return out.long()
-
-
-# --------------------------------------------------------------------------------------
-# Target layers and hooks
-# --------------------------------------------------------------------------------------
-
-
-def default_target_layer(model: nn.Module) -> nn.Module:
-    """The layer whose output CAM methods explain by default (the last convolutional block).
-
-    * zoo models (:class:`~tutorial_utils.models.SmallCNN`): ``model.target_layer``;
-    * ResNet-like models (a ``layer4`` stage): ``model.layer4[-1]``;
-    * VGG, MobileNetV2/V3, DenseNet, AlexNet (a ``features`` ``nn.Sequential`` that holds a
-      convolution): ``model.features[-1]`` — VGG's last max-pool, MobileNet's last
-      conv-BN-activation block, DenseNet's ``norm5``;
-    * otherwise the last ``nn.Conv2d`` in ``model.modules()`` order.
-
-    Raises ``ValueError`` ("pass layer=...") for a model without any convolution.
-    """
-    check_model(model)
-    found = getattr(model, "target_layer", None)
-    if isinstance(found, nn.Module):
-        return found
-    stage = getattr(model, "layer4", None)
-    if isinstance(stage, nn.Sequential) and len(stage) > 0:
-        return stage[-1]
-    features = getattr(model, "features", None)
-    if isinstance(features, nn.Sequential) and len(features) > 0 and any(
-            isinstance(m, nn.Conv2d) for m in features.modules()):
-        return features[-1]
-    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    if convs:
-        return convs[-1]
-    raise ValueError(f"{type(model).__name__} has no nn.Conv2d layer to explain; pass "
-                     "layer=... (the nn.Module whose (B, C, h, w) output the map should use)")
-
-
-def _resolve_layer(model: nn.Module, layer: nn.Module | None) -> nn.Module:
-    return default_target_layer(model) if layer is None else _check_layer(model, layer)
-
-
-@contextlib.contextmanager
-def capture_output(layer: nn.Module, *, track: bool = False) -> Iterator[dict]:
-    """Capture ``layer``'s output during a forward pass: ``store["output"]``.
-
-    With ``track=True`` the captured output is made a graph leaf that requires grad
-    (``output.detach().requires_grad_()``) and the rest of the network receives a *clone* of
-    it. Gradients with respect to ``store["output"]`` are then exact, the forward pass before
-    the layer builds no graph, and in-place operations after the layer (``ReLU(inplace=True)``)
-    cannot overwrite the captured tensor. ``store["calls"]`` counts the layer's calls.
-    The hook is removed on exit, also when the body raises.
-    """
-    store: dict = {"calls": 0}
-
-    def hook(_module: nn.Module, _inputs: tuple, output: object) -> torch.Tensor | None:
-        if not isinstance(output, torch.Tensor):
-            raise TypeError(f"layer output must be a tensor, got {type(output).__name__}; "
-                            "pick a layer that returns a single (B, C, h, w) tensor")
-        store["calls"] += 1
-        if not track:
-            store["output"] = output
-            return None
-        leaf = output.detach().requires_grad_(True)
-        store["output"] = leaf
-        return leaf.clone()
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        yield store
-    finally:
-        handle.remove()
-
-
-def _tracked_forward(model: nn.Module, x: torch.Tensor, layer: nn.Module
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits (B, K) and the layer output (a grad-tracking leaf); parameters frozen.
-
-    Call inside ``preserved_state(model)`` (which restores the ``requires_grad`` flags).
-    """
-    for p in model.parameters():
-        p.requires_grad_(False)
-    with capture_output(layer, track=True) as store, torch.enable_grad():
-        z = model(x.detach())
-    if store["calls"] != 1:
-        raise ValueError(f"layer must run exactly once in the forward pass, it ran "
-                         f"{store['calls']} times; pass another layer=...")
-    if not isinstance(z, torch.Tensor) or z.dim() != 2:
-        raise ValueError("model must return logits of shape (B, K)")
-    return z, store["output"]
-
-
-def _target_score(target: object) -> ScoreFn:
-    def score(z: torch.Tensor) -> torch.Tensor:
-        classes = resolve_classes(target, z.detach(), "target")
-        return z.gather(1, classes[:, None])[:, 0]
-
-    return score
-
-
-def _layer_pass(model: nn.Module, x: torch.Tensor, layer: nn.Module | None, target: object,
-                score_fn: ScoreFn | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(A, ∂(Σ_b s_b)/∂A, z): the shared engine of every CAM method."""
-    _check_inputs(model, x)
-    layer = _resolve_layer(model, layer)
-    if score_fn is not None and target is not None:
-        raise ValueError("give either target or score_fn, not both")
-    score_fn = _target_score(target) if score_fn is None else score_fn
-    with preserved_state(model):
-        z, act = _tracked_forward(model, x, layer)
-        with torch.enable_grad():
-            scores = score_fn(z)
-        if not isinstance(scores, torch.Tensor) or scores.shape != (x.shape[0],):
-            raise ValueError(f"score_fn must return one scalar per sample, shape ({x.shape[0]},)")
-        (dact,) = torch.autograd.grad(scores.sum(), act)
-    return act.detach(), dact, z.detach()
-
-
-def layer_activations_and_gradients(model: nn.Module, x: torch.Tensor,
-                                    layer: nn.Module | None = None, target=None,
-                                    score_fn: ScoreFn | None = None
-                                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Activations ``A`` of ``layer`` and the gradient of per-sample scores with respect to them.
-
-    Args:
-        model: classifier returning logits (B, K); run in eval mode (restored afterwards).
-        x: images (B, C, H, W), pixels in [0, 1].
-        layer: the module to explain (default :func:`default_target_layer`).
-        target: int, one class per sample, or ``None`` (the prediction): the score is the
-            logit ``s_b = z_b[target_b]``.
-        score_fn: instead of ``target``, any per-sample scalar ``score_fn(z) -> (B,)`` of the
-            logits, e.g. ``lambda z: F.cross_entropy(z, q, reduction="none")``.
-
-    Returns:
-        ``(A, dA)`` both (B, C, h, w) detached, with ``dA = ∂(Σ_b s_b)/∂A`` from one
-        ``torch.autograd.grad`` call. In eval mode samples do not interact, so ``dA[b]`` is
-        ``∂s_b/∂A[b]`` (units: score per unit activation).
-    """
-    act, dact, _ = _layer_pass(model, x, layer, target, score_fn)
-    return act, dact
-
-
-def layer_logit_gradients(model: nn.Module, x: torch.Tensor, layer: nn.Module | None = None
-                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``A`` (B, C, h, w), ``G`` (B, K, C, h, w) with ``G[b, k] = ∂z_{b,k}/∂A[b]``, logits (B, K).
-
-    One forward pass and **one batched backward** (``is_grads_batched``: the K vector-Jacobian
-    products are vectorised with vmap), instead of K backward passes. Any per-sample score
-    linear in the logits with weights ``c`` (B, K) then has layer gradient ``Σ_k c_k G[:, k]``.
-    """
-    _check_inputs(model, x)
-    layer = _resolve_layer(model, layer)
-    with preserved_state(model):
-        z, act = _tracked_forward(model, x, layer)
-        k = z.shape[1]
-        eye = torch.eye(k, dtype=z.dtype, device=z.device)
-        seeds = eye[:, None, :].expand(k, z.shape[0], k)  # (K, B, K): one-hot per logit
-        try:
-            (g,) = torch.autograd.grad(z, act, grad_outputs=seeds, is_grads_batched=True)
-        except RuntimeError:  # an op without a batching rule: fall back to K backwards
-            g = torch.stack([torch.autograd.grad(z[:, i].sum(), act, retain_graph=i < k - 1)[0]
-                             for i in range(k)])
-    return act.detach(), g.transpose(0, 1), z.detach()
-
-
-# --------------------------------------------------------------------------------------
-# Contrast gradients of the last layer (closed form) and of any parameters (torch.func)
-# --------------------------------------------------------------------------------------
 
 
 def final_linear(model: nn.Module) -> nn.Linear:
@@ -344,7 +142,7 @@ def contrast_gradients(model: nn.Module, x: torch.Tensor, classes=None, *,
         ``g`` (B, Q, K, D) with ``g[b, i] = ∇_W CE(z_b, classes[i])``; with ``return_bias``
         the pair ``(g, g_bias)`` with ``g_bias`` (B, Q, K). One forward pass, no backward.
     """
-    _check_inputs(model, x)
+    check_inputs(model, x)
     fc = final_linear(model)
     h, z = _features_and_logits(model, x, fc)
     q = _class_list(classes, z.shape[1]).to(z.device)
@@ -410,7 +208,7 @@ def contrast_gradients_autograd(model: nn.Module, x: torch.Tensor, params=None, 
     Returns ``{name: (B, Q, *param.shape)}``; for the final layer's weight this equals
     :func:`contrast_gradients`. Same signs as there (gradient of the loss).
     """
-    _check_inputs(model, x)
+    check_inputs(model, x)
     selected, rest = select_params(model, params)
     with preserved_state(model), torch.no_grad():
         num_classes = model(x[:1]).shape[1]
@@ -437,7 +235,7 @@ def per_sample_gradients(model: nn.Module, x: torch.Tensor, loss_fn: Callable, t
 
     Returns ``{name: (B, *param.shape)}``.
     """
-    _check_inputs(model, x)
+    check_inputs(model, x)
     selected, rest = select_params(model, params)
     f = _logits_fn(model, rest)
 
@@ -455,10 +253,6 @@ def per_sample_gradients(model: nn.Module, x: torch.Tensor, loss_fn: Callable, t
     with preserved_state(model):
         return fn(selected, *args)
 
-
-# --------------------------------------------------------------------------------------
-# Confounding label (Lee & AlRegib 2020) / GradNorm (Huang et al. 2021)
-# --------------------------------------------------------------------------------------
 
 CONFOUNDING_LOSSES = ("sigmoid", "softmax")
 
@@ -528,7 +322,7 @@ def confounding_gradient_norms(model: nn.Module, x: torch.Tensor, loss: str = "s
     Returns:
         :class:`GradientNorms` ``(norms (B, L), names)`` on x's device, units of loss².
     """
-    _check_inputs(model, x)
+    check_inputs(model, x)
     groups = _layer_groups(model, layers)
     names = [n for group in groups.values() for n in group]
     grads = per_sample_gradients(model, x, lambda z: confounding_loss(z, loss), params=names,
@@ -536,77 +330,3 @@ def confounding_gradient_norms(model: nn.Module, x: torch.Tensor, loss: str = "s
     norms = torch.stack([sum(grads[n].flatten(1).square().sum(1) for n in group)
                          for group in groups.values()], dim=1)
     return GradientNorms(norms.detach(), list(groups))
-
-
-# --------------------------------------------------------------------------------------
-# Score vectors and the Fisher information
-# --------------------------------------------------------------------------------------
-
-
-class ScoreVectors(NamedTuple):
-    """``u`` (B, P): per-sample score ``∇_θ log p(y_b|x_b)`` flattened over the parameters
-    ``names`` (in order, with ``shapes``); ``labels`` (B,): the y used."""
-
-    u: torch.Tensor
-    labels: torch.Tensor
-    names: list[str]
-    shapes: list[torch.Size]
-
-
-def _labels(model: nn.Module, x: torch.Tensor, labels: object, seed: int) -> torch.Tensor:
-    """Given labels (checked) or y ~ Categorical(softmax(f(x))) with a seeded CPU generator."""
-    with preserved_state(model), torch.no_grad():
-        z = model(x)
-    if labels is not None:
-        return resolve_classes(labels, z, "labels")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    gen = torch.Generator().manual_seed(seed)
-    return torch.multinomial(z.softmax(1).double().cpu(), 1, generator=gen)[:, 0].to(x.device)
-
-
-def _log_likelihood(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """``log softmax(z)[t]`` for one sample's logits (K,) and label ``t`` (vmap-safe)."""
-    return z.log_softmax(-1).gather(0, t[None])[0]
-
-
-def score_vectors(model: nn.Module, x: torch.Tensor, params=None, labels=None, *,
-                  seed: int = 0, chunk_size: int | None = None) -> ScoreVectors:
-    """Per-sample score vectors ``U_b = ∇_θ log p(y_b | x_b)`` (sign: gradient of the
-    log-likelihood, i.e. ``−∇_θ CE``).
-
-    ``labels=None`` draws ``y_b ~ p(·|x_b)`` from the model (seeded by ``seed``); then
-    ``E_y[U] = Σ_y p_y ∇ log p_y = ∇ Σ_y p_y = 0``, so the Fisher ``E[U Uᵀ]`` is the covariance
-    of the score. With given (true) labels ``E[U Uᵀ]`` is the *empirical* Fisher instead.
-    ``params`` selects θ as in :func:`contrast_gradients_autograd` (default: the final linear
-    layer).
-    """
-    _check_inputs(model, x)
-    y = _labels(model, x, labels, seed)
-    grads = per_sample_gradients(model, x, _log_likelihood, targets=y, params=params,
-                                 chunk_size=chunk_size)
-    names = list(grads)
-    u = torch.cat([grads[n].flatten(1) for n in names], dim=1)
-    return ScoreVectors(u.detach(), y, names, [grads[n].shape[1:] for n in names])
-
-
-MAX_FULL_FISHER = 20_000
-
-
-def fisher_information(model: nn.Module, x: torch.Tensor, params=None, labels=None,
-                       full: bool = False, *, seed: int = 0) -> torch.Tensor:
-    """Monte-Carlo Fisher information ``F = mean_b U_b U_bᵀ`` from :func:`score_vectors`.
-
-    Returns the diagonal ``mean_b U_b²`` (P,) by default, or the full (P, P) matrix with
-    ``full=True`` (only for small parameter sets, P ≤ 20 000, e.g. the final linear layer).
-    Units: (log-likelihood per parameter unit)². Parameters are flattened in the order of
-    ``score_vectors(...).names``.
-    """
-    check_model(model)
-    if full:
-        size = sum(p.numel() for p in select_params(model, params)[0].values())
-        if size > MAX_FULL_FISHER:
-            raise ValueError(f"full=True needs a (P, P) matrix with P = {size} > "
-                             f"{MAX_FULL_FISHER}; pass params=<a small layer> or full=False")
-    u = score_vectors(model, x, params=params, labels=labels, seed=seed).u
-    return u.T @ u / u.shape[0] if full else u.square().mean(0)

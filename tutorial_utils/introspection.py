@@ -31,10 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from tutorial_utils._checks import check_images, check_model
+from tutorial_utils._checks import check_images
 from tutorial_utils.gradients import contrast_gradients
-from tutorial_utils.models import num_parameters
-from tutorial_utils.utils import preserved_state
+from tutorial_utils.models import features_and_logits, num_parameters
 
 HEADS: tuple[str, ...] = ("stage 1", "feed-forward", "introspective")
 """Heads compared by :func:`evaluate_heads`: the network's own ``fc``, the equal-capacity
@@ -104,31 +103,6 @@ def contrast_features(h: torch.Tensor, logits: torch.Tensor, normalize: bool = T
     hh = _unit_rows(h) if normalize else h
     g = u[..., None] * hh[:, None, None, :]  # (B, Q, K, D)
     return g.flatten(1) if flatten else g
-
-
-def features_and_logits(model: nn.Module, x: torch.Tensor,
-                        batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
-    """Penultimate features ``h`` ``(N, D)`` and logits ``(N, K)`` of a zoo model, batched.
-
-    Runs in eval mode under ``torch.inference_mode`` and restores the model's mode. Batches
-    are passed in ``channels_last`` memory format (about 30% faster convolutions on CPU; the
-    model itself is not changed). The model must expose ``penultimate(x)`` and ``fc`` (every
-    ``SmallCNN`` does).
-    """
-    check_model(model)
-    check_images(x)
-    if not hasattr(model, "penultimate") or not isinstance(getattr(model, "fc", None), nn.Linear):
-        raise TypeError("model must expose .penultimate(x) and a final nn.Linear .fc "
-                        "(use a zoo SmallCNN from tutorial_utils.models.load)")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    hs, zs = [], []
-    with preserved_state(model), torch.inference_mode():
-        for i in range(0, len(x), batch_size):
-            xb = x[i:i + batch_size].contiguous(memory_format=torch.channels_last)
-            hs.append(model.penultimate(xb).contiguous())
-            zs.append(model.fc(hs[-1]))
-    return torch.cat(hs), torch.cat(zs)  # ordinary tensors (cat outside inference mode)
 
 
 def introspective_features(model: nn.Module, x: torch.Tensor, normalize: bool = True,
@@ -419,3 +393,28 @@ def table1(results: IntrospectionResults, heads: Sequence[str] = ("feed-forward"
             rows.append({"accuracy (%)": acc, "ECE (%)": ece})
             index.append((name, hd))
     return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=("condition", "head")))
+
+
+def level_view(results, level: int, heads: Sequence[str] = ("feed-forward", "introspective")):
+    """Accuracy and ECE per challenge of each head at ``level`` (0 = clean), as a DataFrame
+    indexed by challenge with columns ``(metric, head)``; plus a pooled ``all`` row."""
+    import pandas as pd
+
+    from tutorial_utils.metrics import expected_calibration_error
+
+    if isinstance(level, bool) or not isinstance(level, (int, np.integer)):
+        raise TypeError(f"level must be an int in 0..5, got {type(level).__name__}")
+    if level != 0 and level not in results.levels:
+        raise ValueError(f"level must be 0 or one of {results.levels}, got {level}")
+    t = results.table
+    cells = t[(t.level == level) & t["head"].isin(heads)]
+    df = cells.pivot(index="challenge", columns="head", values=["accuracy", "ece"])
+    order = ["clean"] if level == 0 else list(results.challenges)
+    df = df.loc[order, [(m, h) for m in ("accuracy", "ece") for h in heads]]
+    pooled = {}
+    for h in heads:
+        p, lab = results.pooled(h, level), results.pooled_labels(level)
+        pooled[("accuracy", h)] = float((p.argmax(1) == lab).mean())
+        pooled[("ece", h)] = expected_calibration_error(p, lab)
+    df.loc["all"] = pd.Series(pooled)
+    return df

@@ -21,11 +21,16 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
+
+from tutorial_utils._checks import (
+    as_array,
+    check_probabilities,
+    check_same_length,
+    check_vector,
+)
 
 # scikit-learn (and SciPy behind it) is imported inside the functions that need it: it costs
 # about a second, and ``tutorial_utils.plotting`` imports this module.
@@ -43,52 +48,17 @@ __all__ = [
     "auac",
     "aufc",
     "TrustCurve",
-    "entropy",
-    "mutual_information",
-    "discrete_mutual_information",
 ]
 
-_PROB_TOL = 1e-3  # tolerance on "probabilities lie in [0, 1] and sum to 1"
 DEFAULT_PERCENTILES = np.linspace(0, 99, 100)
 
 
 # --------------------------------------------------------------------------- validation
-def _as_array(x: object, name: str) -> np.ndarray:
-    """Convert a tensor / array / sequence to a NumPy array; ``TypeError`` otherwise."""
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
-    if isinstance(x, np.ndarray):
-        return x
-    if isinstance(x, (Sequence, np.generic)) and not isinstance(x, (str, bytes)):
-        return np.asarray(x)
-    raise TypeError(f"{name} must be a numpy array, torch tensor or sequence, "
-                    f"got {type(x).__name__}")
-
-
-def _vector(x: object, name: str, *, numeric: bool = True) -> np.ndarray:
-    """A non-empty 1-D numeric array without NaN/inf."""
-    a = _as_array(x, name)
-    if a.ndim != 1:
-        raise ValueError(f"{name} must be 1-D of shape (N,), got shape {a.shape}; "
-                         f"flatten it with .reshape(-1) if that is what you mean")
-    if a.size == 0:
-        raise ValueError(f"{name} is empty")
-    if numeric and not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
-        raise TypeError(f"{name} must be numeric, got dtype {a.dtype}")
-    if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
-        raise ValueError(f"{name} contains NaN or infinite values; clean the input first")
-    return a
-
-
-def _same_length(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
-    if len(a) != len(b):
-        raise ValueError(f"{name_a} and {name_b} must have the same length, "
-                         f"got {len(a)} and {len(b)}")
 
 
 def _binary(y: object, name: str) -> np.ndarray:
     """Binary labels in {0, 1} (or bool) with both classes present -> int array."""
-    a = _vector(y, name)
+    a = check_vector(y, name)
     values = np.unique(a)
     if not np.isin(values, [0, 1]).all():
         raise ValueError(f"{name} must hold binary labels 0/1 (1 = in-distribution / correct), "
@@ -101,8 +71,8 @@ def _binary(y: object, name: str) -> np.ndarray:
 
 def _scores(y_true: object, y_score: object) -> tuple[np.ndarray, np.ndarray]:
     labels = _binary(y_true, "y_true")
-    scores = _vector(y_score, "y_score").astype(float)
-    _same_length(labels, scores, "y_true", "y_score")
+    scores = check_vector(y_score, "y_score").astype(float)
+    check_same_length(labels, scores, "y_true", "y_score")
     return labels, scores
 
 
@@ -114,36 +84,15 @@ def _check_n_bins(n_bins: object) -> int:
     return int(n_bins)
 
 
-def _probabilities(probs: object, name: str = "probs") -> np.ndarray:
-    """A finite ``(N, K)`` float array with entries in [0, 1] and rows summing to 1."""
-    p = _as_array(probs, name)
-    if p.ndim != 2:
-        raise ValueError(f"{name} must have shape (N, K), got {p.shape}")
-    if p.shape[0] == 0 or p.shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {p.shape})")
-    if not np.issubdtype(p.dtype, np.floating):
-        raise TypeError(f"{name} must be floating-point probabilities, got dtype {p.dtype}")
-    p = p.astype(np.float64)
-    if not np.isfinite(p).all():
-        raise ValueError(f"{name} contains NaN or infinite values; clean the input first")
-    if p.min() < -_PROB_TOL or p.max() > 1 + _PROB_TOL:
-        raise ValueError(f"{name} must be probabilities in [0, 1], got values in "
-                         f"[{p.min():.3g}, {p.max():.3g}]; pass softmax(logits), not logits")
-    if not np.allclose(p.sum(axis=1), 1.0, atol=_PROB_TOL):
-        raise ValueError(f"each row of {name} must sum to 1 (a softmax output); "
-                         f"row sums lie in [{p.sum(1).min():.3g}, {p.sum(1).max():.3g}]")
-    return np.clip(p, 0.0, 1.0)
-
-
 def _confidences(confidence: object, name: str = "confidence") -> np.ndarray:
-    c = _vector(confidence, name).astype(np.float64)
+    c = check_vector(confidence, name).astype(np.float64)
     if c.min() < 0 or c.max() > 1:
         raise ValueError(f"{name} must lie in [0, 1], got values in [{c.min():.3g}, {c.max():.3g}]")
     return c
 
 
 def _correct(correct: object, n: int, name: str = "correct") -> np.ndarray:
-    k = _vector(correct, name)
+    k = check_vector(correct, name)
     if not np.isin(np.unique(k), [0, 1]).all():
         raise ValueError(f"{name} must be boolean (or 0/1): whether each prediction is right")
     if len(k) != n:
@@ -153,15 +102,15 @@ def _correct(correct: object, n: int, name: str = "correct") -> np.ndarray:
 
 def _confidence_and_correct(probs: object, labels: object) -> tuple[np.ndarray, np.ndarray]:
     """Dispatch on ``probs.ndim``: (N, K) probs + int labels, or (N,) confidence + correct."""
-    ndim = _as_array(probs, "probs").ndim
+    ndim = as_array(probs, "probs").ndim
     if ndim == 1:
         conf = _confidences(probs, "probs")
         return conf, _correct(labels, len(conf), "labels")
-    p = _probabilities(probs)
-    y = _vector(labels, "labels")
+    p = check_probabilities(probs)
+    y = check_vector(labels, "labels")
     if not np.issubdtype(y.dtype, np.integer):
         raise TypeError(f"labels must be integer class indices, got dtype {y.dtype}")
-    _same_length(p, y, "probs", "labels")
+    check_same_length(p, y, "probs", "labels")
     if y.min() < 0 or y.max() >= p.shape[1]:
         raise ValueError(f"labels must lie in [0, {p.shape[1] - 1}] for {p.shape[1]} classes, "
                          f"got values in [{y.min()}, {y.max()}]")
@@ -229,8 +178,8 @@ def detection_report(id_scores: object, ood_scores: object) -> dict[str, float]:
     Returns ``{"AUROC", "AUPR-In", "AUPR-Out", "FPR@95TPR", "Detection acc."}`` as floats in
     [0, 1]; AUPR-Out treats the novel samples as positives with the score negated.
     """
-    s_in = _vector(id_scores, "id_scores").astype(float)
-    s_out = _vector(ood_scores, "ood_scores").astype(float)
+    s_in = check_vector(id_scores, "id_scores").astype(float)
+    s_out = check_vector(ood_scores, "ood_scores").astype(float)
     y = np.r_[np.ones(len(s_in), int), np.zeros(len(s_out), int)]
     s = np.r_[s_in, s_out]
     return {
@@ -329,7 +278,7 @@ class TrustCurve:
 
 
 def _percentiles(percentiles: object) -> np.ndarray:
-    q = _vector(percentiles, "percentiles").astype(float)
+    q = check_vector(percentiles, "percentiles").astype(float)
     if len(q) < 2:
         raise ValueError("percentiles needs at least two values to define an area")
     if q.min() < 0 or q.max() > 100:
@@ -362,7 +311,7 @@ def auac(trust: object, correct: object,
     constant trust keeps everything) and their accuracy is recorded. A good trust score
     gives a rising curve and a large area; the accuracy of the whole set is the value at x=0.
     """
-    t = _vector(trust, "trust").astype(float)
+    t = check_vector(trust, "trust").astype(float)
     k = _correct(correct, len(t))
     q = _percentiles(percentiles)
     order, start = _kept_start(t, q)
@@ -382,10 +331,10 @@ def aufc(trust: object, y_true: object, y_pred: object,
     """
     from sklearn.metrics import f1_score
 
-    t = _vector(trust, "trust").astype(float)
-    yt, yp = _vector(y_true, "y_true"), _vector(y_pred, "y_pred")
-    _same_length(t, yt, "trust", "y_true")
-    _same_length(t, yp, "trust", "y_pred")
+    t = check_vector(trust, "trust").astype(float)
+    yt, yp = check_vector(y_true, "y_true"), check_vector(y_pred, "y_pred")
+    check_same_length(t, yt, "trust", "y_true")
+    check_same_length(t, yp, "trust", "y_pred")
     q = _percentiles(percentiles)
     order, start = _kept_start(t, q)
     values = np.array([
@@ -395,44 +344,3 @@ def aufc(trust: object, y_true: object, y_pred: object,
     return TrustCurve(_area(fractions, values), fractions, values, len(t) - start)
 
 
-# --------------------------------------------------------------------------- information
-def entropy(probs: object) -> np.ndarray | float:
-    """Shannon entropy ``−Σ_k p_k log p_k`` in **nats** (0 log 0 = 0).
-
-    ``probs`` (N, K) rows of probabilities -> (N,) array; a single (K,) distribution -> float.
-    Ranges from 0 (one-hot) to log K (uniform).
-    """
-    single = _as_array(probs, "probs").ndim == 1
-    p = _probabilities(_as_array(probs, "probs")[None] if single else probs)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        h = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=1)
-    h = np.maximum(h, 0.0)
-    return float(h[0]) if single else h
-
-
-def mutual_information(x: object, y: object, bins: int | Sequence = 16) -> float:
-    """Plug-in mutual information ``I(X; Y)`` in **nats** from a 2-D histogram.
-
-    ``x``, ``y`` (N,) samples of two scalar variables; ``bins`` as in ``np.histogram2d`` (an
-    int, a pair of ints or explicit edges). The estimate is biased upwards by roughly
-    ``(Bx − 1)(By − 1) / (2N)`` for independent variables, so use N ≫ bins².
-    """
-    a = _vector(x, "x").astype(float)
-    b = _vector(y, "y").astype(float)
-    _same_length(a, b, "x", "y")
-    if isinstance(bins, (int, np.integer)) and not isinstance(bins, bool) and bins < 1:
-        raise ValueError(f"bins must be >= 1, got {bins}")
-    joint, _, _ = np.histogram2d(a, b, bins=bins)
-    pxy = joint / joint.sum()
-    px, py = pxy.sum(axis=1, keepdims=True), pxy.sum(axis=0, keepdims=True)
-    nz = pxy > 0
-    return float(max((pxy[nz] * np.log(pxy[nz] / (px @ py)[nz])).sum(), 0.0))
-
-
-def discrete_mutual_information(x: object, y: object) -> float:
-    """Mutual information in **nats** of two discrete label vectors (``mutual_info_score``)."""
-    from sklearn.metrics import mutual_info_score
-
-    a, b = _vector(x, "x"), _vector(y, "y")
-    _same_length(a, b, "x", "y")
-    return float(mutual_info_score(a, b))

@@ -1,12 +1,20 @@
-"""The course's model zoo: small CNNs, one seeded training loop, checksummed checkpoints.
+"""The course's model zoo: one seeded training loop, predictions, checksummed checkpoints.
 
-Every zoo classifier has the same anatomy (DESIGN §5)::
+The architectures live in :mod:`tutorial_utils.architectures`; this module trains them, runs
+them (logits, probabilities, penultimate features, one image's decision) and keeps the zoo:
 
-    features  -> last_conv (the CAM target layer, map >= 6x6) -> global average pool
-              -> dropout -> fc (the single final nn.Linear, weights W of shape (K, D))
-
-``model.penultimate(x)`` returns the pooled features ``h`` of shape ``(B, D)`` so that
-``model.fc(h) == model(x)`` in eval mode.
+=====================  ================================================================
+function               what it does
+=====================  ================================================================
+train_classifier       AdamW + one-cycle training, seeded, with a progress bar
+predict_logits         logits ``(N, K)`` in eval mode, in mini-batches
+predict_proba          ``softmax(f(x))`` ``(N, K)``
+features_and_logits    penultimate features ``h`` ``(N, D)`` and logits in one pass
+decision               logits, probabilities and the arg-max for one image
+accuracy               top-1 accuracy
+load                   a zoo member, checksum verified (``python -m tutorial_utils.models``
+                       rebuilds them all)
+=====================  ================================================================
 """
 
 from __future__ import annotations
@@ -15,112 +23,16 @@ import hashlib
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
-    """3x3 convolution (same padding) -> BatchNorm -> ReLU."""
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=False),
-    )
-
-
-class Normalize(nn.Module):
-    """Per-channel ``(x - mean) / std`` as the model's first layer.
-
-    Keeping normalisation inside the model lets every course function work in one image
-    space: pixels in ``[0, 1]``, the range that data loaders, challenges and plots use.
-    """
-
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
-
-
-class SmallCNN(nn.Module):
-    """A small VGG-style classifier.
-
-    Args:
-        in_channels: 1 for digits, 3 for signs.
-        num_classes: K, the number of outputs of ``fc``.
-        widths: channels of the three stages; stages 1 and 2 end with 2x2 max pooling,
-            stage 3 is ``last_conv`` and keeps the resolution (input / 4).
-        dropout: dropout probability before ``fc``.
-        mean, std: per-channel statistics of the training images (``Normalize`` layer).
-
-    Input ``(B, in_channels, H, W)`` images with pixels in ``[0, 1]``; output logits ``(B, K)``.
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        num_classes: int,
-        widths: tuple[int, int, int] = (16, 32, 64),
-        dropout: float = 0.3,
-        mean: tuple[float, ...] | None = None,
-        std: tuple[float, ...] | None = None,
-    ) -> None:
-        super().__init__()
-        w1, w2, w3 = widths
-        self.in_channels = in_channels
-        self.num_classes = num_classes
-        self.normalize = Normalize(mean or (0.5,) * in_channels, std or (0.25,) * in_channels)
-        self.features = nn.Sequential(
-            conv_bn_relu(in_channels, w1),
-            nn.MaxPool2d(2),
-            conv_bn_relu(w1, w2),
-            conv_bn_relu(w2, w2),
-            nn.MaxPool2d(2),
-        )
-        self.last_conv = nn.Sequential(conv_bn_relu(w2, w3), conv_bn_relu(w3, w3))
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(w3, num_classes)
-
-    @property
-    def target_layer(self) -> nn.Module:
-        """The default layer for CAM methods: the last convolutional block."""
-        return self.last_conv
-
-    def penultimate(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled features ``h`` of shape ``(B, D)``, before dropout and ``fc``."""
-        return self.pool(self.last_conv(self.features(self.normalize(x)))).flatten(1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.dropout(self.penultimate(x)))
-
-
-class Ensemble(nn.Module):
-    """Deep ensemble (Lakshminarayanan et al. 2017) of classifiers with the same classes.
-
-    ``forward`` returns ``log(mean_m softmax(z_m))`` of shape ``(B, K)``, so that
-    ``softmax(forward(x))`` is the ensemble's predictive distribution; the members'
-    own logits are ``member_logits(x)`` of shape ``(M, B, K)``.
-    """
-
-    def __init__(self, members: list[nn.Module]) -> None:
-        super().__init__()
-        if not members:
-            raise ValueError("members must hold at least one model")
-        self.members = nn.ModuleList(members)
-
-    def member_logits(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([m(x) for m in self.members])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        log_probs = self.member_logits(x).log_softmax(dim=-1)
-        return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
-
+from tutorial_utils._checks import check_images, check_model
+from tutorial_utils.architectures import Ensemble, SmallCNN
+from tutorial_utils.utils import channels_last, model_device, preserved_state
 
 # --------------------------------------------------------------------------------------
 # Training and evaluation
@@ -196,6 +108,72 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> 
         return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
     finally:
         model.train(was_training)
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Probabilities ``softmax(f(x))`` (N, K) in eval mode, in mini-batches (mode restored)."""
+    check_model(model)
+    check_images(x)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    return predict_logits(model, x, batch_size).softmax(dim=1)
+
+
+def features_and_logits(model: nn.Module, x: torch.Tensor,
+                        batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """Penultimate features ``h`` ``(N, D)`` and logits ``(N, K)`` of a zoo model, batched.
+
+    Runs in eval mode under ``torch.inference_mode`` and restores the model's mode. Batches
+    are passed in ``channels_last`` memory format (about 30% faster convolutions on CPU; the
+    model itself is not changed). The model must expose ``penultimate(x)`` and ``fc`` (every
+    ``SmallCNN`` does).
+    """
+    check_model(model)
+    check_images(x)
+    if not hasattr(model, "penultimate") or not isinstance(getattr(model, "fc", None), nn.Linear):
+        raise TypeError("model must expose .penultimate(x) and a final nn.Linear .fc "
+                        "(use a zoo SmallCNN from tutorial_utils.models.load)")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    hs, zs = [], []
+    with preserved_state(model), torch.inference_mode():
+        for i in range(0, len(x), batch_size):
+            xb = channels_last(x[i:i + batch_size])
+            hs.append(model.penultimate(xb).contiguous())
+            zs.append(model.fc(hs[-1]))
+    return torch.cat(hs), torch.cat(zs)  # ordinary tensors (cat outside inference mode)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One image's forward pass: ``logits`` (K,), ``probs`` (K,), ``pred`` the arg-max class."""
+
+    logits: torch.Tensor
+    probs: torch.Tensor
+    pred: int
+
+    @property
+    def confidence(self) -> float:
+        """The largest probability, ``max_k p_k`` (Hendrycks & Gimpel's baseline score)."""
+        return float(self.probs[self.pred])
+
+
+@torch.no_grad()
+def decision(model: nn.Module, image: torch.Tensor) -> Decision:
+    """Logits ``z = f(x)``, probabilities ``p = softmax(z)`` and ``argmax z`` for one image.
+
+    ``image`` is one ``(C, H, W)`` image (or a batch of one) with pixels in [0, 1].
+    """
+    check_model(model)
+    if isinstance(image, torch.Tensor) and image.dim() == 3:
+        image = image[None]
+    check_images(image, "image")
+    if image.shape[0] != 1:
+        raise ValueError(f"image must be one image (C, H, W), got a batch of {image.shape[0]}")
+    with preserved_state(model):
+        z = model(image.to(model_device(model)))[0].cpu()
+    return Decision(z, z.softmax(0), int(z.argmax()))
 
 
 def num_parameters(module: nn.Module) -> int:

@@ -1,0 +1,84 @@
+"""Manifolds of learned representations: Isomap embeddings and dimensional collapse.
+
+The penultimate features ``h`` (N, D) of a zoo model come from
+:func:`tutorial_utils.models.features_and_logits`; this module looks at their geometry.
+
+======================  ===============================================================
+function                what it returns
+======================  ===============================================================
+isomap_embedding        one joint 2-D Isomap of several feature sets, split back by set
+covariance_spectrum     singular values of the feature covariance (normalised to sum 1)
+effective_rank          ``exp(entropy)`` of a spectrum: how many directions carry variance
+======================  ===============================================================
+
+References
+----------
+- J. B. Tenenbaum, V. de Silva, J. C. Langford, "A global geometric framework for nonlinear
+  dimensionality reduction", Science 290, 2000 (Isomap).
+- O. Roy, M. Vetterli, "The effective rank: a measure of effective dimensionality",
+  EUSIPCO 2007.
+- L. Jing, P. Vincent, Y. LeCun, Y. Tian, "Understanding dimensional collapse in contrastive
+  self-supervised learning", ICLR 2022.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+__all__ = ["isomap_embedding", "covariance_spectrum", "effective_rank"]
+
+
+def isomap_embedding(features: Mapping[str, torch.Tensor], n_neighbors: int = 10,
+                     n_components: int = 2) -> dict[str, np.ndarray]:
+    """One Isomap (Tenenbaum et al. 2000) fitted on all feature sets together.
+
+    ``features``: ``{name: (N_i, D)}``; returns ``{name: (N_i, n_components)}``, the same
+    embedding split back by set, so distances between sets are comparable.
+    """
+    from sklearn.manifold import Isomap
+
+    if not isinstance(features, Mapping) or not features:
+        raise ValueError("features must be a non-empty dict {name: (N, D) features}")
+    arrays = {k: np.asarray(torch.as_tensor(v).detach().cpu(), dtype=np.float64)
+              for k, v in features.items()}
+    dims = {a.shape[1] for a in arrays.values() if a.ndim == 2}
+    if len(dims) != 1 or any(a.ndim != 2 for a in arrays.values()):
+        raise ValueError("every feature set must be (N, D) with the same D")
+    stacked = np.concatenate(list(arrays.values()))
+    emb = Isomap(n_neighbors=n_neighbors, n_components=n_components).fit_transform(stacked)
+    out, start = {}, 0
+    for k, a in arrays.items():
+        out[k] = emb[start:start + len(a)]
+        start += len(a)
+    return out
+
+
+def covariance_spectrum(features: torch.Tensor, normalize: bool = True) -> np.ndarray:
+    """Singular values of the feature covariance matrix, in decreasing order.
+
+    ``features`` (N, D); with ``normalize`` the values are divided by their sum, so spectra
+    of differently scaled feature sets can be compared by shape only.
+    """
+    f = torch.as_tensor(features).detach().double().cpu()
+    if f.dim() != 2 or f.shape[0] < 2:
+        raise ValueError(f"features must be (N, D) with N >= 2, got {tuple(f.shape)}")
+    if not torch.isfinite(f).all():
+        raise ValueError("features contain NaN or infinite values")
+    c = f - f.mean(0, keepdim=True)
+    s = torch.linalg.svdvals(c.T @ c / (len(f) - 1)).numpy()
+    if normalize:
+        s = s / max(s.sum(), 1e-300)
+    return s
+
+
+def effective_rank(singular_values: np.ndarray) -> float:
+    """``exp(−Σ q_i log q_i)`` with ``q = s / Σ s`` (Roy & Vetterli 2007): between 1 and D."""
+    s = np.asarray(singular_values, dtype=np.float64)
+    if s.ndim != 1 or s.size == 0 or (s < 0).any():
+        raise ValueError("singular_values must be a non-empty 1-D array of non-negative values")
+    q = s / s.sum()
+    q = q[q > 0]
+    return float(np.exp(-(q * np.log(q)).sum()))

@@ -1,0 +1,118 @@
+"""Figures of :mod:`tutorial_utils.contrast`: the "why P, rather than Q?" table and the
+contrast explorer's panel figure (updated in place, so a redraw costs one PNG encode)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from tutorial_utils.contrast import ContrastState, contrast_panel
+from tutorial_utils.plotting.images import overlay
+from tutorial_utils.plotting.style import _style, to_png
+
+__all__ = ["plot_contrast_gallery", "ContrastPanelFigure", "plot_contrast_panel"]
+
+
+def _show(ax, img: torch.Tensor, title: str | None = None) -> None:
+    a = img.detach().cpu()
+    a = a.permute(1, 2, 0).squeeze(-1).numpy() if a.dim() == 3 else a.numpy()
+    ax.imshow(a, cmap="gray" if a.ndim == 2 else None, vmin=0, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for s in ax.spines.values():
+        s.set_visible(False)
+    if title:
+        ax.set_title(title, fontsize="small")
+
+
+def plot_contrast_gallery(rows: Sequence[Mapping], class_names: Sequence[str], size: float = 1.7):
+    """The seeds' table layout: input | Grad-CAM | representative Q₁ | why P, rather than Q₁ |
+    representative Q₂ | why P, rather than Q₂ | why not P (with 100% confidence)."""
+    _style()
+    fig, axes = plt.subplots(len(rows), 7, figsize=(7 * size, len(rows) * (size + 0.45)),
+                             squeeze=False, layout="constrained")
+    for r, row in enumerate(rows):
+        p, q1, q2 = (class_names[row[k]] for k in ("pred", "q1", "q2"))
+        conf = float(row["probs"][row["pred"]])
+        _show(axes[r, 0], row["image"], f"input: {p}\n(p={conf:.2f})")
+        overlay(row["image"], row["gradcam"].numpy(), ax=axes[r, 1],
+                         title=f"Grad-CAM:\nwhy {p}?")
+        _show(axes[r, 2], row["rep1"], f"representative\n{q1}")
+        overlay(row["image"], row["contrast1"].numpy(), ax=axes[r, 3],
+                         title=f"why {p},\nrather than {q1}?")
+        _show(axes[r, 4], row["rep2"], f"representative\n{q2}")
+        overlay(row["image"], row["contrast2"].numpy(), ax=axes[r, 5],
+                         title=f"why {p},\nrather than {q2}?")
+        overlay(row["image"], row["why_not"].numpy(), ax=axes[r, 6],
+                         title=f"why not {p}\nwith 100% confidence?")
+    return fig
+
+
+class ContrastPanelFigure:
+    """A persistent 5-panel figure whose images are updated in place (fast redraws)."""
+
+    def __init__(self, class_names: Sequence[str], dpi: int = 72) -> None:
+        _style()
+        self.class_names = class_names
+        self.dpi = dpi
+        self.fig, self.axes = plt.subplots(1, 5, figsize=(10.5, 2.7), dpi=dpi,
+                                           layout="constrained")
+        plt.close(self.fig)  # never shown by the inline backend; rendered to PNG by us
+        self.artists: dict = {}
+
+    @staticmethod
+    def _gray(img: torch.Tensor) -> np.ndarray:
+        a = img.detach().cpu()
+        return (a.mean(0) if a.dim() == 3 else a).numpy()
+
+    def set_sample(self, state: ContrastState) -> None:
+        v = state.view
+        img = v.image.permute(1, 2, 0).squeeze(-1).numpy()
+        gray = self._gray(v.image)
+        pn = self.class_names[v.pred]
+        titles = [f"input\n(P = {pn})", f"Grad-CAM:\nwhy {pn}?",
+                  "CounterfactualCAM:\nwhat if this were absent?", "representative\nQ",
+                  "why P,\nrather than Q?"]
+        self.fig.set_layout_engine("constrained")
+        for ax, t in zip(self.axes, titles, strict=True):
+            ax.clear()
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(t, fontsize="small")
+        self.axes[0].imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
+        for ax, m in ((self.axes[1], state.gradcam), (self.axes[2], state.counterfactual)):
+            ax.imshow(gray, cmap="gray", vmin=0, vmax=1)
+            ax.imshow(m.numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=1, interpolation="bilinear")
+        self.axes[3].imshow(np.zeros_like(img), cmap="gray" if img.ndim == 2 else None,
+                            vmin=0, vmax=1)
+        self.artists["rep"] = self.axes[3].images[0]
+        self.axes[4].imshow(gray, cmap="gray", vmin=0, vmax=1)
+        self.artists["contrast"] = self.axes[4].imshow(np.zeros_like(gray), cmap="jet",
+                                                       alpha=0.5, vmin=0, vmax=1,
+                                                       interpolation="bilinear")
+        # lay the figure out once per sample; contrast updates then only swap image data
+        self.fig.canvas.draw()
+        self.fig.set_layout_engine("none")
+
+    def set_contrast(self, panel: dict) -> None:
+        if panel["rep"] is not None:
+            rep = panel["rep"].detach().cpu().permute(1, 2, 0).squeeze(-1).numpy()
+            self.artists["rep"].set_data(rep)
+            self.axes[3].set_title(panel["rep_title"], fontsize="small")
+        self.artists["contrast"].set_data(panel["contrast"].numpy())
+        self.axes[4].set_title(panel["question"], fontsize="small")
+
+    def png(self) -> bytes:
+        return to_png(self.fig)
+
+
+def plot_contrast_panel(state: ContrastState, q: int, class_names: Sequence[str],
+                        rep_images: torch.Tensor | None = None):
+    """Static version of the explorer's figure for sample ``state`` and contrast class ``q``."""
+    pf = ContrastPanelFigure(class_names, dpi=100)
+    pf.set_sample(state)
+    pf.set_contrast(contrast_panel(state, q, class_names, rep_images))
+    return pf.fig
