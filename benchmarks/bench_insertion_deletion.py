@@ -18,7 +18,7 @@ import time
 import torch
 
 from tutorial_utils import evaluation as E
-from tutorial_utils.models import SmallCNN
+from tutorial_utils.architectures import SmallCNN
 
 
 def loop_curve(model, x, sal, classes, steps, start, end, per_image: bool) -> torch.Tensor:
