@@ -278,8 +278,10 @@ def test_bad_inputs_name_the_argument(small):
     x = _images(2)
     with pytest.raises(ValueError, match="x must have shape"):
         cam.grad_cam(small, x[0])
-    with pytest.raises(TypeError, match="x must be a floating-point"):
+    with pytest.raises(TypeError, match=r"x is an 8-bit.*x.float\(\) / 255"):
         cam.grad_cam(small, (x * 255).to(torch.uint8))
+    with pytest.raises(ValueError, match=r"pixels in \[0, 1\].*divide by 255"):
+        cam.grad_cam(small, x * 255)
     bad = x.clone()
     bad[0, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="x contains NaN"):

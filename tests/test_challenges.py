@@ -63,7 +63,9 @@ def test_wrong_rank_and_channels_and_dtype():
         challenges.apply_challenge(torch.rand(3, 48, 48), "haze", 1)
     with pytest.raises(ValueError, match="1 or 3 channels"):
         challenges.apply_challenge(torch.rand(1, 2, 48, 48), "haze", 1)
-    with pytest.raises(TypeError, match="floating-point"):
+    with pytest.raises(TypeError, match="8-bit"):
         challenges.apply_challenge(torch.zeros(1, 3, 48, 48, dtype=torch.uint8), "haze", 1)
+    with pytest.raises(ValueError, match="divide by 255"):
+        challenges.apply_challenge(torch.rand(1, 3, 48, 48) * 255, "haze", 1)
     with pytest.raises(ValueError, match="NaN"):
         challenges.apply_challenge(torch.full((1, 3, 8, 8), float("nan")), "haze", 1)

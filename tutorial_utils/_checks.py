@@ -10,16 +10,25 @@ from torch import nn
 
 from tutorial_utils.utils import model_device
 
+PIXEL_TOL = 1e-4  # tolerance on "pixels lie in [0, 1]" (rounding of resized / filtered images)
+MIN_SIZE = 8  # smallest image side the course's models accept
+
 
 def check_images(x: object, name: str = "x", channels: int | None = None) -> torch.Tensor:
-    """Validate a batch of images ``(B, C, H, W)``: a finite floating tensor.
+    """Validate a batch of images ``(B, C, H, W)`` with pixels in ``[0, 1]``.
 
-    Returns ``x`` unchanged. Raises ``TypeError`` for a non-tensor or non-float dtype and
-    ``ValueError`` for a wrong rank, wrong channel count, empty batch or NaN/inf values.
+    Returns ``x`` unchanged. Raises ``TypeError`` for a non-tensor or a non-float dtype (an
+    8-bit batch gets "convert with x.float() / 255") and ``ValueError`` for a wrong rank, a
+    wrong channel count, an empty batch, NaN/inf values or pixels outside [0, 1] (the message
+    names the observed range and the fix). Every floating dtype passes here; functions that
+    run a model also require the model's dtype (:func:`check_inputs`).
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(
             f"{name} must be a torch.Tensor of shape (B, C, H, W), got {type(x).__name__}")
+    if x.dtype == torch.uint8:
+        raise TypeError(f"{name} is an 8-bit image batch (uint8); the course works with pixels "
+                        f"in [0, 1]: convert with {name}.float() / 255")
     if not torch.is_floating_point(x):
         raise TypeError(
             f"{name} must be a floating-point tensor (got {x.dtype}); use {name}.float()")
@@ -33,6 +42,12 @@ def check_images(x: object, name: str = "x", channels: int | None = None) -> tor
             f"{name} must have {channels} channel(s), got {x.shape[1]} in shape {tuple(x.shape)}")
     if not torch.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or infinite values; clean the input first")
+    low, high = float(x.min()), float(x.max())
+    if low < -PIXEL_TOL or high > 1 + PIXEL_TOL:
+        fix = (f"divide by 255 ({name} / 255)" if high > 2 else
+               f"undo the normalisation or clamp with {name}.clamp(0, 1)")
+        raise ValueError(f"{name} must hold pixels in [0, 1], got values in [{low:.3g}, "
+                         f"{high:.3g}]; {fix} (models normalise inside their first layer)")
     return x
 
 
@@ -50,33 +65,40 @@ def resolve_classes(
 ) -> torch.Tensor:
     """Turn ``target`` into a ``(B,)`` long tensor on ``logits.device``.
 
-    ``None`` means the predicted class ``argmax logits``; an int is broadcast to every sample;
-    a sequence or tensor must hold one class per sample. Every class must lie in ``[0, K)``.
+    ``None`` means the predicted class ``argmax logits``; an int (Python, NumPy or a 0-d
+    integer tensor) is broadcast to every sample; a sequence, array or 1-d integer tensor must
+    hold one class per sample. Every class must lie in ``[0, K)``. Floats and bools are
+    rejected (``TypeError``), never rounded.
     """
     batch, num_classes = logits.shape
     if target is None:
         return logits.argmax(dim=1)
-    if isinstance(target, bool):
-        raise TypeError(f"{name} must be an int, a sequence of ints or None, got bool")
-    if isinstance(target, int) or (isinstance(target, torch.Tensor) and target.dim() == 0):
-        classes = torch.full((batch,), int(target), dtype=torch.long, device=logits.device)
-    elif isinstance(target, (Sequence, torch.Tensor)) and not isinstance(target, str):
-        classes = torch.as_tensor(target, device=logits.device)
-        if classes.dtype.is_floating_point or classes.dtype == torch.bool:
-            raise TypeError(
-                f"{name} must hold integer class indices, got dtype {classes.dtype}")
-        classes = classes.long().reshape(-1)
-        if classes.numel() != batch:
-            raise ValueError(f"{name} must give one class per sample: got {classes.numel()} "
-                             f"for a batch of {batch}")
-    else:
-        raise TypeError(
-            f"{name} must be an int, a sequence of ints or None, got {type(target).__name__}")
+    if isinstance(target, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int class index, a sequence of them or None, got bool")
+    if isinstance(target, (float, np.floating)):
+        raise TypeError(f"{name} must be an int class index, got the float {target!r}; "
+                        f"use int({name}) if you mean class {int(target)}")
+    if isinstance(target, str) or not isinstance(
+            target, (int, np.integer, Sequence, np.ndarray, torch.Tensor)):
+        raise TypeError(f"{name} must be an int class index, a sequence of them or None, "
+                        f"got {type(target).__name__}")
+    classes = torch.as_tensor(np.asarray(target) if isinstance(target, Sequence) else target)
+    if classes.dtype.is_floating_point or classes.dtype in (torch.bool, torch.complex64):
+        raise TypeError(f"{name} must hold integer class indices, got dtype {classes.dtype}")
+    if classes.dim() > 1:
+        raise ValueError(f"{name} must be an int or a 1-d sequence of class indices, got shape "
+                         f"{tuple(classes.shape)}")
+    classes = classes.to(device=logits.device, dtype=torch.long)
+    if classes.dim() == 0:
+        classes = classes.expand(batch)
+    elif classes.numel() != batch:
+        raise ValueError(f"{name} must give one class per sample: got {classes.numel()} "
+                         f"for a batch of {batch}")
     outside = (classes < 0) | (classes >= num_classes)
     if outside.any():
         raise ValueError(f"{name} class {classes[outside][0].item()} is out of range: the model "
-                         f"has {num_classes} classes (0..{num_classes - 1})")
-    return classes
+                         f"has {num_classes} classes (valid: 0..{num_classes - 1})")
+    return classes.contiguous()
 
 
 def check_device(model: nn.Module, x: torch.Tensor) -> None:
@@ -87,12 +109,30 @@ def check_device(model: nn.Module, x: torch.Tensor) -> None:
                          f"move one of them, e.g. x.to({str(device)!r})")
 
 
+def first_layer_channels(model: nn.Module) -> int | None:
+    """The number of input channels the model expects (its first ``nn.Conv2d``), or ``None``."""
+    declared = getattr(model, "in_channels", None)
+    if isinstance(declared, int):
+        return declared
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    return None if conv is None else conv.in_channels
+
+
 def check_inputs(model: object, x: object, name: str = "x") -> None:
     """The checks every model-plus-images function starts with: ``model`` is an ``nn.Module``,
-    ``x`` a valid image batch (:func:`check_images`) on the model's device."""
+    ``x`` a valid image batch (:func:`check_images`) with the channel count of the model's
+    first layer, at least :data:`MIN_SIZE` pixels high and wide, on the model's device and in
+    its floating dtype."""
     check_model(model)
-    check_images(x, name)
+    check_images(x, name, first_layer_channels(model))
+    if min(x.shape[-2:]) < MIN_SIZE:
+        raise ValueError(f"{name} has spatial size {tuple(x.shape[-2:])}; the course's models need "
+                         f"at least {MIN_SIZE}x{MIN_SIZE} pixels (is the shape (B, C, H, W)?)")
     check_device(model, x)
+    param = next(model.parameters(), None)
+    if param is not None and param.is_floating_point() and x.dtype != param.dtype:
+        raise TypeError(f"{name} is {x.dtype} but the model's parameters are {param.dtype}; "
+                        f"convert with {name}.to({param.dtype})")
 
 
 def check_positive_int(value: object, name: str) -> int:
