@@ -1,11 +1,13 @@
-"""Contrastive explanations: representatives, the gallery rows, the explorer state."""
+"""Contrastive explanations: the gallery rows, the explorer state, the counterfactual truth."""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import pytest
+import torch
+import torch.nn.functional as F
 
-from tutorial_utils import contrast, plotting
+from tutorial_utils import contrast, data, plotting
 
 
 @pytest.fixture(scope="module")
@@ -24,3 +26,56 @@ def test_gallery_rows(sign_model, signs, picker, reps):
     # contrasting with a different class gives a different map than Grad-CAM
     assert (rows[0]["contrast1"] - rows[0]["gradcam"]).abs().max() > 0.05
     plt.close(plotting.contrast.plot_contrast_gallery(rows, signs.classes))
+
+
+def test_region_ratio_hand_cases():
+    region = torch.zeros(1, 4, 4, dtype=torch.bool)
+    region[0, :2, :2] = True  # a quarter of the image
+    inside = region.float()
+    assert contrast.region_ratio(inside, region).item() == pytest.approx(4.0)  # all mass inside
+    assert contrast.region_ratio(torch.ones(1, 4, 4), region).item() == pytest.approx(1.0)
+    assert contrast.region_ratio(1 - inside, region).item() == pytest.approx(0.0)
+    assert contrast.region_ratio(torch.zeros(1, 4, 4), region).item() == 0.0  # no mass
+    with pytest.raises(ValueError, match="at least one pixel"):
+        contrast.region_ratio(inside, torch.zeros_like(region))
+    with pytest.raises(ValueError, match="regions"):
+        contrast.region_ratio(inside, region[0])
+
+
+def test_counterfactual_matches_the_data_set(signs):
+    idx = torch.nonzero(signs.y_test == 8).flatten()[:3]
+    same, empty = data.counterfactual(signs, idx, 8)
+    assert torch.equal(same, signs.x_test[idx]) and not empty.any()
+    _, regions = data.counterfactual(signs, idx, 9)
+    assert regions.any(dim=(1, 2)).all()
+    with pytest.raises(ValueError, match="load_signs"):
+        data.counterfactual(data.load_digits(), 0, 1)
+
+
+def test_contrast_input_gradient_is_the_cross_entropy_gradient(sign_model, picker):
+    x = picker[:2]
+    maps = contrast.contrast_input_gradient(sign_model, x, 3)
+    xg = x.clone().requires_grad_(True)
+    loss = F.cross_entropy(sign_model(xg), torch.tensor([3, 3]), reduction="sum")
+    (g,) = torch.autograd.grad(loss, xg)
+    m = g.abs().amax(1)
+    m = (m - m.amin((1, 2), keepdim=True)) / (m.amax((1, 2), keepdim=True)
+                                              - m.amin((1, 2), keepdim=True))
+    torch.testing.assert_close(maps, m, atol=1e-5, rtol=1e-4)
+    assert all(p.grad is None for p in sign_model.parameters())
+
+
+def test_ground_truth_table_beats_chance_and_truth_panel(sign_model, signs):
+    table = contrast.ground_truth_table(sign_model, signs, [("no left", "no right")], n=8,
+                                        progress=False)
+    row = table.iloc[0]
+    assert row["pair"] == "near" and 0 < row["region share"] < 0.1
+    assert row["Grad-CAM"] > 1.5 and row["ContrastCAM (last block)"] > 1.5
+    assert 0.5 < row["random map"] < 1.5
+    i = int(torch.nonzero(signs.y_test == 8)[0])
+    cf, region = data.counterfactual(signs, i, 9)
+    panel = contrast.truth_panel(sign_model, signs.x_test[i], region[0], 9, counterfactual=cf[0])
+    assert panel["corr"]["gradcam"] == pytest.approx(1.0, abs=1e-5)
+    torch.testing.assert_close(panel["difference"], panel["contrast"] - panel["gradcam"])
+    assert panel["signed_contrast"].min() < 0 < panel["signed_contrast"].max()
+    plt.close(plotting.contrast.plot_truth_panels([panel], signs.classes))

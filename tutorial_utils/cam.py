@@ -293,6 +293,14 @@ class LayerView:
         return cam_from_weights(self.activations[None], alpha[None], self.image.shape[-2:],
                                 raw)[0]
 
+    def signed_map(self, alpha: torch.Tensor) -> torch.Tensor:
+        """``Σ_c α_c A_c`` upsampled to (H, W) **without** ReLU or min-max: the signed evidence
+        (positive: for the explained score, negative: against it), in units of that score.
+        Maps of different weights share one scale, so they can be compared directly."""
+        m = torch.einsum("c,chw->hw", alpha, self.activations)
+        return F.interpolate(m[None, None], size=self.image.shape[-2:], mode="bilinear",
+                             align_corners=False)[0, 0]
+
     def contrast_maps(self) -> torch.Tensor:
         """ContrastCAMs for every contrast class Q = 0..K-1 at once: (K, H, W)."""
         eye = torch.eye(self.num_classes, dtype=self.probs.dtype)

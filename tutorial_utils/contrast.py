@@ -1,9 +1,19 @@
-"""Contrastive explanations — *why P, rather than Q?* — for one image and every Q.
+"""Contrastive explanations — *why P, rather than Q?* — and a ground truth to test them on.
 
 ContrastCAM itself is :func:`tutorial_utils.cam.contrast_cam`; this module builds what the
 chapter shows with it: the representative image of each class, the rows of the tutorial's
-contrast table, and the precomputed state behind the contrast explorer (every contrast class of
-one image from one forward pass and one batched backward).
+contrast table, the precomputed state behind the contrast explorer (every contrast class of one
+image from one forward pass and one batched backward), and the **counterfactual ground truth**:
+the sign renderer can draw the same scene with sign Q instead of P
+(:func:`tutorial_utils.data.counterfactual`), so the pixels where the two images differ are the
+true answer to "what tells P from Q here?". :func:`region_ratio` scores a map against it (the
+share of the map's mass inside the region divided by the region's share of the image: 1 is
+chance) and :func:`ground_truth_table` compares methods over many scenes.
+
+Why ContrastCAM often looks like Grad-CAM: with ``p ≈ e_P`` the contrast weights are
+``α_Q = (p − e_Q)ᵀ J ≈ J_P − J_Q``, and for a global-average-pool + linear head
+``J_k = W_k / hw``, so the map is ``ReLU(Σ_c (W_P − W_Q)_c A_c)`` — Grad-CAM of P minus
+"Grad-CAM" of Q, which differs from Grad-CAM only where the evidence for Q is strong.
 
 References
 ----------
@@ -18,15 +28,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from tutorial_utils._checks import check_images
-from tutorial_utils.cam import LayerView, layer_view
+from tutorial_utils._checks import check_images, check_inputs, resolve_classes
+from tutorial_utils.cam import LayerView, contrast_cam, grad_cam, layer_view
 from tutorial_utils.models import predict_logits
+from tutorial_utils.utils import preserved_state
 
 __all__ = ["representatives", "contrast_gallery", "ContrastState", "contrast_state",
-           "contrast_panel"]
+           "contrast_panel", "NEAR_PAIRS", "FAR_PAIRS", "region_ratio",
+           "contrast_input_gradient", "truth_methods", "ground_truth_table", "truth_panel"]
+
+NEAR_PAIRS: tuple[tuple[str, str], ...] = (
+    ("no left", "no right"), ("no right", "no left"), ("no stopping", "no parking"),
+    ("no parking", "no stopping"), ("speed limit", "goods vehicles"), ("stop", "no entry"))
+"""Sign pairs that differ in one part (arrow direction, one bar, the glyph)."""
+FAR_PAIRS: tuple[tuple[str, str], ...] = (
+    ("no left", "stop"), ("priority", "yield"), ("bicycle", "parking"))
+"""Sign pairs that differ almost everywhere (shape and colour)."""
 
 
 def representatives(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -101,3 +123,142 @@ def contrast_panel(state: ContrastState, q: int, class_names: Sequence[str],
                 rep_title=f"representative\n{qn}",
                 text=f"P = {pn} (p={float(state.view.probs[p]):.3f}), Q = {qn} "
                      f"(p={float(state.view.probs[q]):.3g})")
+
+
+# --------------------------------------------------------------------------------------
+# Counterfactual ground truth
+# --------------------------------------------------------------------------------------
+
+
+def region_ratio(maps: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
+    """How much of each map's mass falls in its region, relative to chance: ``(B,)``.
+
+    ``maps`` (B, H, W) non-negative (negative values count as 0); ``regions`` (B, H, W) bool.
+    Returns ``(mass inside / total mass) / (region area / image area)``: 1 = no better than a
+    uniform map, ``1 / region share`` = all mass inside. A map without mass scores 0.
+    """
+    if not isinstance(maps, torch.Tensor) or maps.dim() != 3:
+        raise ValueError(f"maps must be a (B, H, W) tensor, got {getattr(maps, 'shape', maps)}")
+    if not isinstance(regions, torch.Tensor) or regions.shape != maps.shape:
+        raise ValueError(f"regions must be a (B, H, W) bool tensor like maps {tuple(maps.shape)}")
+    r = regions.to(maps.device).flatten(1).float()
+    if (r.sum(1) == 0).any():
+        raise ValueError("every region must hold at least one pixel")
+    m = maps.detach().clamp_min(0).flatten(1).float()
+    inside = (m * r).sum(1) / m.sum(1).clamp_min(1e-12)
+    return inside / r.mean(1)
+
+
+def contrast_input_gradient(model: nn.Module, x: torch.Tensor, contrast) -> torch.Tensor:
+    """``max_c |∂CE(f(x), Q)/∂x_c|`` per pixel, min-max normalised: (B, H, W) in [0, 1].
+
+    The input-space analogue of ContrastCAM ("why P, rather than Q?" as a one-shot
+    perturbation): ``∂CE/∂x = Σ_k (p_k − e_Q,k) ∂z_k/∂x``. One forward and one backward.
+    """
+    check_inputs(model, x)
+    with preserved_state(model), torch.enable_grad():
+        for prm in model.parameters():
+            prm.requires_grad_(False)
+        xg = x.detach().clone().requires_grad_(True)
+        z = model(xg)
+        q = resolve_classes(contrast, z.detach(), "contrast")
+        (g,) = torch.autograd.grad(F.cross_entropy(z, q, reduction="sum"), xg)
+    m = g.abs().amax(dim=1)
+    low, high = m.amin((1, 2), keepdim=True), m.amax((1, 2), keepdim=True)
+    return (m - low) / (high - low).clamp_min(1e-12)
+
+
+def truth_methods(model: nn.Module, early_layer: nn.Module | None = None, seed: int = 0) -> dict:
+    """The methods :func:`ground_truth_table` compares: ``{name: fn(x, q) -> (B, H, W)}``.
+
+    Grad-CAM (explains P, ignores Q), ContrastCAM at the last block and at ``early_layer``
+    (default ``model.features[3]`` of a zoo CNN, 24×24 for signs), the contrast input gradient,
+    and a random map (the chance floor, seeded).
+    """
+    early = early_layer if early_layer is not None else model.features[3]
+    gen = torch.Generator().manual_seed(seed)
+    return {
+        "Grad-CAM": lambda x, q: grad_cam(model, x),
+        "ContrastCAM (last block)": lambda x, q: contrast_cam(model, x, contrast=q),
+        "ContrastCAM (early layer)": lambda x, q: contrast_cam(model, x, contrast=q, layer=early),
+        "contrast input gradient": lambda x, q: contrast_input_gradient(model, x, q),
+        "random map": lambda x, q: torch.rand(x.shape[0], *x.shape[-2:], generator=gen),
+    }
+
+
+def _correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation of each pair of maps (B, H, W) -> (B,) (0 for a constant map)."""
+    a = a.flatten(1) - a.flatten(1).mean(1, keepdim=True)
+    b = b.flatten(1) - b.flatten(1).mean(1, keepdim=True)
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)
+
+
+def ground_truth_table(model: nn.Module, ds, pairs: Sequence[tuple[str, str]] | None = None,
+                       n: int = 100, methods: dict | None = None, progress: bool = True):
+    """In-region ratio of every method on ``n`` counterfactual scenes per sign pair.
+
+    For each pair (P, Q) the first ``n`` test scenes of class P are re-rendered with sign Q
+    (:func:`tutorial_utils.data.counterfactual`); each method explains "why P, rather than Q?"
+    and :func:`region_ratio` scores its map against the pixels that differ. Returns a pandas
+    DataFrame, one row per pair: ``pair`` ("near"/"far"), ``P``, ``Q``, ``region share``,
+    ``corr(ContrastCAM, Grad-CAM)`` (median), and per method the mean ratio and its standard
+    error over scenes (columns ``<method>`` and ``<method> se``).
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from tutorial_utils.data import counterfactual
+
+    if pairs is None:
+        pairs = NEAR_PAIRS + FAR_PAIRS
+    methods = truth_methods(model) if methods is None else methods
+    index = {name: i for i, name in enumerate(ds.classes)}
+    rows = []
+    for p_name, q_name in tqdm(pairs, desc="sign pairs", disable=not progress, leave=False):
+        p, q = index[p_name], index[q_name]
+        idx = torch.nonzero(ds.y_test == p).flatten()[:n]
+        _, regions = counterfactual(ds, idx, q)
+        x = ds.x_test[idx]
+        maps = {name: fn(x, q).cpu() for name, fn in methods.items()}
+        kind = "near" if (p_name, q_name) in NEAR_PAIRS else "far"
+        row = dict(pair=kind, P=p_name, Q=q_name, **{"region share": float(regions.float().mean())})
+        if "Grad-CAM" in maps and "ContrastCAM (last block)" in maps:
+            corr = _correlation(maps["Grad-CAM"], maps["ContrastCAM (last block)"])
+            row["corr(ContrastCAM, Grad-CAM)"] = float(corr.median())
+        for name, m in maps.items():
+            r = region_ratio(m, regions)
+            row[name] = float(r.mean())
+            row[f"{name} se"] = float(r.std(unbiased=True) / np.sqrt(len(r)))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def truth_panel(model: nn.Module, image: torch.Tensor, region: torch.Tensor, q: int,
+                early_layer: nn.Module | None = None,
+                counterfactual: torch.Tensor | None = None) -> dict:
+    """Everything the ground-truth figure shows for one scene and contrast class ``q``.
+
+    ``image`` (C, H, W) (clean or challenged), ``region`` (H, W) bool: the pixels that differ
+    from the counterfactual scene with sign ``q``. Returns maps (H, W) — ``gradcam``,
+    ``contrast`` (last block), ``contrast_early`` (in [0, 1]); ``signed_gradcam`` and
+    ``signed_contrast`` (``Σ α_c A_c`` before ReLU, one scale); ``difference`` = ContrastCAM −
+    Grad-CAM — and per normalised map its ``ratio`` (:func:`region_ratio`) and ``corr`` with
+    Grad-CAM, plus ``pred``, ``q``, ``probs`` and the ``counterfactual`` image if given.
+    """
+    early = early_layer if early_layer is not None else model.features[3]
+    x = image[None] if image.dim() == 3 else image
+    v = layer_view(model, x)
+    out = dict(image=v.image, region=region.bool(), pred=v.pred, q=int(q), probs=v.probs,
+               counterfactual=counterfactual,
+               gradcam=v.cam(v.weights("gradcam")), contrast=v.cam(v.weights("contrast", q)),
+               contrast_early=contrast_cam(model, x, contrast=q, layer=early)[0].cpu(),
+               signed_gradcam=v.signed_map(v.weights("gradcam")),
+               signed_contrast=v.signed_map(v.weights("contrast", q)))
+    out["difference"] = out["contrast"] - out["gradcam"]
+    names = ("gradcam", "contrast", "contrast_early")
+    maps = torch.stack([out[n] for n in names])
+    ratios = region_ratio(maps, out["region"][None].expand_as(maps))
+    corr = _correlation(maps, out["gradcam"][None].expand_as(maps))
+    out["ratio"] = dict(zip(names, ratios.tolist(), strict=True))
+    out["corr"] = dict(zip(names, corr.tolist(), strict=True))
+    return out

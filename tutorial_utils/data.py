@@ -28,6 +28,8 @@ from tutorial_utils.challenges import CHALLENGES, MAX_LEVEL, apply_challenge, ch
 from tutorial_utils.signs import (
     SIGN_CLASSES,
     SIGN_SIZE,
+    TEST_SEED_OFFSET,
+    counterfactual_scenes,
     generate_signs,
     render_signs,
     render_templates,
@@ -41,6 +43,7 @@ __all__ = [
     "apply_challenge",
     "check_challenge",
     "stratified_indices",
+    "counterfactual",
     "class_examples",
     "cache_dir",
     "CHALLENGES",
@@ -66,6 +69,7 @@ class ImageDataset:
     x_test: torch.Tensor
     y_test: torch.Tensor
     classes: tuple[str, ...]
+    render_seed: int | None = None  # generated sets: the seed their scenes were rendered with
 
     @property
     def num_classes(self) -> int:
@@ -166,7 +170,27 @@ def load_signs(seed: int = 0, n_train: int = 300, n_test: int = 100,
             tmp.replace(path)
     to_f = lambda t: t.float() / 255.0  # noqa: E731
     return ImageDataset(to_f(blob["x_train"]), blob["y_train"], to_f(blob["x_test"]),
-                        blob["y_test"], SIGN_CLASSES)
+                        blob["y_test"], SIGN_CLASSES, render_seed=seed)
+
+
+def counterfactual(ds: ImageDataset, index: object, contrast: object
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Test scenes ``index`` of the sign set ``ds`` re-rendered with sign ``contrast`` instead.
+
+    ``index`` and ``contrast`` are ints or (M,) integer sequences (one contrast class per
+    scene, or one for all). Returns ``(images (M, 3, H, W), regions (M, H, W) bool)``: the same
+    scene — background, pose, lighting — with the other sign, and the pixels where the two
+    images differ: the true answer to "what tells P from Q in this scene?"
+    (:func:`tutorial_utils.signs.counterfactual_scenes`).
+    """
+    if ds.render_seed is None:
+        raise ValueError("ds must be a generated sign set from data.load_signs(): counterfactual "
+                         "scenes are re-rendered from its seed")
+    idx = torch.as_tensor(index).long().reshape(-1)
+    q = torch.as_tensor(contrast).long().reshape(-1)
+    if q.numel() == 1 and idx.numel() > 1:
+        q = q.expand_as(idx)
+    return counterfactual_scenes(ds.y_test, ds.render_seed + TEST_SEED_OFFSET, idx, q)
 
 
 def _random_crops(images: list[np.ndarray], n: int, gen: torch.Generator,

@@ -51,21 +51,34 @@ class ChallengeCache:
         self.class_names = tuple(class_names)
         self.seed = int(seed)
         self._probs: dict[tuple[str, int], torch.Tensor] = {}
+        self._images: dict[tuple[str, int], torch.Tensor] = {}
         self.computed = 0  # how many (kind, level) sets were actually run through the model
 
     def images(self, kind: str, level: int, idx: int | slice | None = None) -> torch.Tensor:
-        """The challenged test images (all, or ``x[idx]``)."""
+        """The challenged test images (all, or ``x[idx]``) — exactly the ones classified.
+
+        A challenge draws its random pattern for the whole set at once, so the set is always
+        challenged as a whole and then indexed; the result is kept (as 8-bit, to save memory)
+        for the next call with the same kind and level.
+        """
         kind, level = check_challenge(kind, level)
-        x = self.x if idx is None else self.x[idx]
-        if x.dim() == 3:
-            x = x[None]
-        return apply_challenge(x, kind, level, seed=self.seed)
+        key = ("clean", 0) if level == 0 else (kind, level)
+        if key not in self._images:
+            self._store(key, apply_challenge(self.x, kind, level, seed=self.seed))
+        x = self._images[key].float() / 255.0
+        return x if idx is None else x[idx]
+
+    def _store(self, key: tuple[str, int], x: torch.Tensor) -> None:
+        self._images[key] = (x * 255).round().to(torch.uint8)
 
     def probs(self, kind: str, level: int) -> torch.Tensor:
+        """The (N, K) probabilities under ``kind`` at ``level`` (computed once)."""
         kind, level = check_challenge(kind, level)
         key = ("clean", 0) if level == 0 else (kind, level)
         if key not in self._probs:
-            self._probs[key] = predict_proba(self.model, self.images(kind, level))
+            x = apply_challenge(self.x, kind, level, seed=self.seed)
+            self._store(key, x)
+            self._probs[key] = predict_proba(self.model, x)
             self.computed += 1
         return self._probs[key]
 
@@ -128,6 +141,6 @@ def challenge_view(cache: ChallengeCache, kind: str, level: int, index: int = 0,
     acc_curve, conf_curve = cache.curve(kind)
     p = cache.probs(kind, level)[index]
     top = torch.argsort(p, descending=True, stable=True)[:top_k]
-    return ChallengeView(kind, level, cache.images(kind, level, index)[0], int(cache.y[index]),
+    return ChallengeView(kind, level, cache.images(kind, level, index), int(cache.y[index]),
                          top.tolist(), p[top].tolist(), float(acc_curve[level]),
                          float(conf_curve[level]), acc_curve, conf_curve, cache.class_names)

@@ -21,13 +21,15 @@ References
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["SIGN_SIZE", "SIGN_CLASSES", "render_templates", "render_signs", "generate_signs"]
+__all__ = ["SIGN_SIZE", "SIGN_CLASSES", "render_templates", "render_signs", "generate_signs",
+           "TEST_SEED_OFFSET", "counterfactual_scenes"]
 
 SIGN_SIZE = 48
 """Side length of a sign image in pixels."""
@@ -52,6 +54,12 @@ SIGN_CLASSES: tuple[str, ...] = (
 
 
 _RED, _BLUE, _WHITE, _BLACK = "#c8102e", "#1f4fa3", "#ffffff", "#111111"
+TEST_SEED_OFFSET = 1_000_003
+"""Test scenes are rendered with ``seed + TEST_SEED_OFFSET`` (train scenes with ``seed``)."""
+
+DIFFERENCE_THRESHOLD = 0.1
+"""A pixel belongs to the difference region when some channel differs by more than this."""
+
 _YELLOW, _GREEN = "#f6c200", "#1b8a3a"
 
 
@@ -194,29 +202,87 @@ def _place(templates: torch.Tensor, size: int, gen: torch.Generator) -> torch.Te
                          align_corners=False)
 
 
+def _scene_draws(n: int, size: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """Every random number of ``n`` scenes, drawn in the renderer's fixed order.
+
+    Pose (scale, rotation, shift), background (coarse colours, grain), lighting (gain, colour
+    cast, offset) and sensor noise. None depends on the class, so replaying the draws renders
+    the same scene with any sign, and a subset of scenes can be rendered alone.
+    """
+    return {
+        "scale": torch.empty(n).uniform_(0.62, 0.92, generator=gen),
+        "angle": torch.empty(n).uniform_(-15, 15, generator=gen) * math.pi / 180,
+        "shift": torch.empty(n, 2).uniform_(-0.14, 0.14, generator=gen),
+        "coarse": torch.rand(n, 3, 4, 4, generator=gen) * 0.8 + 0.1,
+        "grain": torch.randn(n, 1, size, size, generator=gen),
+        "gain": torch.empty(n, 1, 1, 1).uniform_(0.55, 1.15, generator=gen),
+        "cast": 1 + torch.empty(n, 3, 1, 1).uniform_(-0.08, 0.08, generator=gen),
+        "offset": torch.empty(n, 1, 1, 1).uniform_(-0.05, 0.08, generator=gen),
+        "noise": torch.randn(n, 3, size, size, generator=gen) * 0.015,
+    }
+
+
+def _backgrounds(d: dict[str, torch.Tensor], size: int) -> torch.Tensor:
+    """Smooth random colour fields with fine texture: ``(n, 3, size, size)`` in [0, 1]."""
+    coarse = 0.45 * d["coarse"] + 0.55 * d["coarse"].mean(dim=1, keepdim=True)  # muted colours
+    field = F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)
+    grain = F.avg_pool2d(d["grain"], 3, 1, 1) * 0.08
+    return (field + grain).clamp(0, 1)
+
+
+def _place(templates: torch.Tensor, d: dict[str, torch.Tensor], size: int) -> torch.Tensor:
+    """Warp RGBA templates ``(n, 4, s, s)`` to their poses: scale, rotation, shift."""
+    scale, angle, shift = d["scale"], d["angle"], d["shift"]
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    # output coords -> template coords: R(-angle) (p - shift) / scale
+    theta = torch.stack([
+        torch.stack([cos, sin, -(cos * shift[:, 0] + sin * shift[:, 1])], dim=1),
+        torch.stack([-sin, cos, -(-sin * shift[:, 0] + cos * shift[:, 1])], dim=1),
+    ], dim=1)
+    grid = F.affine_grid(theta, (len(templates), 4, size, size), align_corners=False)
+    return F.grid_sample(templates, grid, mode="bilinear", padding_mode="zeros",
+                         align_corners=False)
+
+
 def render_signs(labels: torch.Tensor, templates: torch.Tensor, seed: int,
-                 size: int = SIGN_SIZE) -> torch.Tensor:
-    """Render one scene per label: ``(N, 3, size, size)`` float32 in [0, 1], deterministic."""
+                 size: int = SIGN_SIZE, index: torch.Tensor | None = None,
+                 signs: torch.Tensor | None = None) -> torch.Tensor:
+    """Render one scene per label: ``(N, 3, size, size)`` float32 in [0, 1], deterministic.
+
+    With ``index`` (M,) only those scenes are rendered, ``(M, 3, size, size)`` (repeats
+    allowed): the random draws of all N scenes are replayed (cheap), the images computed for M
+    of them only. ``signs`` (M,) then draws another class into each of those scenes (the
+    counterfactual); by default scene ``i`` shows ``labels[i]``.
+    """
     gen = torch.Generator().manual_seed(seed)
-    chunks = []
+    if index is not None:
+        signs = labels[index] if signs is None else signs
+    chunks, positions = [], []
     for start in range(0, len(labels), 2048):
-        lab = labels[start:start + 2048]
-        n = len(lab)
-        sign = _place(templates[lab], size, gen)
+        d = _scene_draws(len(labels[start:start + 2048]), size, gen)
+        keep = torch.arange(len(d["scale"]))
+        drawn = labels[start:start + 2048]
+        if index is not None:
+            inside = (index >= start) & (index < start + len(keep))
+            keep, positions = index[inside] - start, positions + [inside.nonzero().flatten()]
+            drawn = signs[inside]
+        d = {k: v[keep] for k, v in d.items()}
+        sign = _place(templates[drawn], d, size)
         rgb, alpha = sign[:, :3], sign[:, 3:4]
-        scene = alpha * rgb + (1 - alpha) * _backgrounds(n, size, gen)
-        gain = torch.empty(n, 1, 1, 1).uniform_(0.55, 1.15, generator=gen)
-        cast = 1 + torch.empty(n, 3, 1, 1).uniform_(-0.08, 0.08, generator=gen)
-        offset = torch.empty(n, 1, 1, 1).uniform_(-0.05, 0.08, generator=gen)
-        noise = torch.randn(n, 3, size, size, generator=gen) * 0.015
-        chunks.append((scene * gain * cast + offset + noise).clamp(0, 1))
-    return torch.cat(chunks)
+        scene = alpha * rgb + (1 - alpha) * _backgrounds(d, size)
+        chunks.append((scene * d["gain"] * d["cast"] + d["offset"] + d["noise"]).clamp(0, 1))
+    out = torch.cat(chunks)
+    if index is None:
+        return out
+    ordered = torch.empty_like(out)
+    ordered[torch.cat(positions)] = out
+    return ordered
 
 
 def generate_signs(seed: int, n_train: int, n_test: int) -> dict[str, torch.Tensor]:
     """The whole data set as uint8 tensors: ``x_train``, ``y_train``, ``x_test``, ``y_test``.
 
-    Labels are sorted by class; train scenes use ``seed``, test scenes ``seed + 1_000_003``.
+    Labels are sorted by class; train scenes use ``seed``, test scenes ``seed + TEST_SEED_OFFSET``.
     """
     templates = render_templates(SIGN_CLASSES)
     k = len(SIGN_CLASSES)
@@ -226,6 +292,48 @@ def generate_signs(seed: int, n_train: int, n_test: int) -> dict[str, torch.Tens
     return {
         "x_train": to_u8(render_signs(y_train, templates, seed)),
         "y_train": y_train,
-        "x_test": to_u8(render_signs(y_test, templates, seed + 1_000_003)),
+        "x_test": to_u8(render_signs(y_test, templates, seed + TEST_SEED_OFFSET)),
         "y_test": y_test,
     }
+
+
+@functools.lru_cache(maxsize=1)
+def _templates() -> torch.Tensor:
+    """The 14 class templates, drawn once per process (about 0.3 s)."""
+    return render_templates(SIGN_CLASSES)
+
+
+def _to_u8(x: torch.Tensor) -> torch.Tensor:
+    return (x * 255).round().to(torch.uint8)
+
+
+def counterfactual_scenes(labels: torch.Tensor, seed: int, index: torch.Tensor,
+                          contrast: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The scenes ``index`` of a rendered set, re-rendered with sign ``contrast`` instead.
+
+    Args:
+        labels: (N,) the labels the whole set was rendered with (e.g. ``ds.y_test``).
+        seed: the seed it was rendered with (``seed + TEST_SEED_OFFSET`` for a test split).
+        index: (M,) scenes to change (repeats allowed); contrast: (M,) the class drawn into
+            each instead.
+
+    Background, pose, lighting, colour cast and noise are drawn independently of the class, so
+    the counterfactual differs from the original only where the two signs differ. Returns
+    ``(images (M, 3, H, W), regions (M, H, W) bool)``: the counterfactual images, quantised to
+    8 bits like the data set, and the **difference region** — pixels where some channel moves
+    by more than :data:`DIFFERENCE_THRESHOLD` — the ground truth of "what tells P from Q here".
+    Only the M scenes are rendered (the random draws of the whole set are replayed).
+    """
+    index, contrast = torch.as_tensor(index).long(), torch.as_tensor(contrast).long()
+    if index.dim() != 1 or contrast.shape != index.shape:
+        raise ValueError(f"index and contrast must be (M,) tensors of equal length, got "
+                         f"{tuple(index.shape)} and {tuple(contrast.shape)}")
+    if len(index) and (index.min() < 0 or index.max() >= len(labels)):
+        raise ValueError(f"index must lie in 0..{len(labels) - 1}")
+    if len(contrast) and (contrast.min() < 0 or contrast.max() >= len(SIGN_CLASSES)):
+        raise ValueError(f"contrast must hold sign classes 0..{len(SIGN_CLASSES) - 1}")
+    templates = _templates()
+    both = render_signs(labels, templates, seed, index=torch.cat([index, index]),
+                        signs=torch.cat([labels[index], contrast]))
+    x, x_cf = (_to_u8(both).float() / 255.0).chunk(2)
+    return x_cf, (x_cf - x).abs().amax(dim=1) > DIFFERENCE_THRESHOLD

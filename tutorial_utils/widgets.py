@@ -1,9 +1,16 @@
 """Every interactive explorer of the course (ipywidgets), one function per widget.
 
 Each explorer only wires controls to pure, separately tested functions — the data from a concept
-module, the figure from :mod:`tutorial_utils.plotting` — and redraws when a control changes.
-Every explorer returns an ``ipywidgets.VBox`` whose controls are attributes, so tests (and
-learners) can drive it without a browser. ``ipywidgets`` is imported in this module only.
+module, the figure from :mod:`tutorial_utils.plotting` — and redraws a PNG when a control
+changes. All of them are an :class:`Explorer`: a ``VBox`` of controls, the picture and a line of
+text, with ``explorer.controls`` (name → widget) so tests and learners can drive it without a
+browser, ``explorer.update()`` to redraw by hand and ``explorer.state`` (the last data shown,
+the number of redraws and their durations in seconds). ``ipywidgets`` is imported in this module
+only.
+
+A saved notebook cannot run Python: in JupyterLab the widget comes alive once the cells above
+it have run. Until then every explorer's saved output carries a PNG snapshot of its last view
+and a one-line note (see :meth:`Explorer._repr_mimebundle_`), never a raw ``VBox(...)``.
 
 ==================  ===========================  ======================================
 explorer            controls                     draws
@@ -16,12 +23,13 @@ level_explorer      challenge level              ``introspection.level_view``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+import time
+from collections.abc import Callable, Mapping, Sequence
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
-from IPython.display import display
 from torch import nn
 
 from tutorial_utils._checks import check_images
@@ -30,110 +38,140 @@ from tutorial_utils.contrast import contrast_panel, contrast_state
 from tutorial_utils.introspection import level_view
 from tutorial_utils.plotting.contrast import ContrastPanelFigure
 from tutorial_utils.plotting.introspection import plot_level_view
-from tutorial_utils.plotting.robustness import plot_challenge_view
+from tutorial_utils.plotting.robustness import ChallengeViewFigure
 from tutorial_utils.plotting.style import to_png
 from tutorial_utils.robustness import ChallengeCache, challenge_view
 
-__all__ = ["challenge_explorer", "contrast_explorer", "level_explorer"]
+__all__ = ["Explorer", "challenge_explorer", "contrast_explorer", "level_explorer"]
+
+WIDGET_DPI = 64  # widget pictures: small enough to encode fast, sharp enough on screen
+NOTE = ("Interactive explorer: it comes alive once the cells above have run (Run > Run All "
+        "Cells). The picture is a snapshot of its last view.")
+
+Render = Callable[..., tuple[bytes, str, object]]
+
+
+class Explorer(widgets.VBox):
+    """Controls, a picture and a line of text, redrawn by ``render(**values)`` on every change.
+
+    ``render`` receives the current value of every control by name and returns
+    ``(png bytes, html text, data)``; ``data`` is kept in ``state["last"]``.
+    """
+
+    def __init__(self, controls: Mapping[str, widgets.Widget], render: Render) -> None:
+        self.controls = dict(controls)
+        self.image = widgets.Image(format="png")
+        self.info = widgets.HTML()
+        self.state: dict = {"last": None, "calls": 0, "seconds": []}
+        self._render = render
+        super().__init__([widgets.HBox(list(self.controls.values())), self.image, self.info])
+        for control in self.controls.values():
+            control.observe(self.update, names="value")
+        self.update()
+
+    def update(self, _change: object = None) -> object:
+        """Redraw for the controls' current values; returns the data shown."""
+        start = time.perf_counter()
+        png, text, data = self._render(**{k: w.value for k, w in self.controls.items()})
+        self.image.value, self.info.value = png, text
+        self.state["seconds"].append(time.perf_counter() - start)
+        self.state.update(last=data, calls=self.state["calls"] + 1)
+        return data
+
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        """The widget view plus, for readers whose front end has no kernel yet, a PNG snapshot
+        and a plain-text note (JupyterLab shows them instead of ``VBox(...)``)."""
+        data = super()._repr_mimebundle_(**kwargs) or {}
+        data["text/plain"] = NOTE
+        if self.image.value:
+            data["image/png"] = base64.b64encode(self.image.value).decode("ascii")
+        return data
+
+
+def _slider(value: int, high: int, description: str = "level") -> widgets.IntSlider:
+    return widgets.IntSlider(value=value, min=0, max=high, step=1, description=description,
+                             continuous_update=False)
 
 
 def challenge_explorer(cache: ChallengeCache, index: int = 0, kind: str = "snow",
-                       level: int = 3, top_k: int = 3):
-    """An ipywidgets explorer: a challenge-type dropdown and a level slider (0–5).
-
-    Every change calls :func:`challenge_view` and :func:`plot_challenge_view` and redraws the
-    figure in an ``Output`` widget. Returns a ``VBox``; ``box.controls`` holds the
-    ``kind`` / ``level`` widgets, ``box.state`` the last view and figure, ``box.update()``
-    redraws by hand (what the tests drive).
-    """
+                       level: int = 3, top_k: int = 3) -> Explorer:
+    """A challenge-type dropdown and a level slider (0–5) over one test image of ``cache``:
+    the image, its top-k probabilities, and the test set's accuracy and mean confidence at every
+    level (:func:`~tutorial_utils.robustness.challenge_view`). Controls: ``kind``, ``level``."""
     check_challenge(kind, level)
-    kind_w = widgets.Dropdown(options=list(CHALLENGES), value=kind, description="challenge")
-    level_w = widgets.IntSlider(value=level, min=0, max=MAX_LEVEL, step=1, description="level",
-                                continuous_update=False)
-    out = widgets.Output()
-    state: dict = {"view": None, "figure": None, "calls": 0}
+    figure = ChallengeViewFigure(challenge_view(cache, kind, level, index=index, top_k=top_k),
+                                 dpi=WIDGET_DPI)
+    to_png(figure.fig)  # lay the figure out once; redraws keep the layout
+    figure.fig.set_layout_engine("none")
+    plt.close(figure.fig)
 
-    def update(*_):
-        view = challenge_view(cache, kind_w.value, level_w.value, index=index, top_k=top_k)
-        fig = plot_challenge_view(view)
-        out.clear_output(wait=True)
-        with out:
-            display(fig)
-        plt.close(fig)
-        state.update(view=view, figure=fig, calls=state["calls"] + 1)
-        return view
+    def render(kind: str, level: int):
+        view = challenge_view(cache, kind, level, index=index, top_k=top_k)
+        figure.set_view(view)
+        text = (f"<code>{kind}, level {level}: this image → "
+                f"{view.class_names[view.top_classes[0]]} ({view.top_probs[0]:.2f}); test set "
+                f"accuracy {view.accuracy:.2f}, mean confidence {view.confidence:.2f}</code>")
+        return to_png(figure.fig), text, view
 
-    kind_w.observe(update, names="value")
-    level_w.observe(update, names="value")
-    update()
-    box = widgets.VBox([widgets.HBox([kind_w, level_w]), out])
-    box.controls = {"kind": kind_w, "level": level_w}
-    box.state = state
-    box.update = update
-    return box
+    return Explorer({"kind": widgets.Dropdown(options=list(CHALLENGES), value=kind,
+                                              description="challenge"),
+                     "level": _slider(level, MAX_LEVEL)}, render)
 
 
 def contrast_explorer(model: nn.Module, images: torch.Tensor, class_names: Sequence[str],
                       labels: Sequence[str] | None = None, rep_images: torch.Tensor | None = None,
-                      layer: nn.Module | None = None):
-    """Widget: a sample picker and a contrast-class dropdown over Grad-CAM, CounterfactualCAM
-    and ContrastCAM ("why P, rather than Q?"; Q = P gives "why not P with 100% confidence?").
+                      layer: nn.Module | None = None, regions: torch.Tensor | None = None,
+                      sample: int = 0, contrast: int = 0) -> Explorer:
+    """A sample picker and a contrast-class dropdown over Grad-CAM, CounterfactualCAM and
+    ContrastCAM ("why P, rather than Q?"; Q = P gives "why not P with 100% confidence?").
 
-    Picking a sample recomputes all maps (one forward + one batched backward); picking a
-    contrast class only redraws. Returns an ``ipywidgets.VBox`` with attributes ``sample``,
-    ``contrast`` (the two dropdowns), ``image`` (the ``ipywidgets.Image``) and ``info``.
+    Picking a sample computes every map once (one forward + one batched backward); picking a
+    contrast class only swaps pictures. ``regions`` (S, K, H, W) bool, optional: the true
+    difference region of sample s against class k (:func:`tutorial_utils.data.counterfactual`),
+    outlined on the ContrastCAM. Controls: ``sample``, ``contrast``.
     """
     check_images(images)
     labels = list(labels) if labels is not None else [f"sample {i}" for i in range(len(images))]
     if len(labels) != len(images):
         raise ValueError(f"labels must have one entry per image ({len(images)}), got {len(labels)}")
-    pf = ContrastPanelFigure(class_names)
-    sample = widgets.Dropdown(options=[(t, i) for i, t in enumerate(labels)], value=0,
-                              description="sample")
-    contrast = widgets.Dropdown(options=[(n, i) for i, n in enumerate(class_names)],
-                                description="Q =")
-    image = widgets.Image(format="png")
-    info = widgets.HTML()
-    box = widgets.VBox([widgets.HBox([sample, contrast]), image, info])
-    cache: dict = {}
+    if regions is not None and tuple(regions.shape[:2]) != (len(images), len(class_names)):
+        raise ValueError(f"regions must be (S, K, H, W) = ({len(images)}, {len(class_names)}, "
+                         f"H, W), got {tuple(regions.shape)}")
+    pf = ContrastPanelFigure(class_names, dpi=WIDGET_DPI)
+    picked: dict = {"sample": None}
 
-    def redraw_contrast(_change=None) -> None:
-        panel = contrast_panel(cache["state"], contrast.value, class_names, rep_images)
-        pf.set_contrast(panel)
-        image.value = pf.png()
-        info.value = f"<code>{panel['text']}</code>"
+    def render(sample: int, contrast: int):
+        if picked["sample"] != sample:
+            picked.update(sample=sample, state=contrast_state(model, images[sample:sample + 1],
+                                                              layer))
+            pf.set_sample(picked["state"])
+        panel = contrast_panel(picked["state"], contrast, class_names, rep_images)
+        pf.set_contrast(panel, None if regions is None else regions[sample, contrast])
+        return pf.png(), f"<code>{panel['text']}</code>", panel
 
-    def pick_sample(_change=None) -> None:
-        cache["state"] = contrast_state(model, images[sample.value:sample.value + 1], layer)
-        pf.set_sample(cache["state"])
-        redraw_contrast()
-
-    pick_sample()
-    sample.observe(pick_sample, names="value")
-    contrast.observe(redraw_contrast, names="value")
-    box.sample, box.contrast, box.image, box.info = sample, contrast, image, info
-    box.figure = pf.fig
-    return box
+    return Explorer({"sample": widgets.Dropdown(options=[(t, i) for i, t in enumerate(labels)],
+                                                value=sample, description="sample"),
+                     "contrast": widgets.Dropdown(options=[(n, i) for i, n in
+                                                           enumerate(class_names)],
+                                                  value=contrast, description="Q =")}, render)
 
 
-def level_explorer(results, heads: Sequence[str] = ("feed-forward", "introspective")):
-    """Widget: a level slider 0..5 redrawing :func:`plot_level_view`. Returns an
-    ``ipywidgets.VBox`` with attributes ``level`` (the slider), ``image`` and ``table``."""
-    slider = widgets.IntSlider(value=0, min=0, max=max(results.levels), step=1,
-                               description="level", continuous_update=False)
-    image = widgets.Image(format="png")
-    table = widgets.HTML()
-    fig = plt.figure(figsize=(12, 3.6), dpi=72, layout="constrained")
+def level_explorer(results, heads: Sequence[str] = ("feed-forward", "introspective")
+                   ) -> Explorer:
+    """A level slider 0..5 over :func:`~tutorial_utils.plotting.introspection.plot_level_view`
+    (accuracy per challenge and pooled reliability diagrams of the heads). The six pictures are
+    drawn once, when the explorer is built, so moving the slider only swaps them. Control:
+    ``level``."""
+    fig = plt.figure(figsize=(12, 3.6), dpi=WIDGET_DPI, layout="constrained")
     plt.close(fig)
+    pictures = {}
+    for level in range(max(results.levels) + 1):
+        plot_level_view(results, level, heads, fig=fig)
+        table = level_view(results, level, heads)
+        pictures[level] = (to_png(fig), table.loc[["all"]].to_html(
+            float_format=lambda v: f"{v:.3f}"), table)
 
-    def redraw(_change=None) -> None:
-        plot_level_view(results, slider.value, heads, fig=fig)
-        image.value = to_png(fig)
-        table.value = level_view(results, slider.value, heads).loc[["all"]].to_html(
-            float_format=lambda v: f"{v:.3f}")
+    def render(level: int):
+        return pictures[level]
 
-    redraw()
-    slider.observe(redraw, names="value")
-    box = widgets.VBox([slider, image, table])
-    box.level, box.image, box.table = slider, image, table
-    return box
+    return Explorer({"level": _slider(0, max(results.levels))}, render)

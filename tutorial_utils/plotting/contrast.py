@@ -13,7 +13,8 @@ from tutorial_utils.contrast import ContrastState, contrast_panel
 from tutorial_utils.plotting.images import overlay
 from tutorial_utils.plotting.style import _style, to_png
 
-__all__ = ["plot_contrast_gallery", "ContrastPanelFigure", "plot_contrast_panel"]
+__all__ = ["plot_contrast_gallery", "ContrastPanelFigure", "plot_contrast_panel",
+           "plot_truth_panels"]
 
 
 def _show(ax, img: torch.Tensor, title: str | None = None) -> None:
@@ -97,7 +98,15 @@ class ContrastPanelFigure:
         self.fig.canvas.draw()
         self.fig.set_layout_engine("none")
 
-    def set_contrast(self, panel: dict) -> None:
+    def set_contrast(self, panel: dict, region: torch.Tensor | None = None) -> None:
+        """Show contrast class ``panel["q"]``; ``region`` (H, W) bool outlines the true
+        difference to the counterfactual scene (white) on the ContrastCAM."""
+        outline = self.artists.pop("outline", None)
+        if outline is not None:
+            outline.remove()
+        if region is not None and bool(region.any()):
+            self.artists["outline"] = self.axes[4].contour(
+                region.float().numpy(), levels=[0.5], colors="w", linewidths=1.0)
         if panel["rep"] is not None:
             rep = panel["rep"].detach().cpu().permute(1, 2, 0).squeeze(-1).numpy()
             self.artists["rep"].set_data(rep)
@@ -116,3 +125,58 @@ def plot_contrast_panel(state: ContrastState, q: int, class_names: Sequence[str]
     pf.set_sample(state)
     pf.set_contrast(contrast_panel(state, q, class_names, rep_images))
     return pf.fig
+
+
+def _outline(ax, region: torch.Tensor) -> None:
+    """Draw the counterfactual difference region's outline (white) on ``ax``."""
+    ax.contour(region.float().numpy(), levels=[0.5], colors="w", linewidths=0.9)
+
+
+def plot_truth_panels(panels: Sequence[Mapping], class_names: Sequence[str], size: float = 1.55):
+    """One row per scene (:func:`tutorial_utils.contrast.truth_panel`): the input and the
+    counterfactual scene with the true difference region outlined, Grad-CAM, ContrastCAM, the
+    signed maps before ReLU on one colour scale, ContrastCAM − Grad-CAM, and ContrastCAM at an
+    earlier layer. Titles give each map's in-region ratio (1 = chance) and its correlation r
+    with Grad-CAM."""
+    _style()
+    cols = ["input", "counterfactual", "Grad-CAM", "ContrastCAM", "signed Grad-CAM",
+            "signed ContrastCAM", "ContrastCAM − Grad-CAM", "ContrastCAM, early layer"]
+    fig, axes = plt.subplots(len(panels), len(cols), figsize=(len(cols) * size,
+                             len(panels) * (size + 0.55)), squeeze=False, layout="constrained")
+    for r, pnl in enumerate(panels):
+        pn, qn = class_names[pnl["pred"]], class_names[pnl["q"]]
+        ax = axes[r]
+        _show(ax[0], pnl["image"], f"input: {pn}\np={float(pnl['probs'][pnl['pred']]):.2f}")
+        _outline(ax[0], pnl["region"])
+        if pnl.get("counterfactual") is not None:
+            _show(ax[1], pnl["counterfactual"], f"same scene\nwith {qn}")
+            _outline(ax[1], pnl["region"])
+        else:
+            ax[1].axis("off")
+        for j, key, label in ((2, "gradcam", "Grad-CAM"), (3, "contrast", f"why {pn},\nnot {qn}?"),
+                              (7, "contrast_early", "early layer")):
+            overlay(pnl["image"], pnl[key].numpy(), ax=ax[j])
+            _outline(ax[j], pnl["region"])
+            stats = f"ratio {pnl['ratio'][key]:.1f}"
+            stats += "" if key == "gradcam" else f", r={pnl['corr'][key]:.2f}"
+            ax[j].set_title(f"{label}\n{stats}", fontsize="x-small")
+        lim = float(max(pnl["signed_gradcam"].abs().max(), pnl["signed_contrast"].abs().max()))
+        for j, key in ((4, "signed_gradcam"), (5, "signed_contrast")):
+            im = ax[j].imshow(pnl[key].numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim)
+            _outline(ax[j], pnl["region"])
+            ax[j].set_xticks([])
+            ax[j].set_yticks([])
+        ax[4].set_title("Σ α A, for P\n(before ReLU)", fontsize="x-small")
+        ax[5].set_title(f"Σ α A, P vs {qn}\n(same scale)", fontsize="x-small")
+        fig.colorbar(im, ax=ax[4:6], shrink=0.8, label="evidence (logit units)")
+        dm = ax[6].imshow(pnl["difference"].numpy(), cmap="PuOr_r", vmin=-1, vmax=1)
+        _outline(ax[6], pnl["region"])
+        ax[6].set_xticks([])
+        ax[6].set_yticks([])
+        ax[6].set_title("ContrastCAM −\nGrad-CAM", fontsize="x-small")
+        fig.colorbar(dm, ax=ax[6], shrink=0.8, label="difference of\nnormalised maps")
+    for ax, title in zip(axes[0], cols, strict=True):
+        ax.set_xlabel("")
+        if title in ("input", "counterfactual"):
+            continue
+    return fig

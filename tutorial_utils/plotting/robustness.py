@@ -9,41 +9,71 @@ import numpy as np
 from tutorial_utils.plotting.style import HIGHLIGHT, NEUTRAL, _style
 from tutorial_utils.robustness import ChallengeView
 
-__all__ = ["plot_challenge_view", "plot_level_sweep"]
+__all__ = ["plot_challenge_view", "ChallengeViewFigure", "plot_level_sweep"]
 
 
 def plot_challenge_view(view: ChallengeView):
     """Image | top-k probabilities | test-set accuracy and mean confidence vs level."""
-    _style()
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.0), layout="constrained",
-                             gridspec_kw={"width_ratios": [1, 1.4, 1.6]})
-    axes[0].imshow(view.image.permute(1, 2, 0).clamp(0, 1).numpy())
-    axes[0].set_axis_off()
-    axes[0].set_title(f"{view.kind}, level {view.level}\ntrue: {view.class_names[view.label]}",
+    return ChallengeViewFigure(view).fig
+
+
+class ChallengeViewFigure:
+    """The figure of :func:`plot_challenge_view`, kept alive and updated in place.
+
+    ``set_view(view)`` only changes the data of the existing artists (image, bar lengths,
+    texts, curves), so the challenge explorer redraws without building a new figure.
+    """
+
+    def __init__(self, view: ChallengeView, dpi: int | None = None) -> None:
+        _style()
+        self.fig, self.axes = plt.subplots(1, 3, figsize=(11, 3.0), layout="constrained",
+                                           dpi=dpi, gridspec_kw={"width_ratios": [1, 1.4, 1.6]})
+        ax0, ax1, ax2 = self.axes
+        self.picture = ax0.imshow(view.image.permute(1, 2, 0).clamp(0, 1).numpy())
+        ax0.set_axis_off()
+        k = len(view.top_classes)
+        ypos = np.arange(k)[::-1]
+        self.bars = ax1.barh(ypos, view.top_probs,
+                             color=[HIGHLIGHT if i == 0 else NEUTRAL for i in range(k)])
+        self.names = [ax1.text(-0.02, y, "", ha="right", va="center", fontsize="small",
+                               transform=ax1.get_yaxis_transform()) for y in ypos]
+        self.values = [ax1.text(0, y, "", va="center", fontsize="x-small") for y in ypos]
+        ax1.set(xlim=(0, 1), yticks=[], xlabel="probability", title=f"top-{k} for this image")
+        ax1.spines[["top", "right"]].set_visible(False)
+        levels = np.arange(len(view.accuracy_curve))
+        (self.acc_line,) = ax2.plot(levels, view.accuracy_curve, "o-", label="accuracy",
+                                    color=NEUTRAL)
+        (self.conf_line,) = ax2.plot(levels, view.confidence_curve, "s--",
+                                     label="mean confidence", color=HIGHLIGHT)
+        self.gap = None
+        self.marker = ax2.axvline(view.level, color="0.4", lw=1, ls=":")
+        ax2.set(ylim=(0, 1.03), xlabel="challenge level", xticks=levels)
+        ax2.legend(fontsize="small", frameon=False, loc="lower left")
+        ax2.spines[["top", "right"]].set_visible(False)
+        self.set_view(view)
+
+    def set_view(self, view: ChallengeView) -> None:
+        """Show ``view`` (same top-k and number of levels as the first one)."""
+        ax0, ax1, ax2 = self.axes
+        self.picture.set_data(view.image.permute(1, 2, 0).clamp(0, 1).numpy())
+        ax0.set_title(f"{view.kind}, level {view.level}\ntrue: {view.class_names[view.label]}",
                       fontsize="small")
-    names = [view.class_names[c] for c in view.top_classes]
-    ypos = np.arange(len(names))[::-1]
-    colors = [HIGHLIGHT if i == 0 else NEUTRAL for i in range(len(names))]
-    axes[1].barh(ypos, view.top_probs, color=colors)
-    axes[1].set_yticks(ypos, names, fontsize="small")
-    for yv, v in zip(ypos, view.top_probs, strict=True):
-        axes[1].text(min(v + 0.02, 0.8), yv, f"{v:.2f}", va="center", fontsize="x-small")
-    axes[1].set(xlim=(0, 1), xlabel="probability", title=f"top-{len(names)} for this image")
-    axes[1].spines[["top", "right"]].set_visible(False)
-    levels = np.arange(len(view.accuracy_curve))
-    ax = axes[2]
-    ax.plot(levels, view.accuracy_curve, "o-", label="accuracy", color=NEUTRAL)
-    ax.plot(levels, view.confidence_curve, "s--", label="mean confidence",
-            color=HIGHLIGHT)
-    ax.fill_between(levels, view.accuracy_curve, view.confidence_curve, color="0.85")
-    ax.axvline(view.level, color="0.4", lw=1, ls=":")
-    ax.set(ylim=(0, 1.03), xlabel="challenge level", xticks=levels,
-           title=f"test set at level {view.level}: acc {view.accuracy:.2f}, "
-                 f"conf {view.confidence:.2f}")
-    ax.title.set_fontsize("small")
-    ax.legend(fontsize="small", frameon=False, loc="lower left")
-    ax.spines[["top", "right"]].set_visible(False)
-    return fig
+        for bar, name, value, c, v in zip(self.bars, self.names, self.values, view.top_classes,
+                                          view.top_probs, strict=True):
+            bar.set_width(v)
+            name.set_text(view.class_names[c])
+            value.set_text(f"{v:.2f}")
+            value.set_x(min(v + 0.02, 0.8))
+        levels = np.arange(len(view.accuracy_curve))
+        self.acc_line.set_ydata(view.accuracy_curve)
+        self.conf_line.set_ydata(view.confidence_curve)
+        if self.gap is not None:
+            self.gap.remove()
+        self.gap = ax2.fill_between(levels, view.accuracy_curve, view.confidence_curve,
+                                    color="0.85", zorder=0)
+        self.marker.set_xdata([view.level, view.level])
+        ax2.set_title(f"test set at level {view.level}: acc {view.accuracy:.2f}, "
+                      f"conf {view.confidence:.2f}", fontsize="small")
 
 
 def plot_level_sweep(table, title: str | None = None):
