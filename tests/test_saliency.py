@@ -102,7 +102,7 @@ def test_occlusion_matches_captum(model, x, score):
     raw = S.occlusion(model, x, TARGET, window=12, stride=6, baseline="grey", score=score,
                       raw=True, batch_size=17)
     scaled_close(raw, ref)
-    maps = S.occlusion(model, x, TARGET, window=12, stride=6, score=score)
+    maps = S.occlusion(model, x, TARGET, window=12, stride=6, baseline="grey", score=score)
     torch.testing.assert_close(maps, S.normalize_maps(ref[:, 0].clamp(min=0)), atol=TOL, rtol=0)
 
 
@@ -110,7 +110,8 @@ def test_occlusion_covers_every_pixel_when_stride_does_not_fit(model, x):
     raw = S.occlusion(model, x, window=(7, 5), stride=(5, 4), raw=True)
     assert raw.shape == x.shape and torch.isfinite(raw).all()
     # a window as large as the image: a single occlusion, the same drop everywhere
-    whole = S.occlusion(model, x, TARGET, window=48, stride=1, score="logit", raw=True)
+    whole = S.occlusion(model, x, TARGET, window=48, stride=1, score="logit", raw=True,
+                        baseline="grey")
     with torch.no_grad():
         drop = (model(x) - model(torch.full_like(x, 0.5))).gather(1, TARGET[:, None])
     torch.testing.assert_close(whole, drop.view(3, 1, 1, 1).expand_as(x))
@@ -313,3 +314,18 @@ def test_state_and_hooks_restored_after_an_exception():
 def test_bad_input_raises_naming_the_argument(call, error, words, model, x):
     with pytest.raises(error, match=words):
         call(model, x)
+
+
+def test_occlusion_default_patch_is_the_data_sets_mean_colour(digits):
+    """The default patch carries no evidence for the data: for digits it is the (nearly black)
+    mean colour of the training set, so the map's mass lands on the strokes, not on the ground."""
+    from tutorial_utils import models
+
+    net = models.load("digits", train_if_missing=False)
+    x = digits.x_test[:16]
+    strokes = (x[:, 0] > 0.3).float()
+    share = {b: float((S.occlusion(net, x, window=6, stride=2, baseline=b) * strokes).sum()
+                      / S.occlusion(net, x, window=6, stride=2, baseline=b).sum())
+             for b in ("mean", "grey")}
+    assert float(net.normalize.mean) < 0.2
+    assert share["mean"] > share["grey"]

@@ -134,13 +134,15 @@ def _blur(x: torch.Tensor, sigma: float | None) -> torch.Tensor:
 
 
 def _dataset_mean(model: nn.Module | None, x: torch.Tensor) -> torch.Tensor:
-    """Per-channel mean (1, C, 1, 1): the model's ``Normalize`` statistics, else x's mean."""
+    """Per-channel mean colour: the model's ``Normalize`` statistics (1, C, 1, 1), else each
+    image's own mean colour (B, C, 1, 1) — never the batch's, so an image's result does not
+    depend on what else is in the batch."""
     if model is not None:
         for module in model.modules():
             mean = getattr(module, "mean", None)
             if isinstance(mean, torch.Tensor) and mean.numel() == x.shape[1]:
                 return mean.detach().to(x).view(1, -1, 1, 1)
-    return x.mean(dim=(0, 2, 3), keepdim=True)
+    return x.mean(dim=(2, 3), keepdim=True)
 
 
 def baseline_image(x: torch.Tensor, baseline: str | float | torch.Tensor = "zeros",
@@ -149,7 +151,7 @@ def baseline_image(x: torch.Tensor, baseline: str | float | torch.Tensor = "zero
     """The "removed" value of every pixel, a tensor of ``x``'s shape (B, C, H, W).
 
     ``baseline`` is ``'zeros'`` (black), ``'grey'`` (0.5), ``'mean'`` (the data-set mean colour
-    stored in the model's ``Normalize`` layer; without one, the batch's mean colour), ``'blur'``
+    stored in the model's ``Normalize`` layer; without one, each image's own mean colour), ``'blur'``
     (``torchvision`` Gaussian blur of x, σ = ``blur_sigma`` px, default max(H, W)/16), a number,
     or a tensor broadcastable to ``x`` (pixel space, [0, 1]).
     """

@@ -279,7 +279,7 @@ def _window_starts(size: int, window: int, stride: int) -> torch.Tensor:
 
 
 def occlusion(model: nn.Module, x: torch.Tensor, target=None, *, window: int | tuple = 8,
-              stride: int | tuple = 4, baseline: str | float | torch.Tensor = "grey",
+              stride: int | tuple = 4, baseline: str | float | torch.Tensor = "mean",
               score: str = "prob", raw: bool = False,
               batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
     """Occlusion sensitivity (Zeiler & Fergus 2014).
@@ -287,9 +287,11 @@ def occlusion(model: nn.Module, x: torch.Tensor, target=None, *, window: int | t
     A ``window`` (h, w) patch slides over the image with ``stride``; the windows start at
     ``0, stride, 2·stride, …`` plus one flush with the right/bottom border when the stride
     does not reach it, so every pixel is covered (``stride ≤ window`` is required). Inside
-    the patch all channels are replaced by the ``baseline`` (default mid-grey 0.5; ``'mean'``
-    is the data-set mean colour — not black, since the model normalises its input; see
-    ``evaluation.baseline_image``).
+    the patch all channels are replaced by the ``baseline``. The rule: the patch must carry no
+    evidence *for this data*, so the default ``'mean'`` is the data set's mean colour (stored in
+    the model's ``Normalize`` layer): 0.13, nearly the black ground, for MNIST digits, a
+    muted mid colour for the signs. Mid-grey 0.5 (``'grey'``) would be +1.2σ for the digit
+    model — bright "ink" pasted on the background. See ``evaluation.baseline_image``.
 
     The attribution of a pixel is the drop ``s(x) − s(x_occluded)`` of the target's score
     (``'prob'`` softmax probability, or ``'logit'``), averaged over the windows that cover it:
