@@ -70,7 +70,7 @@ def _numbers(numbers: dict) -> str:
     return ", ".join(f"{k}={format_number(v)}" for k, v in numbers.items())
 
 
-def claim(statement: str, holds: object, **numbers: object) -> str:
+def claim(statement: str, holds: object, **numbers: object) -> None:
     """Print ``✓ statement (numbers)`` if ``holds`` is true, else raise :class:`ClaimError`.
 
     Args:
@@ -79,7 +79,7 @@ def claim(statement: str, holds: object, **numbers: object) -> str:
             accepted; anything else is a ``TypeError``, so a forgotten ``.all()`` cannot pass).
         numbers: the evidence, printed next to the statement either way.
 
-    Returns the printed line.
+    Returns nothing (so a claim at the end of a cell adds no second output line).
     """
     if not isinstance(statement, str) or not statement.strip():
         raise TypeError("statement must be a non-empty string: the sentence being checked")
@@ -88,12 +88,10 @@ def claim(statement: str, holds: object, **numbers: object) -> str:
         raise ClaimError(f"the chapter says {statement!r}, but this run does not support it"
                          + (f" ({evidence})" if evidence else "")
                          + ". Rewrite the sentence to match the numbers.")
-    line = f"✓ {statement}" + (f" ({evidence})" if evidence else "")
-    print(line)
-    return line
+    print(f"✓ {statement}" + (f" ({evidence})" if evidence else ""))
 
 
-def mixed(statement: str, outcomes: Iterable[object], **numbers: object) -> str:
+def mixed(statement: str, outcomes: Iterable[object], **numbers: object) -> None:
     """A result stated as mixed: ``outcomes`` must contain both ``True`` and ``False``.
 
     Prints ``≈ statement (k of n hold; numbers)``; raises :class:`ClaimError` when every
@@ -108,6 +106,4 @@ def mixed(statement: str, outcomes: Iterable[object], **numbers: object) -> str:
         raise ClaimError(f"the chapter calls {statement!r} mixed, but {k} of {n} outcomes hold"
                          + (f" ({evidence})" if evidence else "")
                          + ". Rewrite the sentence to match the numbers.")
-    line = f"≈ {statement} ({k} of {n} hold" + (f"; {evidence})" if evidence else ")")
-    print(line)
-    return line
+    print(f"≈ {statement} ({k} of {n} hold" + (f"; {evidence})" if evidence else ")"))

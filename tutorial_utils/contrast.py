@@ -37,6 +37,7 @@ from tutorial_utils._checks import check_images, check_inputs, resolve_classes
 from tutorial_utils.cam import LayerView, contrast_cam, grad_cam, layer_view
 from tutorial_utils.models import predict_logits
 from tutorial_utils.utils import preserved_state
+from tutorial_utils.utils import progress as progress_bar
 
 __all__ = ["representatives", "contrast_gallery", "ContrastState", "contrast_state",
            "contrast_panel", "NEAR_PAIRS", "FAR_PAIRS", "region_ratio",
@@ -205,7 +206,6 @@ def ground_truth_table(model: nn.Module, ds, pairs: Sequence[tuple[str, str]] | 
     error over scenes (columns ``<method>`` and ``<method> se``).
     """
     import pandas as pd
-    from tqdm.auto import tqdm
 
     from tutorial_utils.data import counterfactual
 
@@ -214,7 +214,7 @@ def ground_truth_table(model: nn.Module, ds, pairs: Sequence[tuple[str, str]] | 
     methods = truth_methods(model) if methods is None else methods
     index = {name: i for i, name in enumerate(ds.classes)}
     rows = []
-    for p_name, q_name in tqdm(pairs, desc="sign pairs", disable=not progress, leave=False):
+    for p_name, q_name in progress_bar(pairs, desc="sign pairs", enabled=progress):
         p, q = index[p_name], index[q_name]
         idx = torch.nonzero(ds.y_test == p).flatten()[:n]
         _, regions = counterfactual(ds, idx, q)

@@ -34,6 +34,7 @@ from tutorial_utils.signs import (
     render_signs,
     render_templates,
 )
+from tutorial_utils.signs import sign_masks as _sign_masks
 
 __all__ = [
     "ImageDataset",
@@ -44,6 +45,7 @@ __all__ = [
     "check_challenge",
     "stratified_indices",
     "counterfactual",
+    "sign_masks",
     "class_examples",
     "cache_dir",
     "CHALLENGES",
@@ -171,6 +173,13 @@ def load_signs(seed: int = 0, n_train: int = 300, n_test: int = 100,
     to_f = lambda t: t.float() / 255.0  # noqa: E731
     return ImageDataset(to_f(blob["x_train"]), blob["y_train"], to_f(blob["x_test"]),
                         blob["y_test"], SIGN_CLASSES, render_seed=seed)
+
+
+def sign_masks(ds: ImageDataset, index: object) -> torch.Tensor:
+    """Where the sign is in test scenes ``index`` of the sign set ``ds``: (M, H, W) bool."""
+    if ds.render_seed is None:
+        raise ValueError("ds must be a generated sign set from data.load_signs()")
+    return _sign_masks(ds.y_test, ds.render_seed + TEST_SEED_OFFSET, torch.as_tensor(index))
 
 
 def counterfactual(ds: ImageDataset, index: object, contrast: object

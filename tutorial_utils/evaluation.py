@@ -151,9 +151,9 @@ def baseline_image(x: torch.Tensor, baseline: str | float | torch.Tensor = "zero
     """The "removed" value of every pixel, a tensor of ``x``'s shape (B, C, H, W).
 
     ``baseline`` is ``'zeros'`` (black), ``'grey'`` (0.5), ``'mean'`` (the data-set mean colour
-    stored in the model's ``Normalize`` layer; without one, each image's own mean colour), ``'blur'``
-    (``torchvision`` Gaussian blur of x, σ = ``blur_sigma`` px, default max(H, W)/16), a number,
-    or a tensor broadcastable to ``x`` (pixel space, [0, 1]).
+    stored in the model's ``Normalize`` layer; without one, each image's own mean colour),
+    ``'blur'`` (``torchvision`` Gaussian blur of x, σ = ``blur_sigma`` px, default
+    max(H, W)/16), a number, or a tensor broadcastable to ``x`` (pixel space, [0, 1]).
     """
     if isinstance(baseline, str):
         if baseline not in BASELINES:

@@ -34,6 +34,7 @@ from torch import nn
 from tutorial_utils._checks import check_images
 from tutorial_utils.gradients import contrast_gradients
 from tutorial_utils.models import features_and_logits, num_parameters
+from tutorial_utils.utils import progress as progress_bar
 
 HEADS: tuple[str, ...] = ("stage 1", "feed-forward", "introspective")
 """Heads compared by :func:`evaluate_heads`: the network's own ``fc``, the equal-capacity
@@ -201,12 +202,14 @@ def matched_hidden(target_params: int, in_features: int, num_classes: int) -> in
 def build_heads(feat_dim: int, num_classes: int, hidden: int = 16,
                 seed: int = 0) -> tuple[IntrospectiveHead, FeedForwardHead]:
     """An introspective head of width ``hidden`` and a feed-forward head of (almost exactly)
-    the same number of parameters, both initialised from ``seed``."""
-    torch.manual_seed(seed)
-    intro = IntrospectiveHead(feat_dim, hidden, num_classes)
-    ff_hidden = matched_hidden(num_parameters(intro), feat_dim, num_classes)
-    torch.manual_seed(seed)
-    ff = FeedForwardHead(feat_dim, ff_hidden, num_classes)
+    the same number of parameters, both initialised from ``seed`` (the global RNG is left as
+    it was)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        intro = IntrospectiveHead(feat_dim, hidden, num_classes)
+        ff_hidden = matched_hidden(num_parameters(intro), feat_dim, num_classes)
+        torch.manual_seed(seed)
+        ff = FeedForwardHead(feat_dim, ff_hidden, num_classes)
     return intro, ff
 
 
@@ -307,7 +310,6 @@ def evaluate_heads(model: nn.Module, heads: dict[str, nn.Module | None], x: torc
     ``(h, logits)``.
     """
     import pandas as pd
-    from tqdm.auto import tqdm
 
     from tutorial_utils import data
     from tutorial_utils.metrics import expected_calibration_error
@@ -333,7 +335,7 @@ def evaluate_heads(model: nn.Module, heads: dict[str, nn.Module | None], x: torc
 
     h, z = features_and_logits(model, x)
     record("clean", 0, h, z)
-    for kind in tqdm(challenges, desc="challenges", disable=not progress, leave=False):
+    for kind in progress_bar(challenges, desc="challenges", enabled=progress):
         xc = torch.cat([data.apply_challenge(x, kind, lv, seed=seed) for lv in levels])
         h, z = features_and_logits(model, xc)
         for j, lv in enumerate(levels):
@@ -342,16 +344,18 @@ def evaluate_heads(model: nn.Module, heads: dict[str, nn.Module | None], x: torc
     return IntrospectionResults(pd.DataFrame(rows), probs, labels, challenges, levels)
 
 
-def level_summary(results: IntrospectionResults, n_bins: int = 15):
+def level_summary(results: IntrospectionResults, n_bins: int = 15,
+                  heads: Sequence[str] | None = None):
     """Accuracy and ECE per level (0 = clean) and head, pooled over all challenges.
 
-    Returns a DataFrame indexed by level with columns ``(metric, head)``.
+    Returns a DataFrame indexed by level with columns ``(metric, head)``; ``heads`` selects
+    heads (default: all).
     """
     import pandas as pd
 
     from tutorial_utils.metrics import expected_calibration_error
 
-    heads = list(dict.fromkeys(results.table["head"]))
+    heads = list(dict.fromkeys(results.table["head"])) if heads is None else list(heads)
     rows = {}
     for lv in (0, *results.levels):
         lab = results.pooled_labels(lv)

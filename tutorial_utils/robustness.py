@@ -23,6 +23,7 @@ from torch import nn
 from tutorial_utils._checks import check_images, check_model
 from tutorial_utils.challenges import CHALLENGES, MAX_LEVEL, apply_challenge, check_challenge
 from tutorial_utils.models import predict_proba
+from tutorial_utils.utils import progress as progress_bar
 
 __all__ = ["ChallengeCache", "ChallengeView", "challenge_view"]
 
@@ -97,11 +98,10 @@ class ChallengeCache:
               progress: bool = True):
         """A pandas DataFrame: one row per (kind, level) with accuracy, confidence and gap."""
         import pandas as pd
-        from tqdm.auto import tqdm
 
         kinds = CHALLENGES if kinds is None else kinds
         rows = []
-        for kind in tqdm(kinds, desc="challenges", disable=not progress, leave=False):
+        for kind in progress_bar(kinds, desc="challenges", enabled=progress):
             for lv in levels:
                 acc, conf = self.summary(kind, lv)
                 rows.append(dict(kind=kind, level=int(lv), accuracy=acc, confidence=conf,

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["SIGN_SIZE", "SIGN_CLASSES", "render_templates", "render_signs", "generate_signs",
-           "TEST_SEED_OFFSET", "counterfactual_scenes"]
+           "TEST_SEED_OFFSET", "counterfactual_scenes", "sign_masks"]
 
 SIGN_SIZE = 48
 """Side length of a sign image in pixels."""
@@ -246,13 +246,14 @@ def _place(templates: torch.Tensor, d: dict[str, torch.Tensor], size: int) -> to
 
 def render_signs(labels: torch.Tensor, templates: torch.Tensor, seed: int,
                  size: int = SIGN_SIZE, index: torch.Tensor | None = None,
-                 signs: torch.Tensor | None = None) -> torch.Tensor:
+                 signs: torch.Tensor | None = None, alpha_only: bool = False) -> torch.Tensor:
     """Render one scene per label: ``(N, 3, size, size)`` float32 in [0, 1], deterministic.
 
     With ``index`` (M,) only those scenes are rendered, ``(M, 3, size, size)`` (repeats
     allowed): the random draws of all N scenes are replayed (cheap), the images computed for M
     of them only. ``signs`` (M,) then draws another class into each of those scenes (the
-    counterfactual); by default scene ``i`` shows ``labels[i]``.
+    counterfactual); by default scene ``i`` shows ``labels[i]``. ``alpha_only=True`` returns
+    the sign's opacity ``(·, size, size)`` in [0, 1] instead: where the sign is in the scene.
     """
     gen = torch.Generator().manual_seed(seed)
     if index is not None:
@@ -268,6 +269,9 @@ def render_signs(labels: torch.Tensor, templates: torch.Tensor, seed: int,
             drawn = signs[inside]
         d = {k: v[keep] for k, v in d.items()}
         sign = _place(templates[drawn], d, size)
+        if alpha_only:
+            chunks.append(sign[:, 3])
+            continue
         rgb, alpha = sign[:, :3], sign[:, 3:4]
         scene = alpha * rgb + (1 - alpha) * _backgrounds(d, size)
         chunks.append((scene * d["gain"] * d["cast"] + d["offset"] + d["noise"]).clamp(0, 1))
@@ -337,3 +341,11 @@ def counterfactual_scenes(labels: torch.Tensor, seed: int, index: torch.Tensor,
                         signs=torch.cat([labels[index], contrast]))
     x, x_cf = (_to_u8(both).float() / 255.0).chunk(2)
     return x_cf, (x_cf - x).abs().amax(dim=1) > DIFFERENCE_THRESHOLD
+
+
+def sign_masks(labels: torch.Tensor, seed: int, index: torch.Tensor) -> torch.Tensor:
+    """Where the sign is in scenes ``index`` of a rendered set: (M, H, W) bool (opacity > ½)."""
+    index = torch.as_tensor(index).long().reshape(-1)
+    if len(index) and (index.min() < 0 or index.max() >= len(labels)):
+        raise ValueError(f"index must lie in 0..{len(labels) - 1}")
+    return render_signs(labels, _templates(), seed, index=index, alpha_only=True) > 0.5

@@ -70,3 +70,16 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
     forward pass of the course goes through this. Non-4-D tensors are returned unchanged.
     """
     return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
+def progress(iterable=None, *, desc: str | None = None, total: int | None = None,
+             enabled: bool = True):
+    """A ``tqdm.auto`` progress bar that disappears when done (``leave=False``).
+
+    Off when ``enabled`` is false or the ``TQDM_DISABLE`` environment variable is set (the
+    shipped notebooks are executed that way, so they never show a half-finished bar).
+    """
+    from tqdm.auto import tqdm
+
+    off = not enabled or os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false")
+    return tqdm(iterable, desc=desc, total=total, disable=off, leave=False)

@@ -168,8 +168,10 @@ def level_explorer(results, heads: Sequence[str] = ("feed-forward", "introspecti
     for level in range(max(results.levels) + 1):
         plot_level_view(results, level, heads, fig=fig)
         table = level_view(results, level, heads)
-        pictures[level] = (to_png(fig), table.loc[["all"]].to_html(
-            float_format=lambda v: f"{v:.3f}"), table)
+        pooled = table.loc[["all"]].copy()
+        pooled.columns = [f"{metric} ({head})" for metric, head in pooled.columns]
+        pooled.index = ["all challenges" if level else "clean"]
+        pictures[level] = (to_png(fig), pooled.to_html(float_format=lambda v: f"{v:.3f}"), table)
 
     def render(level: int):
         return pictures[level]

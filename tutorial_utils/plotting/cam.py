@@ -37,7 +37,7 @@ def plot_gradcam_steps(steps: Mapping, class_names: Sequence[str] | None = None,
         a1.axis("off")
         a2 = fig.add_subplot(grid[1, 1 + j])
         a2.imshow(steps["gradients"][c], cmap="RdBu_r", vmin=-glim, vmax=glim)
-        a2.set_title(f"∂y/∂A_{c}  (α={alpha[c]:.3f})", fontsize="small")
+        a2.set_title(f"∂y/∂A_{c}\n(α = {alpha[c]:.2e})", fontsize="small")
         a2.axis("off")
     ab = fig.add_subplot(grid[:, top + 1])
     srt = alpha.sort(descending=True).values.numpy()

@@ -72,7 +72,7 @@ def reliability_diagram(probs: object, labels: object, n_bins: int = 15,
 
     Inputs as there: (N, K) probabilities + (N,) labels, or (N,) confidences + (N,) correct.
     Bars = accuracy per bin, shaded = gap to the bin's mean confidence, dashed = perfect
-    calibration; the ECE is shown in the legend.
+    calibration; the number above a bar is the bin's count; the ECE is shown in the legend.
     """
     curve = metrics.reliability_curve(probs, labels, n_bins)
     fig, ax = _new_ax(ax, (3.6, 3.6))
@@ -86,6 +86,10 @@ def reliability_diagram(probs: object, labels: object, n_bins: int = 15,
     ax.bar(left[filled], (conf - acc)[filled], bottom=acc[filled], width=width[filled],
            align="edge", color=HIGHLIGHT, alpha=0.35, edgecolor=HIGHLIGHT, hatch="//",
            label="gap to confidence")
+    for x0, w, top, n in zip(left[filled], width[filled], np.maximum(acc, conf)[filled],
+                             curve.counts[filled], strict=True):
+        ax.text(x0 + w / 2, min(top + 0.02, 0.97), f"{n}", ha="center", va="bottom",
+                fontsize=6, color="0.3")
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy", aspect="equal")
     ax.legend(fontsize="small", frameon=True, framealpha=0.85, loc="upper left")

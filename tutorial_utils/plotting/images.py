@@ -149,6 +149,8 @@ def heatmap_gallery(images: object, maps_by_method: Mapping[str, object],
             _draw_overlay(ax, imgs[i], heat, alpha, cmap)
             if i == 0:
                 ax.set_title(method, fontsize="small")
+    scale = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 1))
+    fig.colorbar(scale, ax=axes, shrink=0.6, label="importance (map in [0, 1])")
     return fig
 
 

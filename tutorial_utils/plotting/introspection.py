@@ -79,6 +79,6 @@ def plot_level_view(results, level: int,
         a = fig.add_subplot(grid[2 + j])
         reliability_diagram(results.pooled(h, level), results.pooled_labels(level),
                                      ax=a, label=h)
-        a.legend(fontsize=7, frameon=False, loc="upper left")
+        a.legend(fontsize="small", frameon=True, framealpha=0.85, loc="upper left")
         a.set_title(h, fontsize="small")
     return fig
