@@ -79,21 +79,31 @@ class ChallengeViewFigure:
 def plot_level_sweep(table, title: str | None = None):
     """Mean confidence against accuracy for every (kind, level) of :meth:`ChallengeCache.table`.
 
-    Points above the diagonal are over-confident: the model is surer than it is right.
+    One colour and marker per challenge type, marker size growing with the level; the clean
+    images (level 0, shared by every type) are one black star. Points above the diagonal are
+    over-confident: the model is surer than it is right.
     """
     _style()
-    fig, ax = plt.subplots(figsize=(5.6, 4.4), layout="constrained")
-    kinds = list(dict.fromkeys(table["kind"]))
-    cmap = plt.get_cmap("tab20")
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), layout="constrained")
+    kinds = [k for k in dict.fromkeys(table["kind"])]
+    colors = plt.get_cmap("tab20").colors
+    markers = "osD^vP*Xh<>p"
+    clean = table[table["level"] == 0]
     for i, kind in enumerate(kinds):
-        rows = table[table["kind"] == kind].sort_values("level")
-        ax.plot(rows["accuracy"], rows["confidence"], "-", color=cmap(i), lw=1, alpha=0.7)
-        ax.scatter(rows["accuracy"], rows["confidence"], s=8 + 9 * rows["level"],
-                   color=cmap(i), label=kind, zorder=3)
+        rows = table[(table["kind"] == kind) & (table["level"] > 0)].sort_values("level")
+        ax.plot(rows["accuracy"], rows["confidence"], "-", color=colors[2 * (i % 10) + i // 10],
+                lw=1, alpha=0.7)
+        ax.scatter(rows["accuracy"], rows["confidence"], s=10 + 10 * rows["level"],
+                   marker=markers[i % len(markers)], color=colors[2 * (i % 10) + i // 10],
+                   label=kind, zorder=3, edgecolors="white", linewidths=0.4)
+    if len(clean):
+        ax.scatter(clean["accuracy"].iloc[:1], clean["confidence"].iloc[:1], s=120, marker="*",
+                   color="k", zorder=4, label="clean (level 0)")
     ax.plot([0, 1], [0, 1], "k:", lw=1)
     ax.text(0.05, 0.93, "over-confident", fontsize="small", color="0.3")
+    ax.text(0.62, 0.05, "under-confident", fontsize="small", color="0.3")
     ax.set(xlim=(0, 1.02), ylim=(0, 1.02), xlabel="accuracy (test subset)",
            ylabel="mean confidence  max$_k$ $p_k$")
-    ax.set_title(title or "each challenge, levels 0–5 (marker size = level)", fontsize="small")
+    ax.set_title(title or "each challenge, levels 1–5 (marker size = level)", fontsize="small")
     ax.legend(fontsize="x-small", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
     return fig

@@ -1,0 +1,286 @@
+"""Membership inference: does the model give away which images it was trained on?
+
+A *negative intervention* (chapter 4): an attacker who can query a trained network scores each
+candidate image, and a high score says "this image was in the training set". The simplest
+attacks read the model's output on the true label — networks fit their training images better
+than unseen ones, so a low loss (or a high confidence) betrays a member.
+
+==========================  ===================================================================
+function                    what it returns
+==========================  ===================================================================
+loss_threshold_scores       ``−CE(f(x), y)`` per sample ``(N,)`` (Yeom et al. 2018)
+confidence_scores           ``p_y`` (with labels) or ``max_k p_k`` (without) per sample ``(N,)``
+membership_report           AUROC, TPR at 1% / 0.1% FPR, best balanced accuracy (dict)
+membership_roc              the attack's ROC curve ``(fpr, tpr)`` for a log-log plot
+evaluate_membership         scores two image sets with one attack and reports (dict)
+train_overfit_digits        a deliberately overfit digit classifier + member / non-member indices
+train_regularised_digits    the same recipe with weight decay, dropout and augmentation
+==========================  ===================================================================
+
+Sign convention: every score is **higher = more likely a training member**, and in every
+report the **members are the positive class** (label 1). An AUROC of 0.5 is chance (the model
+leaks nothing this attack can read); the low-FPR numbers say how many members an attacker
+identifies *confidently* (Carlini et al. 2022 argue that this, not the AUROC, is the privacy
+risk that matters). Scores are computed in eval mode without gradients, in mini-batches; the
+model's modes and ``requires_grad`` flags are left as they were.
+
+References
+----------
+- S. Yeom, I. Giacomelli, M. Fredrikson, S. Jha, "Privacy risk in machine learning: analyzing
+  the connection to overfitting", IEEE CSF 2018 (loss-threshold attack).
+- R. Shokri, M. Stronati, C. Song, V. Shmatikov, "Membership inference attacks against machine
+  learning models", IEEE S&P 2017 (confidence-based attacks, shadow models).
+- N. Carlini, S. Chien, M. Nasr, S. Song, A. Terzis, F. Tramèr, "Membership inference attacks
+  from first principles", IEEE S&P 2022 (TPR at low FPR, log-scale ROC curves).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tutorial_utils._checks import (
+    check_inputs,
+    check_positive_int,
+    check_vector,
+    resolve_classes,
+)
+from tutorial_utils.utils import channels_last, preserved_state
+
+__all__ = [
+    "ATTACKS",
+    "loss_threshold_scores",
+    "confidence_scores",
+    "membership_report",
+    "membership_roc",
+    "evaluate_membership",
+    "train_overfit_digits",
+    "train_regularised_digits",
+]
+
+LOW_FPRS: tuple[float, ...] = (0.01, 0.001)
+"""The false-positive rates at which :func:`membership_report` gives the attack's TPR."""
+
+
+# --------------------------------------------------------------------------- attack scores
+
+
+@torch.no_grad()
+def _logits(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Eval-mode logits ``(N, K)`` in mini-batches (modes and flags restored)."""
+    with preserved_state(model):
+        return torch.cat([model(channels_last(x[i:i + batch_size]))
+                          for i in range(0, len(x), batch_size)]).double()
+
+
+def _labels(y: object, logits: torch.Tensor, name: str = "y") -> torch.Tensor:
+    if y is None:
+        raise TypeError(f"{name} must give the true class of every image (the attack scores "
+                        f"the loss on the true label), got None")
+    return resolve_classes(y, logits, name)
+
+
+def loss_threshold_scores(model: nn.Module, x: torch.Tensor, y: object,
+                          batch_size: int = 512) -> torch.Tensor:
+    """Loss-threshold attack score (Yeom et al. 2018): ``−CE(f(x), y)`` per sample.
+
+    Args:
+        model: a classifier returning logits ``(N, K)``.
+        x: images ``(N, C, H, W)`` with pixels in [0, 1], on the model's device.
+        y: the true classes: an int, or one per image (sequence or ``(N,)`` tensor).
+        batch_size: images per forward pass.
+
+    Returns:
+        ``(N,)`` float tensor on ``x``'s device, ``≤ 0`` (in nats); higher (closer to 0) =
+        lower loss = more likely a training member. Thresholding it at ``−τ`` is Yeom et al.'s
+        attack with τ the model's mean training loss.
+    """
+    check_inputs(model, x)
+    batch_size = check_positive_int(batch_size, "batch_size")
+    logits = _logits(model, x, batch_size)
+    return -F.cross_entropy(logits, _labels(y, logits), reduction="none")
+
+
+def confidence_scores(model: nn.Module, x: torch.Tensor, y: object = None,
+                      batch_size: int = 512) -> torch.Tensor:
+    """Confidence-threshold attack score: ``p_y`` (true class) or, with ``y=None``, ``max_k p_k``.
+
+    ``p_y = exp(−CE)``, so with labels this ranks images exactly like
+    :func:`loss_threshold_scores` (same AUROC); the label-free variant needs no ground truth
+    but also flags confidently *misclassified* non-members. Returns ``(N,)`` in [0, 1],
+    higher = more likely a member.
+    """
+    check_inputs(model, x)
+    batch_size = check_positive_int(batch_size, "batch_size")
+    probs = _logits(model, x, batch_size).softmax(dim=1)
+    if y is None:
+        return probs.max(dim=1).values
+    return probs.gather(1, resolve_classes(y, probs, "y")[:, None])[:, 0]
+
+
+ATTACKS = {"loss": loss_threshold_scores, "confidence": confidence_scores}
+"""The attacks :func:`evaluate_membership` knows, by name."""
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _member_labels(member_scores: object, nonmember_scores: object):
+    members = check_vector(member_scores, "member_scores").astype(np.float64)
+    nonmembers = check_vector(nonmember_scores, "nonmember_scores").astype(np.float64)
+    labels = np.r_[np.ones(len(members), int), np.zeros(len(nonmembers), int)]
+    return members, nonmembers, labels, np.r_[members, nonmembers]
+
+
+def membership_roc(member_scores: object,
+                   nonmember_scores: object) -> tuple[np.ndarray, np.ndarray]:
+    """The attack's ROC curve: ``(fpr, tpr)`` arrays from scikit-learn's ``roc_curve``.
+
+    Members are the positive class; scores are higher = more likely a member. Plot it on
+    log-log axes (Carlini et al. 2022): the interesting part is the bottom-left corner.
+    """
+    from sklearn.metrics import roc_curve
+
+    _, _, labels, scores = _member_labels(member_scores, nonmember_scores)
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+    return fpr, tpr
+
+
+def membership_report(member_scores: object, nonmember_scores: object) -> dict[str, float]:
+    """How well an attack score separates training members from non-members.
+
+    Args:
+        member_scores: ``(N_in,)`` scores of images that *were* in the training set.
+        nonmember_scores: ``(N_out,)`` scores of images from the same distribution that were
+            not; both higher = more likely a member (a NumPy array, tensor or sequence).
+
+    Returns:
+        A dict of floats, **members = positive class**:
+
+        - ``"AUROC"``: area under the ROC curve (0.5 = chance, 1 = every member above every
+          non-member);
+        - ``"TPR@1%FPR"``, ``"TPR@0.1%FPR"``: the largest share of members caught by a
+          threshold that flags at most 1% (0.1%) of the non-members (Carlini et al. 2022). A
+          rate α needs at least ``1/α`` non-members to be measurable; with fewer it is NaN;
+        - ``"Balanced acc."``: ``max_t ½(TPR + TNR)``, the best single-threshold attack;
+        - ``"Threshold"``: the score threshold (flag ``score >= t``) achieving it;
+        - ``"members"``, ``"non-members"``: the sample counts.
+
+        Computed from scikit-learn's ``roc_curve`` (every operating point kept).
+    """
+    from sklearn.metrics import roc_curve
+
+    from tutorial_utils.metrics import auroc
+
+    members, nonmembers, labels, scores = _member_labels(member_scores, nonmember_scores)
+    fpr, tpr, thresholds = roc_curve(labels, scores, drop_intermediate=False)
+    report = {"AUROC": auroc(labels, scores)}
+    for alpha in LOW_FPRS:
+        enough = len(nonmembers) * alpha >= 1 - 1e-9
+        report[f"TPR@{alpha * 100:g}%FPR"] = (float(tpr[fpr <= alpha + 1e-12].max())
+                                              if enough else math.nan)
+    balanced = 0.5 * (tpr + 1.0 - fpr)
+    best = int(np.argmax(balanced))
+    report["Balanced acc."] = float(balanced[best])
+    report["Threshold"] = float(thresholds[best])
+    report["members"], report["non-members"] = float(len(members)), float(len(nonmembers))
+    return report
+
+
+def evaluate_membership(model: nn.Module, x_members: torch.Tensor, y_members: object,
+                        x_nonmembers: torch.Tensor, y_nonmembers: object,
+                        attack: str = "loss", batch_size: int = 512) -> dict[str, float]:
+    """Run one attack (``"loss"`` or ``"confidence"``, see :data:`ATTACKS`) on training
+    members and non-members and return :func:`membership_report` of the two score sets."""
+    if attack not in ATTACKS:
+        raise ValueError(f"attack must be one of {sorted(ATTACKS)}, got {attack!r}")
+    score = ATTACKS[attack]
+    return membership_report(
+        score(model, x_members, y_members, batch_size=batch_size).cpu(),
+        score(model, x_nonmembers, y_nonmembers, batch_size=batch_size).cpu())
+
+
+# --------------------------------------------------------------------------- target models
+
+
+def train_overfit_digits(
+    n_train: int = 500,
+    epochs: int = 30,
+    *,
+    weight_decay: float = 0.0,
+    dropout: float = 0.0,
+    augment: bool = False,
+    seed: int = 0,
+    widths: tuple[int, int, int] = (16, 32, 64),
+    progress: bool = False,
+    ds=None,
+) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """Train a digit classifier on a small subset, on purpose without regularisation.
+
+    A :class:`~tutorial_utils.architectures.SmallCNN` sees ``n_train`` training digits (the
+    same number of every class, drawn with ``seed``) for ``epochs`` epochs through
+    :func:`tutorial_utils.models.train_classifier` (AdamW, one-cycle LR). By default nothing
+    regularises it: no dropout, no weight decay, no random shifts, so it memorises its
+    training set (training loss near 0) — the textbook target of a membership attack. About
+    8 s on two CPU cores with the defaults.
+
+    Args:
+        n_train: training-set size, a multiple of 10 (``n_train / 10`` digits per class).
+        epochs: passes over the training subset.
+        weight_decay: AdamW's decoupled weight decay.
+        dropout: dropout probability before the last layer.
+        augment: random shifts of up to 2 px during training.
+        seed: initial weights, the subset, shuffling, augmentation and dropout. The global
+            RNGs (CPU and CUDA) are left exactly as they were.
+        widths: channels of the three stages of the CNN.
+        progress: show a progress bar.
+        ds: the digits data set (default :func:`tutorial_utils.data.load_digits`).
+
+    Returns:
+        ``(model, members, nonmembers)``: the model in eval mode on the CPU, and two sorted
+        ``(M,)`` / ``(N − M,)`` long tensors indexing ``ds.x_train``: the images it was
+        trained on and the rest of the training split (same distribution, never seen).
+    """
+    from tutorial_utils import data, models
+    from tutorial_utils.architectures import SmallCNN
+
+    n_train = check_positive_int(n_train, "n_train")
+    epochs = check_positive_int(epochs, "epochs")
+    if n_train % 10:
+        raise ValueError(f"n_train must be a multiple of 10 (the same number of every digit), "
+                         f"got {n_train}")
+    for name, value in (("weight_decay", weight_decay), ("dropout", dropout)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be a float, got {type(value).__name__}")
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+    ds = data.load_digits() if ds is None else ds
+    members = data.stratified_indices(ds.y_train, n_train // 10, seed=seed)
+    nonmembers = torch.from_numpy(np.setdiff1d(np.arange(len(ds.y_train)), members.numpy()))
+    x, y = ds.x_train[members], ds.y_train[members]
+    cuda = list(range(torch.cuda.device_count()))  # train_classifier reseeds CUDA as well
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        model = SmallCNN(1, 10, widths, dropout=float(dropout),
+                         mean=tuple(x.mean(dim=(0, 2, 3)).tolist()),
+                         std=tuple(x.std(dim=(0, 2, 3)).tolist()))
+        models.train_classifier(model, x, y, epochs=epochs, weight_decay=float(weight_decay),
+                                max_shift=2.0 if augment else 0.0, seed=seed,
+                                progress=progress, desc="target model")
+    return model.eval(), members, nonmembers.long()
+
+
+def train_regularised_digits(n_train: int = 500, epochs: int = 30, *, seed: int = 0,
+                             weight_decay: float = 0.05, dropout: float = 0.5,
+                             augment: bool = True, **kwargs):
+    """:func:`train_overfit_digits` with the usual regularisers switched on: weight decay,
+    dropout before the last layer and random 2-px shifts. Same subset, seed and budget, so
+    the two models differ only in regularisation; same return value."""
+    return train_overfit_digits(n_train, epochs, weight_decay=weight_decay, dropout=dropout,
+                                augment=augment, seed=seed, **kwargs)
