@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -40,9 +41,9 @@ def check_images(x: object, name: str = "x", channels: int | None = None) -> tor
     if channels is not None and x.shape[1] != channels:
         raise ValueError(
             f"{name} must have {channels} channel(s), got {x.shape[1]} in shape {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
+    low, high = (float(v) for v in torch.aminmax(x.detach()))  # one pass: NaN/inf show here
+    if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError(f"{name} contains NaN or infinite values; clean the input first")
-    low, high = float(x.min()), float(x.max())
     if low < -PIXEL_TOL or high > 1 + PIXEL_TOL:
         fix = (f"divide by 255 ({name} / 255)" if high > 2 else
                f"undo the normalisation or clamp with {name}.clamp(0, 1)")

@@ -214,3 +214,67 @@ def occlusion_patch(answer: object) -> bool | None:
                 "ground, so the map lands on the background",
         "white": "white is the strongest ink there is: it adds evidence instead of removing it",
     })
+
+
+# --------------------------------------------------------------------------------------
+# Chapter 3
+# --------------------------------------------------------------------------------------
+
+
+def energy_score(fn: object) -> bool | None:
+    """``fn(z, T)`` -> the Energy score ``T·logsumexp(z/T)`` per row of logits ``z`` (B, K)."""
+    def check(f: object) -> None:
+        z = torch.tensor([[4.0, 1.0, 0.0], [0.5, 0.4, 0.3]], dtype=torch.float64)
+        for t in (1.0, 2.0):
+            want = t * torch.logsumexp(z / t, dim=1)
+            got = _call(f, z, t)
+            if got.shape != want.shape:
+                raise _Wrong(f"expected one score per row, shape (2,), got {tuple(got.shape)}",
+                             "logsumexp over the classes: dim=1")
+            if _close(got, -want):
+                raise _Wrong("sign error: the course's scores are higher = more in-distribution, "
+                             "so use +T·logsumexp(z/T) (the free energy is its negative)")
+            if _close(got, torch.logsumexp(z / t, dim=1)) and t != 1.0:
+                raise _Wrong(f"for T = {t} you forgot the factor T in front")
+            if _close(got, z.max(1).values):
+                raise _Wrong("that is the maximum logit (the T → 0 limit), not the energy")
+            if not _close(got, want):
+                raise _Wrong(f"for T = {t} expected {want.numpy().round(4)}, got "
+                             f"{got.numpy().round(4)}")
+    return _run("Energy score", fn, check)
+
+
+def mutual_information_split(fn: object) -> bool | None:
+    """``fn(probs)`` -> (aleatoric, epistemic) per sample from MC/ensemble probabilities
+    ``probs`` (T, B, K): mean entropy of the passes, and entropy of the mean minus it."""
+    def check(f: object) -> None:
+        probs = torch.tensor([[[0.9, 0.1], [0.5, 0.5]], [[0.1, 0.9], [0.5, 0.5]]],
+                             dtype=torch.float64)  # sample 0: disagreement; 1: agree on 50/50
+        h = lambda p: -(p * p.clamp_min(1e-12).log()).sum(-1)  # noqa: E731
+        alea, epi = h(probs).mean(0), h(probs.mean(0)) - h(probs).mean(0)
+        out = f(probs) if callable(f) else f
+        if out is None:
+            raise _NotAttempted
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise _Wrong("return a pair (aleatoric, epistemic), each of shape (B,)")
+        a, e = (torch.as_tensor(v).double() for v in out)
+        if _close(a, epi) and _close(e, alea):
+            raise _Wrong("you swapped them: aleatoric is the mean entropy of the passes, "
+                         "epistemic the mutual information (what the passes disagree on)")
+        if not _close(a, alea):
+            raise _Wrong(f"aleatoric should be the mean over passes of each pass's entropy: "
+                         f"{alea.numpy().round(3)}, got {a.numpy().round(3)}")
+        if _close(e, -epi):
+            raise _Wrong("sign error: epistemic = H(mean p) − mean H(p) ≥ 0")
+        if not _close(e, epi):
+            raise _Wrong(f"epistemic should be H(mean p) − mean H(p): {epi.numpy().round(3)}; "
+                         "sample 1's passes agree (50/50 both times), so its epistemic part is 0")
+    return _run("aleatoric + epistemic split", fn, check)
+
+
+def detection_orientation(answer: object) -> bool | None:
+    """A detector's AUROC is 0.2 on ID (positive) vs OOD: what does that mean?"""
+    return choice("an AUROC of 0.2", answer, "reversed", {
+        "useless": "0.5 would be useless (chance); 0.2 ranks most OOD inputs *above* the ID ones",
+        "good": "with ID as the positive class and higher = ID, a good score has AUROC near 1",
+    })
