@@ -200,3 +200,30 @@ def test_bad_images_name_the_argument(small):
             fn(small, bad)
 
 
+
+
+@pytest.mark.parametrize("loss", ["sigmoid", "softmax"])
+def test_hooked_norms_equal_vmap_norms(small, loss):
+    x = _images(5)
+    hooks = G.confounding_gradient_norms(small, x, loss, method="hooks")
+    vmapped = G.confounding_gradient_norms(small, x, loss, method="vmap")
+    assert hooks.names == vmapped.names
+    torch.testing.assert_close(hooks.norms, vmapped.norms, rtol=1e-4, atol=1e-6)
+    sub = G.confounding_gradient_norms(small, x, loss, layers=[small.last_conv[1][0], small.fc],
+                                       method="hooks")
+    torch.testing.assert_close(sub.norms, vmapped.norms[:, [vmapped.names.index(n)
+                                                            for n in sub.names]],
+                               rtol=1e-4, atol=1e-6)
+    assert not any(m._forward_hooks or m._backward_hooks for m in small.modules())
+
+
+def test_hooked_norms_refuse_unsupported_layers():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, groups=1), nn.Flatten(), nn.LayerNorm(4 * 46 * 46),
+                          nn.Linear(4 * 46 * 46, 3)).eval()
+    x = _images(2)
+    with pytest.raises(ValueError, match="method='vmap'"):
+        G.confounding_gradient_norms(model, x, method="hooks")
+    auto = G.confounding_gradient_norms(model, x)  # falls back to vmap
+    assert auto.norms.shape == (2, 3)
+    with pytest.raises(ValueError, match="method"):
+        G.confounding_gradient_norms(model, x, method="fast")

@@ -1,0 +1,161 @@
+"""Detection benchmarks: every score on in-distribution and novel sets, OpenOOD-style tables.
+
+A :class:`ScoreSuite` computes all of chapter 3's scores for a batch of images in one call
+(each a ``(B,)`` tensor, **higher = more in-distribution**); :func:`detection_table` turns the
+scores of an in-distribution set and of several novel sets into one table in the words of
+OpenOOD v1.5 — one row per novel set plus near/far means, columns AUROC, AUPR_IN, AUPR_OUT,
+FPR@95 and detection accuracy. **The positive class is in-distribution** throughout.
+
+==================  ==============================================================
+name                score (higher = in-distribution)
+==================  ==============================================================
+MSP                 max softmax probability (Hendrycks & Gimpel 2017)
+−entropy            negative predictive entropy
+margin              top-1 minus top-2 probability
+−NLL                log-probability of the prediction
+Energy              ``logsumexp z`` (Liu et al. 2020)
+ODIN                temperature 1000 + input perturbation (Liang et al. 2018)
+Mahalanobis         −min squared distance to a class mean of ``h`` (Lee et al. 2018)
+GradNorm            ``‖∇_W KL(u ‖ softmax z)‖₁`` (Huang et al. 2021)
+confounding norm    −Σ_layers ‖∇_θ L(z, 1)‖², all-ones label (Lee & AlRegib 2020)
+MC dropout (−MI)    −mutual information over 20 dropout passes (Gal & Ghahramani 2016)
+ensemble (−MI)      −mutual information over the members (Lakshminarayanan et al. 2017)
+random              uniform noise: the chance floor (AUROC 0.5)
+==================  ==============================================================
+
+References
+----------
+- J. Yang et al., "OpenOOD: benchmarking generalized out-of-distribution detection", NeurIPS
+  Datasets and Benchmarks 2022; J. Zhang et al., "OpenOOD v1.5", 2023 (table layout, words).
+- The score references are listed in :mod:`tutorial_utils.uncertainty`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from tutorial_utils import uncertainty as U
+from tutorial_utils._checks import check_inputs, check_positive_int
+from tutorial_utils.metrics import detection_report
+from tutorial_utils.models import features_and_logits
+
+__all__ = ["SCORE_NAMES", "ScoreSuite", "detection_table", "auroc_table", "COLUMNS"]
+
+SCORE_NAMES: tuple[str, ...] = (
+    "MSP", "−entropy", "margin", "−NLL", "Energy", "ODIN", "Mahalanobis", "GradNorm",
+    "confounding norm", "MC dropout (−MI)", "ensemble (−MI)", "random")
+COLUMNS: dict[str, str] = {"AUROC": "AUROC", "AUPR-In": "AUPR_IN", "AUPR-Out": "AUPR_OUT",
+                           "FPR@95TPR": "FPR@95", "Detection acc.": "detection acc."}
+
+
+class ScoreSuite:
+    """All of chapter 3's scores for a batch: ``suite(x) -> {name: (B,) tensor}``.
+
+    Args:
+        model: a zoo classifier (``penultimate`` + ``fc``).
+        fit_x, fit_y: training images and labels, used once to fit Mahalanobis.
+        ensemble: an :class:`~tutorial_utils.architectures.Ensemble` for "ensemble (−MI)"
+            (left out when ``None``).
+        layers: the layers of the confounding-label norm (default: every layer).
+        names: the scores to compute (default :data:`SCORE_NAMES`).
+        seed: seeds MC dropout and the random score (local generators only).
+    """
+
+    def __init__(self, model: nn.Module, fit_x: torch.Tensor, fit_y: torch.Tensor,
+                 ensemble: nn.Module | None = None, layers: Sequence[nn.Module] | None = None,
+                 names: Sequence[str] | None = None, seed: int = 0,
+                 odin_temperature: float = 1000.0, odin_epsilon: float = 0.0014,
+                 mc_passes: int = 20) -> None:
+        names = tuple(SCORE_NAMES if names is None else names)
+        unknown = [n for n in names if n not in SCORE_NAMES]
+        if unknown:
+            raise ValueError(f"names: unknown score(s) {unknown}; valid: {', '.join(SCORE_NAMES)}")
+        if "ensemble (−MI)" in names and ensemble is None:
+            names = tuple(n for n in names if n != "ensemble (−MI)")
+        self.model, self.ensemble, self.layers, self.names = model, ensemble, layers, names
+        self.seed, self.mc_passes = int(seed), check_positive_int(mc_passes, "mc_passes")
+        self.odin = dict(temperature=odin_temperature, epsilon=odin_epsilon)
+        self.mahalanobis = U.Mahalanobis(model).fit(fit_x, fit_y) if "Mahalanobis" in names \
+            else None
+        self._calls = 0
+
+    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every score of ``self.names`` for images ``x`` (B, C, H, W): ``{name: (B,)}``."""
+        check_inputs(self.model, x)
+        h, z = features_and_logits(self.model, x)
+        p = z.softmax(1)
+        lazy: dict[str, Callable[[], torch.Tensor]] = {
+            "MSP": lambda: U.max_softmax(z),
+            "−entropy": lambda: U.neg_entropy(z),
+            "margin": lambda: U.margin(z),
+            "−NLL": lambda: U.neg_nll(z),
+            "Energy": lambda: U.energy(z),
+            "ODIN": lambda: U.odin(self.model, x, **self.odin),
+            "Mahalanobis": lambda: self.mahalanobis.score_features(h),
+            "GradNorm": lambda: (p - 1 / p.shape[1]).abs().sum(1) * h.abs().sum(1),
+            "confounding norm": lambda: U.confounding_score(self.model, x, layers=self.layers),
+            "MC dropout (−MI)": lambda: -U.mc_dropout(self.model, x, self.mc_passes,
+                                                      seed=self.seed).epistemic,
+            "ensemble (−MI)": lambda: -U.ensemble_uncertainty(self.ensemble, x).epistemic,
+            "random": lambda: torch.rand(len(x), generator=torch.Generator().manual_seed(
+                self.seed + self._calls)),
+        }
+        self._calls += 1
+        return {name: lazy[name]().detach().float().cpu() for name in self.names}
+
+
+def _check_scores(scores: object, name: str) -> Mapping[str, torch.Tensor]:
+    if not isinstance(scores, Mapping) or not scores:
+        raise ValueError(f"{name} must be a non-empty dict {{score name: (N,) scores}}")
+    return scores
+
+
+def detection_table(id_scores: Mapping[str, torch.Tensor],
+                    novel_scores: Mapping[str, Mapping[str, torch.Tensor]],
+                    metric: str = "AUROC", near: Sequence[str] = (), far: Sequence[str] = ()):
+    """One metric for every (novel set, score): a DataFrame, rows = novel sets, columns =
+    scores; with ``near``/``far`` set names, two extra rows hold their means (OpenOOD's
+    near-OOD / far-OOD). ``metric`` is one of :data:`COLUMNS` (keys or OpenOOD names).
+    In-distribution is the positive class; every score is higher = in-distribution."""
+    import pandas as pd
+
+    _check_scores(id_scores, "id_scores")
+    _check_scores(novel_scores, "novel_scores")
+    key = {**{v: k for k, v in COLUMNS.items()}, **{k: k for k in COLUMNS}}.get(metric)
+    if key is None:
+        raise ValueError(f"metric must be one of {list(COLUMNS.values())}, got {metric!r}")
+    rows = {}
+    for set_name, scores in novel_scores.items():
+        rows[set_name] = {name: detection_report(id_scores[name], scores[name])[key]
+                          for name in id_scores if name in scores}
+    table = pd.DataFrame(rows).T
+    for label, members in (("near-OOD (mean)", near), ("far-OOD (mean)", far)):
+        if members:
+            table.loc[label] = table.loc[list(members)].mean()
+    table.columns.name = f"{COLUMNS[key]} (ID = positive, higher score = ID)"
+    return table
+
+
+def auroc_table(model_scores: Callable[[torch.Tensor], Mapping[str, torch.Tensor]],
+                clean: torch.Tensor, sets: Mapping[object, torch.Tensor],
+                progress: bool = True):
+    """AUROC of clean vs each set in ``sets`` for every score of ``model_scores``.
+
+    ``sets`` maps a key (e.g. ``(challenge, level)``) to images; returns a long DataFrame with
+    columns ``key``, ``score``, ``AUROC`` (one row per key and score), clean scored once.
+    """
+    import pandas as pd
+
+    from tutorial_utils.utils import progress as progress_bar
+
+    id_scores = model_scores(clean)
+    rows = []
+    for key, x in progress_bar(sets.items(), desc="sets", total=len(sets), enabled=progress):
+        scores = model_scores(x)
+        for name, s in scores.items():
+            rows.append(dict(key=key, score=name,
+                             AUROC=detection_report(id_scores[name], s)["AUROC"]))
+    return pd.DataFrame(rows)
