@@ -24,7 +24,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["conv_bn_relu", "Normalize", "SmallCNN", "Ensemble"]
+__all__ = ["conv_bn_relu", "Normalize", "SmallCNN", "Ensemble", "ConvAutoencoder"]
 
 
 def conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
@@ -125,3 +125,50 @@ class Ensemble(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         log_probs = self.member_logits(x).log_softmax(dim=-1)
         return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
+
+
+class ConvAutoencoder(nn.Module):
+    """The convolutional autoencoder of GradCon (Kwon et al., ECCV 2020), for 28x28 images.
+
+    Encoder: four 4x4 convolutions with stride 2 and padding 2, each followed by ReLU
+    (28 -> 15 -> 8 -> 5 -> 3). Decoder: four 4x4 transposed convolutions with stride 2
+    (3 -> 4 -> 8 -> 14 -> 28), ReLU between them and a sigmoid at the end, so a
+    reconstruction has pixels in ``[0, 1]`` like its input. The decoder's transposed
+    convolutions are the layers ``φ_i`` whose gradients GradCon constrains
+    (:attr:`decoder_layers`).
+
+    Args:
+        in_channels: 1 for digits.
+        widths: channels of the four encoder stages (the decoder mirrors them). The
+            authors' ``(32, 32, 64, 64)`` has 230,721 parameters; the course's zoo uses
+            half of it, ``(16, 16, 32, 32)`` (58,113 parameters), to keep ten checkpoints small.
+
+    Input ``(B, in_channels, 28, 28)`` with pixels in ``[0, 1]``; output the same shape.
+    """
+
+    def __init__(self, in_channels: int = 1,
+                 widths: tuple[int, int, int, int] = (16, 16, 32, 32)) -> None:
+        super().__init__()
+        w1, w2, w3, w4 = widths
+        self.in_channels = in_channels
+        self.encoder = nn.Sequential(
+            nn.Conv2d(in_channels, w1, 4, stride=2, padding=2), nn.ReLU(),
+            nn.Conv2d(w1, w2, 4, stride=2, padding=2), nn.ReLU(),
+            nn.Conv2d(w2, w3, 4, stride=2, padding=2), nn.ReLU(),
+            nn.Conv2d(w3, w4, 4, stride=2, padding=2), nn.ReLU(),
+        )
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose2d(w4, w4, 4, stride=2, padding=2), nn.ReLU(),  # 3 -> 4
+            nn.ConvTranspose2d(w4, w2, 4, stride=2, padding=1), nn.ReLU(),  # 4 -> 8
+            nn.ConvTranspose2d(w2, w2, 4, stride=2, padding=2), nn.ReLU(),  # 8 -> 14
+            nn.ConvTranspose2d(w2, in_channels, 4, stride=2, padding=1),    # 14 -> 28
+            nn.Sigmoid(),
+        )
+
+    @property
+    def decoder_layers(self) -> list[nn.ConvTranspose2d]:
+        """The decoder's transposed convolutions ``φ_1 .. φ_4``, input side first."""
+        return [m for m in self.decoder if isinstance(m, nn.ConvTranspose2d)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))

@@ -300,6 +300,24 @@ def _layer_groups(model: nn.Module, layers: Sequence[nn.Module] | None) -> dict[
 _FAST_LAYERS = (nn.Conv2d, nn.Linear, nn.BatchNorm2d)
 
 
+def _conv_weight_grads(conv: nn.Conv2d, inp: torch.Tensor, gout: torch.Tensor) -> torch.Tensor:
+    """Per-sample weight gradients (B, C_out, C_in, kh, kw) of a ``groups=1`` convolution.
+
+    ``∇W_b[o, i] = x_b[i] ⋆ g_b[o]``: a cross-correlation of each input channel with each
+    output gradient, done for all samples at once as one grouped convolution (the batch
+    becomes the channel axis; Rochette et al. 2019) — no im2col matrix is built.
+    """
+    b, c_in = inp.shape[:2]
+    c_out, kh, kw = conv.out_channels, *conv.kernel_size
+    padding = conv.padding if isinstance(conv.padding, tuple) else (0, 0)
+    x = F.pad(inp, (padding[1], padding[1], padding[0], padding[0])).transpose(0, 1)
+    kernel = gout.reshape(b * c_out, 1, *gout.shape[-2:])
+    out = F.conv2d(x.contiguous(), kernel.contiguous(), groups=b, dilation=conv.stride,
+                   stride=conv.dilation)  # (C_in, B·C_out, ≥kh, ≥kw)
+    out = out[..., :kh, :kw].reshape(c_in, b, c_out, kh, kw)
+    return out.permute(1, 2, 0, 3, 4)
+
+
 def _module_sq_norms(module: nn.Module, inp: torch.Tensor, gout: torch.Tensor) -> torch.Tensor:
     """Per-sample ``‖∇_θ‖²`` (B,) of a layer's own parameters from its input and the gradient
     of the summed loss w.r.t. its output (exact per sample in eval mode: samples don't mix).
@@ -314,11 +332,8 @@ def _module_sq_norms(module: nn.Module, inp: torch.Tensor, gout: torch.Tensor) -
         weight = torch.einsum("bpk,bpd->bkd", g, a).flatten(1).square().sum(1)
         bias = g.sum(1).square().sum(1)
     elif isinstance(module, nn.Conv2d):
-        patches = F.unfold(inp.contiguous(), module.kernel_size, module.dilation, module.padding,
-                           module.stride)  # (B, C_in·k², L)
-        g = gout.flatten(2)  # (B, C_out, L)
-        weight = torch.bmm(g, patches.transpose(1, 2)).flatten(1).square().sum(1)
-        bias = g.sum(2).square().sum(1)
+        weight = _conv_weight_grads(module, inp, gout).flatten(1).square().sum(1)
+        bias = gout.sum((2, 3)).square().sum(1)
     else:  # BatchNorm2d in eval mode
         x_hat = (inp - module.running_mean[None, :, None, None]) / torch.sqrt(
             module.running_var[None, :, None, None] + module.eps)
@@ -332,7 +347,8 @@ def _fast_path_ok(model: nn.Module, groups: dict[str, list[str]]) -> bool:
     modules = dict(model.named_modules())
     for name in groups:
         m = modules[name]
-        if not isinstance(m, _FAST_LAYERS) or (isinstance(m, nn.Conv2d) and m.groups != 1):
+        if not isinstance(m, _FAST_LAYERS) or (isinstance(m, nn.Conv2d) and (
+                m.groups != 1 or isinstance(m.padding, str) or m.padding_mode != "zeros")):
             return False
         if isinstance(m, nn.BatchNorm2d) and (m.training or not m.track_running_stats):
             return False

@@ -15,6 +15,14 @@ accuracy               top-1 accuracy
 load                   a zoo member, checksum verified (``python -m tutorial_utils.models``
                        rebuilds them all)
 =====================  ================================================================
+
+The zoo: the classifiers :data:`ZOO` (``digits``, ``digits05``, ``signs``,
+``signs-ensemble``) and the GradCon anomaly detectors :data:`GRADCON_ZOO` (``gradcon-0`` ..
+``gradcon-9``, one autoencoder per normal digit, see :mod:`tutorial_utils.anomaly`); every
+member loads with :func:`load` and is listed in :data:`MEMBERS`. ``python -m
+tutorial_utils.models gradcon`` rebuilds just the detectors. This module imports
+:mod:`tutorial_utils.anomaly` only inside the functions that build or train a detector
+(``anomaly`` never imports ``models``), so the arrow points one way.
 """
 
 from __future__ import annotations
@@ -203,6 +211,21 @@ ZOO_RECIPES: dict[str, dict] = {
 """How each zoo member is trained (recorded in the manifest next to its test accuracy)."""
 
 ZOO: tuple[str, ...] = tuple(ZOO_RECIPES)
+"""The zoo's classifiers (what ``models.load`` returned before the GradCon detectors)."""
+
+GRADCON_RECIPES: dict[str, dict] = {
+    f"gradcon-{d}": dict(data="digits", normal_class=d, widths=[16, 16, 32, 32], epochs=100,
+                         batch_size=32, lr=3e-3, alpha=0.03, beta=0.12, seed=0)
+    for d in range(10)
+}
+"""GradCon detectors: trained on one digit's training images (``anomaly.train_gradcon``),
+evaluated one class vs rest on the whole digits test set."""
+
+GRADCON_ZOO: tuple[str, ...] = tuple(GRADCON_RECIPES)
+MEMBERS: tuple[str, ...] = ZOO + GRADCON_ZOO
+"""Every zoo member: the classifiers, then the GradCon detectors."""
+
+_ALIASES = {"gradcon": GRADCON_ZOO, "classifiers": ZOO}
 
 
 class ChecksumError(RuntimeError):
@@ -228,9 +251,15 @@ def _sha256(path: Path) -> str:
 
 
 def zoo_dataset(name: str):
-    """The data set a zoo model is trained and tested on (restricted to its classes)."""
+    """The data set a zoo model is trained and tested on (restricted to its classes).
+
+    A GradCon member gets the whole digits set (it trains on ``x_train`` of its normal
+    digit and is tested one class vs rest on all of ``x_test``).
+    """
     from tutorial_utils import data
 
+    if name in GRADCON_RECIPES:
+        return data.load_digits()
     recipe = ZOO_RECIPES[name]
     ds = data.load_digits() if recipe["data"] == "digits" else data.load_signs()
     if len(recipe["classes"]) < ds.num_classes:
@@ -247,7 +276,12 @@ def build(name: str, ds=None) -> nn.Module:
     With ``ds`` the ``Normalize`` layer takes the training data's statistics; without it
     (when a checkpoint is about to be loaded, which carries them as buffers) placeholders are
     used, so loading never has to touch the data set. The global RNG is left untouched.
+    A GradCon member gives an untrained :class:`~tutorial_utils.anomaly.GradCon`.
     """
+    if name in GRADCON_RECIPES:
+        from tutorial_utils.anomaly import GradCon
+
+        return GradCon(widths=tuple(GRADCON_RECIPES[name]["widths"]))
     recipe = ZOO_RECIPES[name]
     channels = _CHANNELS[recipe["data"]]
     mean, std = (ds.mean, ds.std) if ds is not None else (None, None)
@@ -263,10 +297,39 @@ def build(name: str, ds=None) -> nn.Module:
     return Ensemble([member(s) for s in recipe["seeds"]])
 
 
+def _unknown(name: object) -> ValueError:
+    return ValueError(f"unknown zoo model {name!r}; valid names: {', '.join(ZOO)}, "
+                      f"gradcon-0 .. gradcon-9")
+
+
+def _train_gradcon_member(name: str, progress: bool) -> tuple[nn.Module, dict]:
+    """Train GradCon member ``name`` on its digit; info records the one-class AUROCs."""
+    from tutorial_utils import anomaly, data
+
+    recipe = GRADCON_RECIPES[name]
+    ds = data.load_digits()
+    d = recipe["normal_class"]
+    start = time.perf_counter()
+    model = anomaly.train_gradcon(
+        ds.x_train[ds.y_train == d], epochs=recipe["epochs"], alpha=recipe["alpha"],
+        batch_size=recipe["batch_size"], lr=recipe["lr"], widths=tuple(recipe["widths"]),
+        seed=recipe["seed"], progress=progress, desc=name)
+    seconds = time.perf_counter() - start
+    aurocs = anomaly.one_class_aurocs(model, ds.x_test, ds.y_test, d, beta=recipe["beta"])
+    info = dict(recipe=recipe, train_seconds=round(seconds, 1),
+                parameters=num_parameters(model.autoencoder),
+                test_auroc={k: round(v, 6) for k, v in aurocs.items()},
+                test_set=f"digits test split ({len(ds.y_test)} images, "
+                         f"{int((ds.y_test == d).sum())} of digit {d} = normal)")
+    return model, info
+
+
 def train_zoo_model(name: str, progress: bool = True) -> tuple[nn.Module, dict]:
     """Train zoo model ``name`` from its recipe (deterministic); returns ``(model, info)``."""
+    if name in GRADCON_RECIPES:
+        return _train_gradcon_member(name, progress)
     if name not in ZOO_RECIPES:
-        raise ValueError(f"unknown zoo model {name!r}; valid names: {', '.join(ZOO)}")
+        raise _unknown(name)
     recipe = ZOO_RECIPES[name]
     ds = zoo_dataset(name)
     model = build(name, ds)
@@ -297,14 +360,17 @@ def save_zoo_model(name: str, model: nn.Module, info: dict) -> Path:
 
 def load(name: str, device: torch.device | str | None = None, *,
          train_if_missing: bool = True) -> nn.Module:
-    """Load zoo model ``name`` (one of :data:`ZOO`) in eval mode on ``device`` (default CPU).
+    """Load zoo member ``name`` (one of :data:`MEMBERS`) in eval mode on ``device`` (default CPU).
 
-    The checkpoint's sha256 is verified against ``data/manifest.json``; a mismatch raises
-    :class:`ChecksumError` saying how to rebuild. A missing checkpoint is trained on the spot
-    (with a progress bar) and recorded, unless ``train_if_missing=False``.
+    A classifier (:data:`ZOO`) comes back as its ``nn.Module``; ``"gradcon-d"`` as the
+    :class:`~tutorial_utils.anomaly.GradCon` detector for normal digit ``d`` (autoencoder +
+    reference gradients). The checkpoint's sha256 is verified against
+    ``data/manifest.json``; a mismatch raises :class:`ChecksumError` saying how to rebuild.
+    A missing checkpoint is trained on the spot (with a progress bar) and recorded, unless
+    ``train_if_missing=False``.
     """
-    if name not in ZOO_RECIPES:
-        raise ValueError(f"unknown zoo model {name!r}; valid names: {', '.join(ZOO)}")
+    if name not in ZOO_RECIPES and name not in GRADCON_RECIPES:
+        raise _unknown(name)
     path = data_dir() / f"{name}.pt"
     entry = read_manifest().get(name)
     if not path.exists() or entry is None:
@@ -328,14 +394,19 @@ def load(name: str, device: torch.device | str | None = None, *,
 _REBUILD_HINT = "Rebuild the zoo with: python -m tutorial_utils.models"
 
 
-def rebuild_zoo(names: tuple[str, ...] = ZOO, progress: bool = True) -> dict:
-    """Retrain and save every zoo model in ``names`` deterministically; returns the manifest."""
+def rebuild_zoo(names: tuple[str, ...] = MEMBERS, progress: bool = True) -> dict:
+    """Retrain and save every zoo member in ``names`` deterministically; returns the manifest."""
     torch.use_deterministic_algorithms(True, warn_only=True)
     for name in names:
         model, info = train_zoo_model(name, progress=progress)
         save_zoo_model(name, model, info)
-        print(f"{name}: test accuracy {info['test_accuracy']:.4f} "
-              f"({info['train_seconds']:.0f} s, {info['parameters']} parameters)")
+        if "test_auroc" in info:
+            result = ", ".join(f"{k} {v:.4f}" for k, v in info["test_auroc"].items())
+            print(f"{name}: one-class AUROC {result} ({info['train_seconds']:.0f} s, "
+                  f"{info['parameters']} parameters)")
+        else:
+            print(f"{name}: test accuracy {info['test_accuracy']:.4f} "
+                  f"({info['train_seconds']:.0f} s, {info['parameters']} parameters)")
     return read_manifest()
 
 
@@ -343,12 +414,16 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description="Rebuild the course's model zoo in data/.")
-    parser.add_argument("names", nargs="*", default=list(ZOO), help=f"subset of {ZOO}")
+    parser.add_argument("names", nargs="*", default=list(MEMBERS),
+                        help=f"members to rebuild (default: all): any of {', '.join(MEMBERS)}, "
+                             "or 'gradcon' (the ten detectors) / 'classifiers'")
     args = parser.parse_args(argv)
-    unknown = [n for n in args.names if n not in ZOO_RECIPES]
+    names = [m for n in args.names for m in _ALIASES.get(n, (n,))]
+    unknown = [n for n in names if n not in MEMBERS]
     if unknown:
-        parser.error(f"unknown zoo model(s) {unknown}; valid names: {', '.join(ZOO)}")
-    rebuild_zoo(tuple(args.names))
+        parser.error(f"unknown zoo model(s) {unknown}; valid names: {', '.join(MEMBERS)}, "
+                     "gradcon, classifiers")
+    rebuild_zoo(tuple(dict.fromkeys(names)))
 
 
 if __name__ == "__main__":
