@@ -25,11 +25,12 @@ def execute(path: Path, timeout: int = 900) -> float:
     nb = nbformat.read(path, as_version=4)
     os.environ["TQDM_DISABLE"] = "1"
     start = time.perf_counter()
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=True,
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
-    seconds = time.perf_counter() - start
-    nbformat.write(nb, path)
-    return seconds
+    try:
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=True,
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+    finally:  # on an error the outputs up to the failing cell are kept, to read what went wrong
+        nbformat.write(nb, path)
+    return time.perf_counter() - start
 
 
 def main(argv: list[str]) -> None:

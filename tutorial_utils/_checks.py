@@ -158,6 +158,8 @@ def as_array(x: object, name: str) -> np.ndarray:
         return x.detach().cpu().numpy()
     if isinstance(x, np.ndarray):
         return x
+    if hasattr(x, "to_numpy") and not isinstance(x, (str, bytes)):  # pandas Series / Index
+        return np.asarray(x.to_numpy())
     if isinstance(x, (Sequence, np.generic)) and not isinstance(x, (str, bytes)):
         return np.asarray(x)
     raise TypeError(f"{name} must be a numpy array, torch tensor or sequence, "

@@ -33,16 +33,20 @@ References
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
 from tutorial_utils import uncertainty as U
 from tutorial_utils._checks import check_inputs, check_positive_int
+from tutorial_utils.gradients import confounding_gradient_norms
 from tutorial_utils.metrics import detection_report
 from tutorial_utils.models import features_and_logits
 
-__all__ = ["SCORE_NAMES", "ScoreSuite", "detection_table", "auroc_table", "COLUMNS"]
+__all__ = ["SCORE_NAMES", "ScoreSuite", "detection_table", "auroc_table", "COLUMNS",
+           "ThresholdView", "threshold_view"]
 
 SCORE_NAMES: tuple[str, ...] = (
     "MSP", "−entropy", "margin", "−NLL", "Energy", "ODIN", "Mahalanobis", "GradNorm",
@@ -62,13 +66,19 @@ class ScoreSuite:
         layers: the layers of the confounding-label norm (default: every layer).
         names: the scores to compute (default :data:`SCORE_NAMES`).
         seed: seeds MC dropout and the random score (local generators only).
+        detector: a fitted :class:`~tutorial_utils.uncertainty.ConfoundingDetector` (all
+            layers, sigmoid loss), scored as "gradient detector H" from the same per-layer
+            norms as "confounding norm" (one backward for both).
+        extra: more scores ``{name: fn(x) -> (B,)}``, computed after the built-in ones.
     """
 
     def __init__(self, model: nn.Module, fit_x: torch.Tensor, fit_y: torch.Tensor,
                  ensemble: nn.Module | None = None, layers: Sequence[nn.Module] | None = None,
                  names: Sequence[str] | None = None, seed: int = 0,
                  odin_temperature: float = 1000.0, odin_epsilon: float = 0.0014,
-                 mc_passes: int = 20) -> None:
+                 mc_passes: int = 20, detector: U.ConfoundingDetector | None = None,
+                 extra: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] | None = None
+                 ) -> None:
         names = tuple(SCORE_NAMES if names is None else names)
         unknown = [n for n in names if n not in SCORE_NAMES]
         if unknown:
@@ -80,6 +90,7 @@ class ScoreSuite:
         self.odin = dict(temperature=odin_temperature, epsilon=odin_epsilon)
         self.mahalanobis = U.Mahalanobis(model).fit(fit_x, fit_y) if "Mahalanobis" in names \
             else None
+        self.detector, self.extra = detector, dict(extra or {})
         self._calls = 0
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -87,6 +98,9 @@ class ScoreSuite:
         check_inputs(self.model, x)
         h, z = features_and_logits(self.model, x)
         p = z.softmax(1)
+        need_norms = "confounding norm" in self.names or self.detector is not None
+        norms = (confounding_gradient_norms(self.model, x, layers=self.layers).norms
+                 if need_norms else None)
         lazy: dict[str, Callable[[], torch.Tensor]] = {
             "MSP": lambda: U.max_softmax(z),
             "−entropy": lambda: U.neg_entropy(z),
@@ -96,7 +110,7 @@ class ScoreSuite:
             "ODIN": lambda: U.odin(self.model, x, **self.odin),
             "Mahalanobis": lambda: self.mahalanobis.score_features(h),
             "GradNorm": lambda: (p - 1 / p.shape[1]).abs().sum(1) * h.abs().sum(1),
-            "confounding norm": lambda: U.confounding_score(self.model, x, layers=self.layers),
+            "confounding norm": lambda: -norms.sum(1),
             "MC dropout (−MI)": lambda: -U.mc_dropout(self.model, x, self.mc_passes,
                                                       seed=self.seed).epistemic,
             "ensemble (−MI)": lambda: -U.ensemble_uncertainty(self.ensemble, x).epistemic,
@@ -104,7 +118,11 @@ class ScoreSuite:
                 self.seed + self._calls)),
         }
         self._calls += 1
-        return {name: lazy[name]().detach().float().cpu() for name in self.names}
+        out = {name: lazy[name]().detach().float().cpu() for name in self.names}
+        if self.detector is not None:
+            out["gradient detector H"] = self.detector.score_norms(norms).float().cpu()
+        out.update({name: fn(x).detach().float().cpu() for name, fn in self.extra.items()})
+        return out
 
 
 def _check_scores(scores: object, name: str) -> Mapping[str, torch.Tensor]:
@@ -159,3 +177,36 @@ def auroc_table(model_scores: Callable[[torch.Tensor], Mapping[str, torch.Tensor
             rows.append(dict(key=key, score=name,
                              AUROC=detection_report(id_scores[name], s)["AUROC"]))
     return pd.DataFrame(rows)
+
+
+class ThresholdView(NamedTuple):
+    """One decision threshold on a score: ``threshold``; ``tpr`` the share of in-distribution
+    inputs kept (score ≥ threshold); ``fpr`` the share of novel inputs wrongly kept;
+    ``flagged`` indices (into the novel set) of the novel inputs caught, most novel first;
+    ``missed`` of those kept; plus the two score arrays."""
+
+    threshold: float
+    tpr: float
+    fpr: float
+    flagged: np.ndarray
+    missed: np.ndarray
+    id_scores: np.ndarray
+    novel_scores: np.ndarray
+
+
+def threshold_view(id_scores: object, novel_scores: object, keep_percent: float) -> ThresholdView:
+    """Place the threshold so that ``keep_percent`` % of the in-distribution inputs are kept
+    (a TPR target, e.g. 95), and see which novel inputs it flags (score below it)."""
+    from tutorial_utils._checks import check_vector
+
+    s_id = check_vector(id_scores, "id_scores").astype(float)
+    s_nov = check_vector(novel_scores, "novel_scores").astype(float)
+    if isinstance(keep_percent, bool) or not isinstance(keep_percent, (int, float)) \
+            or not 0 < keep_percent <= 100:
+        raise ValueError(f"keep_percent must be a number in (0, 100], got {keep_percent!r}")
+    t = float(np.percentile(s_id, 100 - keep_percent))
+    order = np.argsort(s_nov, kind="stable")
+    flagged = order[s_nov[order] < t]
+    missed = order[s_nov[order] >= t]
+    return ThresholdView(t, float((s_id >= t).mean()), float((s_nov >= t).mean()), flagged,
+                         missed, s_id, s_nov)

@@ -380,8 +380,20 @@ class ConfoundingDetector:
         if self.pipeline is None:
             raise NotFittedError("this ConfoundingDetector is not fitted yet: call "
                                  ".fit(model, x_id, x_novel) first")
-        prob = self.pipeline.predict_proba(self.features(x).cpu().numpy())[:, 1]
-        return torch.as_tensor(prob, dtype=x.dtype, device=x.device)
+        return self.score_norms(_confounding_norms(self.model, x, self.loss, self.layers).norms
+                                ).to(dtype=x.dtype, device=x.device)
+
+    def score_norms(self, norms: torch.Tensor) -> torch.Tensor:
+        """P(in-distribution) (B,) from per-layer squared norms (B, L) computed elsewhere (the
+        same loss and layers as in ``fit``), so one backward can feed several scores."""
+        if self.pipeline is None:
+            raise NotFittedError("this ConfoundingDetector is not fitted yet: call "
+                                 ".fit(model, x_id, x_novel) first")
+        feats = norms.double().clamp_min(1e-300).log().cpu().numpy()
+        if feats.ndim != 2 or feats.shape[1] != self.pipeline.n_features_in_:
+            raise ValueError(f"norms must be (B, {self.pipeline.n_features_in_}) per-layer norms, "
+                             f"got {tuple(norms.shape)}")
+        return torch.as_tensor(self.pipeline.predict_proba(feats)[:, 1])
 
 
 # --------------------------------------------------------------------------- registry
