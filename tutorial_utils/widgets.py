@@ -18,6 +18,12 @@ explorer            controls                     draws
 challenge_explorer  challenge type, level        ``robustness.challenge_view``
 contrast_explorer   sample, contrast class Q     ``contrast.contrast_state`` (all Q)
 level_explorer      challenge level              ``introspection.level_view``
+masking_explorer    masking threshold τ          ``interventions.masking_view``, structure-wise
+                                                 accuracy against τ (chapter 4)
+occluder_explorer   box row, column, size        ``interventions.box_landscape`` (every
+                                                 placement, computed once; chapter 4)
+attack_explorer     attack, ε                    ``interventions.attack_view`` (FGSM / PGD,
+                                                 Grad-CAM and ContrastCAM; chapter 4)
 ==================  ===========================  ======================================
 """
 
@@ -42,7 +48,8 @@ from tutorial_utils.plotting.robustness import ChallengeViewFigure
 from tutorial_utils.plotting.style import to_png
 from tutorial_utils.robustness import ChallengeCache, challenge_view
 
-__all__ = ["Explorer", "challenge_explorer", "contrast_explorer", "level_explorer"]
+__all__ = ["Explorer", "challenge_explorer", "contrast_explorer", "level_explorer",
+           "masking_explorer", "occluder_explorer", "attack_explorer"]
 
 WIDGET_DPI = 64  # widget pictures: small enough to encode fast, sharp enough on screen
 NOTE = ("Interactive explorer: it comes alive once the cells above have run (Run > Run All "
@@ -177,3 +184,233 @@ def level_explorer(results, heads: Sequence[str] = ("feed-forward", "introspecti
         return pictures[level]
 
     return Explorer({"level": _slider(0, max(results.levels))}, render)
+
+
+# --------------------------------------------------------------------------------------
+# Chapter 3: uncertainty
+# --------------------------------------------------------------------------------------
+
+
+def score_explorer(clean_scores, grid_scores, kind: str = "snow", level: int = 2,
+                   score: str = "MSP") -> Explorer:
+    """Challenge type × level × score over a corruption grid computed beforehand
+    (``grid_scores[(kind, level)][score]``): the histograms of the score on clean and
+    challenged images and the AUROC (:class:`~tutorial_utils.plotting.detection.
+    ScoreChoiceFigure`). Controls: ``kind``, ``level``, ``score``."""
+    import numpy as np
+
+    from tutorial_utils.metrics import auroc
+    from tutorial_utils.plotting.detection import ScoreChoiceFigure
+
+    kinds = list(dict.fromkeys(k for k, _ in grid_scores))
+    levels = sorted({lv for _, lv in grid_scores})
+    names = list(clean_scores)
+    for value, options, name in ((kind, kinds, "kind"), (level, levels, "level"),
+                                 (score, names, "score")):
+        if value not in options:
+            raise ValueError(f"{name} must be one of {options}, got {value!r}")
+    figure = ScoreChoiceFigure(dpi=WIDGET_DPI)
+    plt.close(figure.fig)
+
+    def render(kind: str, level: int, score: str):
+        clean = np.asarray(clean_scores[score], dtype=float)
+        novel = np.asarray(grid_scores[(kind, level)][score], dtype=float)
+        area = auroc(np.r_[np.ones(len(clean)), np.zeros(len(novel))], np.r_[clean, novel])
+        figure.set_choice(clean, novel, f"{kind} {level}", score, area)
+        text = f"<code>{score}, {kind} level {level}: AUROC {area:.3f}</code>"
+        return to_png(figure.fig), text, area
+
+    return Explorer({"kind": widgets.Dropdown(options=kinds, value=kind, description="challenge"),
+                     "level": widgets.IntSlider(value=level, min=min(levels), max=max(levels),
+                                                description="level", continuous_update=False),
+                     "score": widgets.Dropdown(options=names, value=score,
+                                               description="score")}, render)
+
+
+def threshold_explorer(id_scores, novel_scores, novel_images: torch.Tensor, score: str = "MSP",
+                       keep_percent: float = 95.0) -> Explorer:
+    """A decision threshold on one score: the share of in-distribution inputs to keep (TPR, %)
+    sets the threshold; the figure shows both histograms, the TPR/FPR reached and thumbnails of
+    the novel inputs flagged (:func:`~tutorial_utils.detection.threshold_view`). Controls:
+    ``score``, ``keep``."""
+    from tutorial_utils.detection import threshold_view
+    from tutorial_utils.plotting.detection import ThresholdFigure
+
+    check_images(novel_images, "novel_images")
+    figures: dict = {}
+
+    def render(score: str, keep: float):
+        if score not in figures:
+            figures[score] = ThresholdFigure(novel_images, score, dpi=WIDGET_DPI)
+            plt.close(figures[score].fig)
+        view = threshold_view(id_scores[score], novel_scores[score], keep)
+        figures[score].set_view(view)
+        text = (f"<code>{score} ≥ {view.threshold:.4g}: keeps {view.tpr:.1%} of in-distribution "
+                f"inputs, lets through {view.fpr:.1%} of novel ones "
+                f"({len(view.flagged)} flagged)</code>")
+        return to_png(figures[score].fig), text, view
+
+    return Explorer({"score": widgets.Dropdown(options=list(id_scores), value=score,
+                                               description="score"),
+                     "keep": widgets.FloatSlider(value=keep_percent, min=50.0, max=100.0,
+                                                 step=1.0, description="keep ID %",
+                                                 continuous_update=False)}, render)
+
+
+def voice_explorer(images: torch.Tensor, voice, labels: Sequence[str]) -> Explorer:
+    """A sample picker over precomputed VOICE results (:func:`tutorial_utils.trust.voice`):
+    input, explanation, uncertainty of the explanation, IoU and SNR. Control: ``sample``."""
+    from tutorial_utils.plotting.trust import VoiceFigure
+
+    check_images(images)
+    if len(labels) != len(images) or len(voice.iou) != len(images):
+        raise ValueError("labels and voice must have one entry per image")
+    figure = VoiceFigure(dpi=WIDGET_DPI)
+    plt.close(figure.fig)
+
+    def render(sample: int):
+        iou, snr = float(voice.iou[sample]), float(voice.snr[sample])
+        figure.set_sample(images[sample], voice.explanation[sample], voice.uncertainty[sample],
+                          labels[sample], iou, snr)
+        text = f"<code>{labels[sample]}: IoU {iou:.3f}, SNR {snr:.3f}</code>"
+        return to_png(figure.fig), text, (iou, snr)
+
+    return Explorer({"sample": widgets.Dropdown(options=[(t, i) for i, t in enumerate(labels)],
+                                                value=0, description="sample")}, render)
+
+
+# --------------------------------------------------------------------------------------
+# Chapter 4: intervenability
+# --------------------------------------------------------------------------------------
+
+
+def masking_explorer(model: nn.Module, image: torch.Tensor, maps: Mapping[str, torch.Tensor],
+                     curves: Mapping, threshold: float = 0.5, target=None,
+                     baseline: str | float | torch.Tensor = "zeros") -> Explorer:
+    """A masking-threshold slider: one image masked by every method's map (H, W) at τ
+    (keep the pixels whose map ≥ τ; :func:`~tutorial_utils.interventions.masking_view`) and
+    the accuracy of the evaluation set against τ (``curves``: one
+    :class:`~tutorial_utils.evaluation.StructureCurve` per method, same names and thresholds).
+    Every threshold is computed when the explorer is built (one batched forward each) and
+    each picture is kept once drawn. Control: ``threshold``."""
+    from tutorial_utils.interventions import masking_view
+    from tutorial_utils.plotting.evaluation import MaskingFigure
+
+    check_images(image.unsqueeze(0) if image.dim() == 3 else image, "image")
+    if list(maps) != list(curves):
+        raise ValueError("maps and curves must name the same methods in the same order")
+    options = [round(float(t), 6) for t in next(iter(curves.values())).thresholds]
+    if round(float(threshold), 6) not in options:
+        raise ValueError(f"threshold must be one of the curves' thresholds {options}")
+    figure = MaskingFigure(image, curves, dpi=WIDGET_DPI)
+    to_png(figure.fig)  # lay out once; thresholds only swap pictures and titles
+    figure.fig.set_layout_engine("none")
+    plt.close(figure.fig)
+    views = {t: masking_view(model, image, dict(maps), t, target, baseline=baseline)
+             for t in options}
+    shown: dict = {}
+
+    def render(threshold: float):
+        if threshold not in shown:
+            masked, probs, kept = views[threshold]
+            figure.set_threshold(threshold, masked, probs, kept)
+            data = {name: (float(p), float(k)) for name, p, k in zip(maps, probs, kept,
+                                                                    strict=True)}
+            accuracy = {name: float(c.accuracy[options.index(threshold)])
+                        for name, c in curves.items()}
+            best = max(accuracy, key=accuracy.get)
+            text = (f"<code>τ = {threshold:.1f}: highest accuracy on the evaluation set: {best} "
+                    f"({accuracy[best]:.2f})</code>")
+            shown[threshold] = (to_png(figure.fig), text, {"image": data, "accuracy": accuracy})
+        return shown[threshold]
+
+    return Explorer({"threshold": widgets.SelectionSlider(
+        options=[(f"{t:.1f}", t) for t in options], value=round(float(threshold), 6),
+        description="τ", continuous_update=False)}, render)
+
+
+def occluder_explorer(model: nn.Module, image: torch.Tensor, class_names: Sequence[str],
+                      target: int | None = None, sizes: Sequence[int] = (8, 12, 16, 24),
+                      step: int = 4, row: int | None = None, col: int | None = None,
+                      size: int = 12, baseline: str | float | torch.Tensor = "mean"
+                      ) -> Explorer:
+    """A box "prompt" placed with sliders: the image with a grey box (filled with the
+    ``baseline``), the class probability for every placement of a box of this size (computed
+    once for all sizes: :func:`~tutorial_utils.interventions.box_landscape`) and the top-5
+    probabilities without and with the box. Box centres lie on a grid of ``step`` pixels.
+    Controls: ``row``, ``col`` (box centre), ``size``."""
+    from tutorial_utils.interventions import box_landscape
+    from tutorial_utils.models import predict_proba
+    from tutorial_utils.plotting.interventions import OccluderFigure
+
+    x = image.unsqueeze(0) if image.dim() == 3 else image
+    check_images(x, "image")
+    if size not in sizes:
+        raise ValueError(f"size must be one of sizes {tuple(sizes)}, got {size}")
+    h = x.shape[-2]
+    centres = list(range(step // 2, h, step))
+    clean = predict_proba(model, x)[0].cpu()
+    target = int(clean.argmax()) if target is None else int(target)
+    land = box_landscape(model, x, sizes, centres, baseline=baseline)
+    row = centres[len(centres) // 2] if row is None else row
+    col = centres[len(centres) // 2] if col is None else col
+    figure = OccluderFigure(x[0], land, clean, sizes, centres, class_names, target,
+                            dpi=WIDGET_DPI)
+    to_png(figure.fig)  # lay out once; moving the box keeps the layout
+    figure.fig.set_layout_engine("none")
+    plt.close(figure.fig)
+
+    def render(row: int, col: int, size: int):
+        data = figure.set_box(row, col, size)
+        text = (f"<code>{size}×{size} box at ({row}, {col}): p({class_names[target]}) "
+                f"{data['p_clean']:.2f} → {data['p_target']:.2f}; prediction "
+                f"{data['prediction']}</code>")
+        return to_png(figure.fig), text, data
+
+    def slider(value: int, name: str) -> widgets.IntSlider:
+        if value not in centres:
+            raise ValueError(f"{name} must be a box centre on the grid {centres}, got {value}")
+        return widgets.IntSlider(value=value, min=centres[0], max=centres[-1], step=step,
+                                 description=name, continuous_update=False)
+
+    return Explorer({"row": slider(row, "row"), "col": slider(col, "col"),
+                     "size": widgets.SelectionSlider(options=list(sizes), value=size,
+                                                     description="size",
+                                                     continuous_update=False)}, render)
+
+
+def attack_explorer(model: nn.Module, image: torch.Tensor, label: int,
+                    class_names: Sequence[str], epsilons: Sequence[float],
+                    epsilon: float | None = None, attack: str = "FGSM") -> Explorer:
+    """An ε slider (pixel units, shown as grey levels /255) and an FGSM/PGD switch over one
+    image: the attacked image, the perturbation and how Grad-CAM and ContrastCAM ("why the new
+    prediction, rather than the true class?") move
+    (:func:`~tutorial_utils.interventions.attack_view`). Every (attack, ε) is computed when the
+    explorer is built (a few forward/backward passes of one image each), so a move only
+    redraws. Controls: ``attack``, ``epsilon``."""
+    from tutorial_utils.interventions import attack_view
+    from tutorial_utils.plotting.interventions import AttackFigure
+
+    epsilons = [float(e) for e in epsilons]
+    epsilon = epsilons[len(epsilons) // 2] if epsilon is None else float(epsilon)
+    if epsilon not in epsilons:
+        raise ValueError(f"epsilon must be one of epsilons {epsilons}, got {epsilon}")
+    figure = AttackFigure(image, class_names, dpi=WIDGET_DPI)
+    to_png(figure.fig)
+    figure.fig.set_layout_engine("none")
+    plt.close(figure.fig)
+    views = {(a, e): attack_view(model, image, label, e, a) for a in ("FGSM", "PGD")
+             for e in epsilons}
+
+    def render(attack: str, epsilon: float):
+        key = (attack, epsilon)
+        data = figure.set_view(views[key])
+        text = (f"<code>{attack}, ε = {255 * epsilon:g}/255: {data['clean']} → "
+                f"{data['attacked']}; p(true class) = {data['p_true']:.2f}</code>")
+        return to_png(figure.fig), text, views[key]
+
+    return Explorer({"attack": widgets.ToggleButtons(options=["FGSM", "PGD"], value=attack,
+                                                     description="attack"),
+                     "epsilon": widgets.SelectionSlider(
+                         options=[(f"{255 * e:g}/255", e) for e in epsilons], value=epsilon,
+                         description="ε", continuous_update=False)}, render)

@@ -1,0 +1,164 @@
+"""Figures of :mod:`tutorial_utils.detection` and :mod:`tutorial_utils.uncertainty`: the entropy
+decomposition, score histograms, per-layer and per-level AUROC maps, a decision threshold."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from tutorial_utils.detection import ThresholdView
+from tutorial_utils.plotting.images import _images, _imshow
+from tutorial_utils.plotting.style import HIGHLIGHT, NEUTRAL, _style
+
+__all__ = ["plot_decomposition", "plot_score_grid", "plot_auroc_map", "ThresholdFigure",
+           "plot_threshold_view", "ScoreChoiceFigure", "plot_score_choice"]
+
+
+def plot_decomposition(table, title: str = "predictive entropy = aleatoric + epistemic"):
+    """Stacked bars of mean aleatoric and epistemic entropy (nats) per condition, one panel per
+    method. ``table``: DataFrame with columns ``method, condition, aleatoric, epistemic``."""
+    _style()
+    methods = list(dict.fromkeys(table["method"]))
+    fig, axes = plt.subplots(1, len(methods), figsize=(5.2 * len(methods), 3.4), squeeze=False,
+                             layout="constrained", sharey=True)
+    for ax, method in zip(axes[0], methods, strict=True):
+        rows = table[table["method"] == method]
+        xs = np.arange(len(rows))
+        ax.bar(xs, rows["aleatoric"], color=NEUTRAL, label="aleatoric (mean entropy)")
+        ax.bar(xs, rows["epistemic"], bottom=rows["aleatoric"], color=HIGHLIGHT,
+               label="epistemic (mutual information)")
+        ax.set_xticks(xs, rows["condition"], rotation=45, ha="right", fontsize="small")
+        ax.set(title=method, ylabel="entropy (nats)")
+        ax.spines[["top", "right"]].set_visible(False)
+    axes[0, 0].legend(fontsize="small", frameon=False, loc="upper left")
+    fig.suptitle(title, fontsize="medium")
+    return fig
+
+
+def plot_score_grid(id_scores: Mapping[str, torch.Tensor],
+                    novel_scores: Mapping[str, Mapping[str, torch.Tensor]],
+                    names: Sequence[str], ncols: int = 3, bins: int = 30):
+    """One panel per score: density histograms of the in-distribution set and every novel set
+    (each score on its own axis; higher = more in-distribution)."""
+    _style()
+    nrows = -(-len(names) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, 2.7 * nrows), squeeze=False,
+                             layout="constrained")
+    for ax, name in zip(axes.flat, names, strict=False):
+        sets = {"in-distribution": id_scores[name],
+                **{k: v[name] for k, v in novel_scores.items()}}
+        values = np.concatenate([np.asarray(v, dtype=float) for v in sets.values()])
+        edges = np.histogram_bin_edges(values[np.isfinite(values)], bins=bins)
+        for i, (label, v) in enumerate(sets.items()):
+            ax.hist(np.asarray(v, dtype=float), bins=edges, density=True, alpha=0.45,
+                    label=label, color="k" if i == 0 else None, histtype="stepfilled")
+        ax.set(title=name, xlabel="score (higher = in-distribution)", yticks=[])
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize="x-small", frameon=False)
+    return fig
+
+
+def plot_auroc_map(table, title: str, xlabel: str = "", ylabel: str = "",
+                   fmt: str = "{:.2f}", cmap: str = "RdBu_r", size: tuple | None = None):
+    """A DataFrame of AUROCs as a heat map (rows × columns), every cell annotated; the colour
+    scale is centred on 0.5 (chance): blue = reversed, red = detects."""
+    _style()
+    values = table.to_numpy(dtype=float)
+    size = size or (0.75 * values.shape[1] + 2.5, 0.34 * values.shape[0] + 1.4)
+    fig, ax = plt.subplots(figsize=size, layout="constrained")
+    im = ax.imshow(values, cmap=cmap, vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(values.shape[1]), [str(c) for c in table.columns], rotation=45,
+                  ha="right", fontsize="small")
+    ax.set_yticks(range(values.shape[0]), [str(r) for r in table.index], fontsize="small")
+    for (i, j), v in np.ndenumerate(values):
+        if np.isfinite(v):
+            ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=6.5,
+                    color="w" if abs(v - 0.5) > 0.35 else "k")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.title.set_fontsize("small")
+    fig.colorbar(im, ax=ax, shrink=0.8, label="AUROC (0.5 = chance)")
+    return fig
+
+
+class ThresholdFigure:
+    """A threshold on a score: the two histograms with the threshold, and thumbnails of the
+    novel inputs it flags (most novel first) — updated in place by ``set_view``."""
+
+    def __init__(self, images: torch.Tensor, score_name: str, n_thumbs: int = 12,
+                 dpi: int | None = None) -> None:
+        _style()
+        self.images, self.n = _images(images), n_thumbs
+        self.fig = plt.figure(figsize=(11, 3.2), dpi=dpi, layout="constrained")
+        grid = self.fig.add_gridspec(2, 2 + n_thumbs // 2, width_ratios=[3, 0.2]
+                                     + [1] * (n_thumbs // 2))
+        self.hist = self.fig.add_subplot(grid[:, 0])
+        self.thumbs = [self.fig.add_subplot(grid[r, 2 + c]) for r in range(2)
+                       for c in range(n_thumbs // 2)]
+        self.score_name = score_name
+
+    def set_view(self, view: ThresholdView) -> None:
+        ax = self.hist
+        ax.clear()
+        edges = np.histogram_bin_edges(np.r_[view.id_scores, view.novel_scores], bins=30)
+        ax.hist(view.id_scores, bins=edges, density=True, alpha=0.5, color=NEUTRAL,
+                label="in-distribution")
+        ax.hist(view.novel_scores, bins=edges, density=True, alpha=0.5, color=HIGHLIGHT,
+                label="novel")
+        ax.axvline(view.threshold, color="k", lw=1.2, ls="--")
+        ax.set(xlabel=f"{self.score_name} (higher = in-distribution)", yticks=[],
+               title=f"keep ≥ threshold: TPR {view.tpr:.2f}, FPR {view.fpr:.2f}")
+        ax.title.set_fontsize("small")
+        ax.legend(fontsize="x-small", frameon=False)
+        for i, thumb in enumerate(self.thumbs):
+            thumb.clear()
+            thumb.axis("off")
+            if i < len(view.flagged):
+                _imshow(thumb, self.images[view.flagged[i]])
+        self.thumbs[0].set_title(f"flagged: {len(view.flagged)} of {len(view.novel_scores)}",
+                                 fontsize="x-small", loc="left")
+
+
+def plot_threshold_view(view: ThresholdView, images: torch.Tensor, score_name: str):
+    """Static version of :class:`ThresholdFigure` for one threshold."""
+    figure = ThresholdFigure(images, score_name)
+    figure.set_view(view)
+    return figure.fig
+
+
+class ScoreChoiceFigure:
+    """Histograms of one score for clean vs one challenged set, with its AUROC in the title —
+    redrawn in place by ``set_choice``."""
+
+    def __init__(self, dpi: int | None = None) -> None:
+        _style()
+        self.fig, self.ax = plt.subplots(figsize=(6.4, 3.0), dpi=dpi, layout="constrained")
+
+    def set_choice(self, clean: np.ndarray, novel: np.ndarray, label: str, score: str,
+                   auroc: float) -> None:
+        ax = self.ax
+        ax.clear()
+        edges = np.histogram_bin_edges(np.r_[clean, novel], bins=30)
+        ax.hist(clean, bins=edges, density=True, alpha=0.5, color=NEUTRAL, label="clean")
+        ax.hist(novel, bins=edges, density=True, alpha=0.5, color=HIGHLIGHT, label=label)
+        ax.set(xlabel=f"{score} (higher = in-distribution)", yticks=[],
+               title=f"{score}: clean vs {label}, AUROC {auroc:.3f}")
+        ax.title.set_fontsize("small")
+        ax.legend(fontsize="x-small", frameon=False)
+
+
+def plot_score_choice(clean_scores: Mapping[str, torch.Tensor],
+                      grid_scores: Mapping[tuple, Mapping[str, torch.Tensor]], kind: str,
+                      level: int, score: str):
+    """Static figure of one (challenge kind, level, score) cell of a corruption grid."""
+    from tutorial_utils.metrics import auroc
+
+    clean, novel = (np.asarray(v, dtype=float) for v in (clean_scores[score],
+                                                         grid_scores[(kind, level)][score]))
+    figure = ScoreChoiceFigure()
+    figure.set_choice(clean, novel, f"{kind} {level}", score,
+                      auroc(np.r_[np.ones(len(clean)), np.zeros(len(novel))], np.r_[clean, novel]))
+    return figure.fig
