@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -49,11 +50,59 @@ def _h(p):
     return -(p * p.clamp_min(1e-12).log()).sum(-1)
 
 
+def _handover(trust, correct, share):
+    order = np.argsort(np.asarray(trust), kind="stable")
+    return float(np.asarray(correct)[order[int(share * len(order)):]].mean())
+
+
+def _handover_wrong(trust, correct, share):
+    order = np.argsort(-np.asarray(trust), kind="stable")
+    return float(np.asarray(correct)[order[int(share * len(order)):]].mean())
+
+
+CASES["tta_average"] = (X.tta_average, lambda p: p.mean(0),
+                        [(lambda p: p.mean(1), "wrong axis"),
+                         (lambda p: p.log().mean(0).softmax(-1), "geometric mean")])
+CASES["handover_accuracy"] = (X.handover_accuracy, _handover,
+                              [(_handover_wrong, "most"),
+                               (lambda t, c, s: float(np.mean(c)), "expected the kept")])
+
 CASES["mutual_information_split"] = (
     X.mutual_information_split,
     lambda p: (_h(p).mean(0), _h(p.mean(0)) - _h(p).mean(0)),
     [(lambda p: (_h(p.mean(0)) - _h(p).mean(0), _h(p).mean(0)), "swapped"),
      (lambda p: (_h(p).mean(0), _h(p).mean(0) - _h(p.mean(0))), "sign error")])
+
+
+# chapter 4 ------------------------------------------------------------------------------
+def _unit(f):
+    return (f - f[0]) / (f[-1] - f[0])
+
+
+def _tpr_at_fpr(members, nonmembers, fpr, strict=False):
+    k = int(fpr * len(nonmembers) + 1e-9) - (1 if strict else 0)
+    if k < 0:
+        return (members > nonmembers.max()).double().mean()
+    threshold = nonmembers.sort(descending=True).values[min(k, len(nonmembers) - 1)]
+    return (members > threshold).double().mean()
+
+
+CASES["deletion_auc"] = (
+    X.deletion_auc, lambda f, p: torch.trapezoid(p, _unit(f), dim=1),
+    [(lambda f, p: torch.trapezoid(p, f, dim=1), "784×"),
+     (lambda f, p: p.mean(dim=1), "end points"),
+     (lambda f, p: p[:, :-1].mean(dim=1), "Riemann"),
+     (lambda f, p: torch.trapezoid(p.mean(0), _unit(f)), "one area per curve")])
+CASES["fgsm_step"] = (
+    X.fgsm_step, lambda x, g, e: (x + e * g.sign()).clamp(0, 1),
+    [(lambda x, g, e: (x - e * g.sign()).clamp(0, 1), "sign error"),
+     (lambda x, g, e: x + e * g.sign(), "clamp"),
+     (lambda x, g, e: (x + e * g).clamp(0, 1), "its sign")])
+CASES["tpr_at_fpr"] = (
+    X.tpr_at_fpr, _tpr_at_fpr,
+    [(lambda m, n, a: _tpr_at_fpr(m, n, a, strict=True), "FPR < 1%"),
+     (lambda m, n, a: 10 * _tpr_at_fpr(m, n, a), "number of members"),
+     (lambda m, n, a: _tpr_at_fpr(-m, -n, a), "direction")])
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

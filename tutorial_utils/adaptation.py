@@ -67,6 +67,7 @@ from tutorial_utils._checks import (
     resolve_classes,
 )
 from tutorial_utils.utils import channels_last, preserved_state
+from tutorial_utils.utils import progress as progress_bar
 
 __all__ = [
     "AUGMENTATIONS",
@@ -383,7 +384,6 @@ def evaluate_by_level(model: nn.Module, x: torch.Tensor, y: object, kind: str,
         (:func:`tutorial_utils.metrics.expected_calibration_error`, lower is better).
     """
     import pandas as pd
-    from tqdm.auto import tqdm
 
     from tutorial_utils.challenges import apply_challenge, check_challenge
     from tutorial_utils.metrics import expected_calibration_error
@@ -409,8 +409,7 @@ def evaluate_by_level(model: nn.Module, x: torch.Tensor, y: object, kind: str,
         "tent": lambda xc: tent(model, xc, tent_steps, tent_lr, batch_size),
     }
     rows = []
-    bar = tqdm(total=len(levels) * len(methods), desc=f"{kind}", disable=not progress,
-               leave=False)
+    bar = progress_bar(total=len(levels) * len(methods), desc=f"{kind}", enabled=progress)
     for level in levels:
         xc = apply_challenge(x, kind, level, seed=seed)[order.to(x.device)]
         for method in methods:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 __all__ = ["gradcam_weights", "contrast_weights", "occlusion_patch", "softmax_temperature",
-           "entropy_bits", "fisher_matrix", "choice"]
+           "entropy_bits", "fisher_matrix", "choice", "deletion_auc", "fgsm_step", "tpr_at_fpr"]
 
 
 class _NotAttempted(Exception):
@@ -278,3 +278,138 @@ def detection_orientation(answer: object) -> bool | None:
         "useless": "0.5 would be useless (chance); 0.2 ranks most OOD inputs *above* the ID ones",
         "good": "with ID as the positive class and higher = ID, a good score has AUROC near 1",
     })
+
+
+# --------------------------------------------------------------------------------------
+# Chapter 4
+# --------------------------------------------------------------------------------------
+
+
+def deletion_auc(fn: object) -> bool | None:
+    """``fn(fractions, probs)`` -> the area under each curve of ``probs`` (B, S+1) over
+    ``fractions`` (S+1,) by the trapezoid rule, with the x-axis rescaled to [0, 1]: (B,)."""
+    def check(f: object) -> None:
+        fractions = torch.tensor([0.0, 196.0, 392.0, 588.0, 784.0], dtype=torch.float64)
+        probs = torch.tensor([[0.9, 0.5, 0.3, 0.2, 0.1], [1.0, 1.0, 0.8, 0.2, 0.0]],
+                             dtype=torch.float64)
+        x = (fractions - fractions[0]) / (fractions[-1] - fractions[0])
+        want = torch.trapezoid(probs, x, dim=1)
+        got = _call(f, fractions, probs)
+        if got.numel() == 1 and got.numel() != want.numel():
+            raise _Wrong("expected one area per curve (per image), shape (2,); got one number",
+                         "integrate along the last axis: dim=1 (or dim=-1)")
+        if _close(got, torch.trapezoid(probs, fractions, dim=1)):
+            raise _Wrong("the x-axis is in pixels (0 … 784), so the area is 784× too large",
+                         "rescale the x-axis to [0, 1] first: (f − f[0]) / (f[-1] − f[0])")
+        if _close(got, probs.mean(dim=1)):
+            raise _Wrong("that is the mean of the S+1 values: it gives the end points full "
+                         "weight", "the trapezoid rule gives each end point half a step")
+        if _close(got, probs[:, :-1].mean(dim=1)) or _close(got, probs[:, 1:].mean(dim=1)):
+            raise _Wrong("that is a left/right Riemann sum (rectangles), not the trapezoid rule",
+                         "average neighbouring values: Σ (p_k + p_{k+1}) / 2 · Δx")
+        if not _close(got, want):
+            raise _Wrong(f"expected {want.numpy().round(4)}, got {got.numpy().round(4)}")
+    return _run("deletion AUC (trapezoid rule)", fn, check)
+
+
+def fgsm_step(fn: object) -> bool | None:
+    """``fn(x, grad, eps)`` -> the FGSM image ``clamp(x + ε·sign(∇ₓCE), 0, 1)`` from images
+    ``x`` (B, C, H, W) in [0, 1] and the loss gradient ``grad`` of the same shape."""
+    def check(f: object) -> None:
+        gen = torch.Generator().manual_seed(4)
+        x = torch.rand(2, 1, 4, 4, generator=gen, dtype=torch.float64)
+        x[0, 0, 0, 0], x[0, 0, 0, 1] = 0.99, 0.01  # pixels the step pushes out of [0, 1]
+        grad = torch.randn(2, 1, 4, 4, generator=gen, dtype=torch.float64)
+        grad[0, 0, 0, 0], grad[0, 0, 0, 1], grad[1, 0, 0, 0] = 0.5, -0.5, 0.0
+        eps = 0.05
+        want = (x + eps * grad.sign()).clamp(0, 1)
+        got = _call(f, x, grad, eps)
+        if got.shape != want.shape:
+            raise _Wrong(f"expected images of shape {tuple(want.shape)}, got {tuple(got.shape)}")
+        if _close(got, (x - eps * grad.sign()).clamp(0, 1)):
+            raise _Wrong("sign error: stepping against the gradient *lowers* the loss (a "
+                         "targeted step towards y); the untargeted attack climbs it: x + ε·sign")
+        if _close(got, x + eps * grad.sign()):
+            raise _Wrong("two pixels left [0, 1]: an adversarial image must stay an image",
+                         "clamp the result: (x + eps * grad.sign()).clamp(0, 1)")
+        if _close(got, (x + eps * grad).clamp(0, 1)) or _close(got, x + eps * grad):
+            raise _Wrong("you stepped along the gradient itself; FGSM uses its sign, so every "
+                         "pixel moves by exactly ε (the L∞ budget)", "use grad.sign()")
+        if not _close(got, want):
+            raise _Wrong("expected (x + eps * grad.sign()).clamp(0, 1)")
+    return _run("FGSM step", fn, check)
+
+
+def tpr_at_fpr(fn: object) -> bool | None:
+    """``fn(member_scores, nonmember_scores, fpr)`` -> the largest share of members flagged by a
+    threshold (flag ``score ≥ t``, higher = member) that flags at most ``fpr`` of non-members."""
+    def check(f: object) -> None:
+        nonmembers = torch.arange(100, dtype=torch.float64)  # 0, 1, …, 99
+        members = torch.tensor([150, 120, 99.5, 99, 98.5, 97.5, 60, 40, 20, 10],
+                               dtype=torch.float64)
+        for fpr, want in ((0.01, 0.5), (0.05, 0.6), (0.5, 0.7)):
+            got = _call(f, members, nonmembers, fpr)
+            if got.numel() != 1:
+                raise _Wrong(f"expected one number (a rate), got shape {tuple(got.shape)}")
+            got = float(got)
+            if fpr == 0.01 and math.isclose(got, 0.3, abs_tol=1e-6):
+                raise _Wrong("you required FPR < 1%; the definition allows FPR ≤ 1%, i.e. one "
+                             "non-member of these 100 may be flagged",
+                             "let the threshold sit just above the (k+1)-th highest non-member "
+                             "score, k = ⌊fpr · N⌋")
+            if fpr == 0.01 and math.isclose(got, 5.0, abs_tol=1e-6):
+                raise _Wrong("that is the number of members flagged; the TPR is their share")
+            if fpr == 0.01 and got < 0.1:
+                raise _Wrong("almost no member is flagged: check the direction (higher score = "
+                             "more likely a member, flag score ≥ t)")
+            if not math.isclose(got, want, abs_tol=1e-6):
+                raise _Wrong(f"for fpr = {fpr} expected TPR {want}, got {got:.4g}",
+                             "k = ⌊fpr · N_non⌋ non-members may be flagged: threshold just above "
+                             "the (k+1)-th highest non-member score")
+    return _run("TPR at a fixed FPR", fn, check)
+
+
+# --------------------------------------------------------------------------------------
+# Chapter 5
+# --------------------------------------------------------------------------------------
+
+
+def tta_average(fn: object) -> bool | None:
+    """``fn(probs)`` -> TTA's prediction (B, K) from per-copy probabilities (A, B, K)."""
+    def check(f: object) -> None:
+        probs = torch.tensor([[[0.9, 0.1], [0.2, 0.8]], [[0.5, 0.5], [0.4, 0.6]],
+                              [[0.7, 0.3], [0.3, 0.7]]], dtype=torch.float64)
+        got = _call(f, probs)
+        if got.shape == (3, 2):
+            raise _Wrong("wrong axis: you averaged over the images; average over the copies "
+                         "(dim 0)", "probs.mean(0) -> (B, K)")
+        if got.shape != (2, 2):
+            raise _Wrong(f"expected (B, K) = (2, 2), got {tuple(got.shape)}")
+        if _close(got, probs.log().mean(0).softmax(-1)):
+            raise _Wrong("you averaged log-probabilities (a geometric mean); TTA averages the "
+                         "probabilities")
+        if not _close(got, probs.mean(0)):
+            raise _Wrong("expected the mean of the probabilities over the copies")
+    return _run("test-time augmentation", fn, check)
+
+
+def handover_accuracy(fn: object) -> bool | None:
+    """``fn(trust, correct, share)`` -> accuracy of the predictions kept after handing over
+    the ``share`` (0..1) least trusted ones."""
+    def check(f: object) -> None:
+        trust = np.array([0.9, 0.1, 0.8, 0.3, 0.6, 0.2, 0.7, 0.4, 0.5, 0.95])
+        correct = np.array([1, 0, 1, 0, 1, 1, 1, 0, 1, 1], dtype=bool)
+        for share, want in ((0.0, 0.7), (0.3, 6 / 7), (0.5, 1.0)):
+            got = f(trust, correct, share)
+            if got is None:
+                raise _NotAttempted
+            got = float(got)
+            order = np.argsort(-trust, kind="stable")
+            wrong_end = float(correct[order[int(share * 10):]].mean())
+            if share and abs(got - wrong_end) < 1e-9 and abs(got - want) > 1e-9:
+                raise _Wrong(f"for share {share} you handed over the *most* trusted predictions",
+                             "sort by trust ascending: the least trusted go to the human")
+            if abs(got - want) > 1e-9:
+                raise _Wrong(f"for share {share} expected the kept accuracy {want:.3f}, got "
+                             f"{got:.3f}")
+    return _run("handover accuracy", fn, check)

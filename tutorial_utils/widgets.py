@@ -339,6 +339,7 @@ def occluder_explorer(model: nn.Module, image: torch.Tensor, class_names: Sequen
     once for all sizes: :func:`~tutorial_utils.interventions.box_landscape`) and the top-5
     probabilities without and with the box. Box centres lie on a grid of ``step`` pixels.
     Controls: ``row``, ``col`` (box centre), ``size``."""
+    from tutorial_utils.evaluation import baseline_image
     from tutorial_utils.interventions import box_landscape
     from tutorial_utils.models import predict_proba
     from tutorial_utils.plotting.interventions import OccluderFigure
@@ -354,7 +355,8 @@ def occluder_explorer(model: nn.Module, image: torch.Tensor, class_names: Sequen
     land = box_landscape(model, x, sizes, centres, baseline=baseline)
     row = centres[len(centres) // 2] if row is None else row
     col = centres[len(centres) // 2] if col is None else col
-    figure = OccluderFigure(x[0], land, clean, sizes, centres, class_names, target,
+    fill = baseline_image(x, baseline, model)[0]
+    figure = OccluderFigure(x[0], land, clean, sizes, centres, class_names, target, fill=fill,
                             dpi=WIDGET_DPI)
     to_png(figure.fig)  # lay out once; moving the box keeps the layout
     figure.fig.set_layout_engine("none")
@@ -414,3 +416,49 @@ def attack_explorer(model: nn.Module, image: torch.Tensor, label: int,
                      "epsilon": widgets.SelectionSlider(
                          options=[(f"{255 * e:g}/255", e) for e in epsilons], value=epsilon,
                          description="ε", continuous_update=False)}, render)
+
+
+# --------------------------------------------------------------------------------------
+# Chapter 5: the dashboard
+# --------------------------------------------------------------------------------------
+
+
+def dashboard_explorer(model: nn.Module, reference, images: torch.Tensor, labels: torch.Tensor,
+                       class_names: Sequence[str], go: torch.Tensor,
+                       sample_labels: Sequence[str] | None = None, sample: int = 0,
+                       kind: str = "snow", level: int = 0, contrast: int = 1,
+                       source: str = "test image") -> Explorer:
+    """Chapter 5's one-image dashboard (:func:`tutorial_utils.dashboard.dashboard_view`, drawn
+    by :class:`~tutorial_utils.plotting.dashboard.DashboardFigure`). Controls: ``sample``,
+    ``source`` (test image / GO sign / FGSM / PGD), ``kind`` and ``level`` of a challenge,
+    ``contrast`` (the class Q of the ContrastCAM)."""
+    from tutorial_utils.dashboard import SOURCES, dashboard_view, make_input
+    from tutorial_utils.plotting.dashboard import DashboardFigure
+
+    check_images(images)
+    check_challenge(kind, level)
+    names = list(sample_labels) if sample_labels is not None else [
+        f"sample {i}" for i in range(len(images))]
+    figure = DashboardFigure(class_names, dpi=WIDGET_DPI, image_size=tuple(images.shape[-2:]))
+    plt.close(figure.fig)
+
+    def render(sample: int, source: str, kind: str, level: int, contrast: int):
+        x = make_input(model, images[sample], int(labels[sample]), source, kind, level,
+                       go=go[sample % len(go)])
+        view = dashboard_view(model, reference, x, contrast=contrast)
+        title = source if source != "test image" else (
+            f"{kind}, level {level}" if level else "clean test image")
+        figure.set_view(view, title)
+        flagged = [g for g, p in view.percentiles.items() if p < 5]
+        text = (f"<code>P = {class_names[view.pred]} ({float(view.probs[view.pred]):.2f}); "
+                f"gauges below the 5th percentile: {', '.join(flagged) or 'none'}</code>")
+        return to_png(figure.fig), text, view
+
+    return Explorer({
+        "sample": widgets.Dropdown(options=[(t, i) for i, t in enumerate(names)], value=sample,
+                                   description="image"),
+        "source": widgets.Dropdown(options=list(SOURCES), value=source, description="source"),
+        "kind": widgets.Dropdown(options=list(CHALLENGES), value=kind, description="challenge"),
+        "level": _slider(level, MAX_LEVEL),
+        "contrast": widgets.Dropdown(options=[(n, i) for i, n in enumerate(class_names)],
+                                     value=contrast, description="Q =")}, render)

@@ -1,0 +1,169 @@
+"""One image, every method: the data behind chapter 5's dashboard.
+
+:func:`dashboard_view` runs everything the course taught on a single input — the prediction
+and its probabilities, Grad-CAM and ContrastCAM for a chosen contrast class, the uncertainty of
+that explanation (VOICE), the uncertainty scores of chapter 3 placed against their
+in-distribution distribution (percentiles), GradTrust, and the deletion curve of the
+explanation — in about one forward and two backward passes plus a few small batches.
+:func:`make_input` builds the input: a test image, optionally challenged, the GO sign, or an
+adversarial version. The figure is :class:`tutorial_utils.plotting.dashboard.DashboardFigure`,
+the widget :func:`tutorial_utils.widgets.dashboard_explorer`.
+
+A percentile says where an image's score falls among clean test images: 50 = typical, near 0 =
+more unusual than almost every clean image (every score is higher = more in-distribution).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from tutorial_utils import uncertainty as U
+from tutorial_utils._checks import check_images, check_inputs, resolve_classes
+from tutorial_utils.attacks import fgsm, pgd
+from tutorial_utils.cam import layer_view, normalize_cams
+from tutorial_utils.challenges import check_challenge
+from tutorial_utils.evaluation import curve_auc, deletion_curve
+from tutorial_utils.models import features_and_logits
+from tutorial_utils.trust import explanation_iou, gradtrust, map_snr
+
+__all__ = ["SOURCES", "GAUGES", "Reference", "build_reference", "make_input", "DashboardView",
+           "dashboard_view", "gauge_percentiles"]
+
+SOURCES: tuple[str, ...] = ("test image", "GO sign", "FGSM attack", "PGD attack")
+"""What the dashboard shows: a test image (optionally challenged), the held-out GO sign, or an
+adversarial version of the test image (ε = 4/255)."""
+
+GAUGES: tuple[str, ...] = ("MSP", "−entropy", "Energy", "Mahalanobis", "GradNorm",
+                           "confounding norm", "GradTrust")
+ATTACK_EPSILON = 4 / 255
+
+
+@dataclass
+class Reference:
+    """In-distribution reference for the gauges: every gauge's scores on clean test images
+    (sorted, for percentiles) and the fitted Mahalanobis detector."""
+
+    model: nn.Module
+    mahalanobis: U.Mahalanobis
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def percentile(self, name: str, value: float) -> float:
+        """Share (%) of clean reference images scoring at most ``value``."""
+        ref = self.scores[name]
+        return float(100.0 * np.searchsorted(ref, value, side="right") / len(ref))
+
+
+def _gauge_scores(model: nn.Module, mahalanobis: U.Mahalanobis, x: torch.Tensor
+                  ) -> dict[str, torch.Tensor]:
+    """Every gauge's score (B,) for images ``x`` (one features pass + two small backwards)."""
+    h, z = features_and_logits(model, x)
+    p = z.softmax(1)
+    return {"MSP": U.max_softmax(z), "−entropy": U.neg_entropy(z), "Energy": U.energy(z),
+            "Mahalanobis": mahalanobis.score_features(h),
+            "GradNorm": (p - 1 / p.shape[1]).abs().sum(1) * h.abs().sum(1),
+            "confounding norm": U.confounding_score(model, x), "GradTrust": gradtrust(model, x)}
+
+
+def build_reference(model: nn.Module, x_fit: torch.Tensor, y_fit: torch.Tensor,
+                    x_ref: torch.Tensor) -> Reference:
+    """Fit Mahalanobis on ``(x_fit, y_fit)`` (training images) and score the clean reference
+    images ``x_ref`` with every gauge."""
+    check_inputs(model, x_ref, "x_ref")
+    maha = U.Mahalanobis(model).fit(x_fit, y_fit)
+    scores = _gauge_scores(model, maha, x_ref)
+    return Reference(model, maha, {k: np.sort(v.detach().cpu().numpy().astype(float))
+                                   for k, v in scores.items()})
+
+
+def gauge_percentiles(reference: Reference, x: torch.Tensor) -> dict[str, np.ndarray]:
+    """Every gauge's percentile (B,) for a batch ``x`` (the dashboard's gauges, batched)."""
+    scores = _gauge_scores(reference.model, reference.mahalanobis, x)
+    return {k: np.array([reference.percentile(k, float(v)) for v in s.detach().cpu()])
+            for k, s in scores.items()}
+
+
+def make_input(model: nn.Module, image: torch.Tensor, label: int, source: str = "test image",
+               kind: str | None = None, level: int = 0, go: torch.Tensor | None = None,
+               seed: int = 0) -> torch.Tensor:
+    """The dashboard's input ``(1, C, H, W)``: ``image`` (C, H, W) under challenge ``kind`` at
+    ``level`` (0 = clean), or the GO sign ``go`` (C, H, W), or an FGSM / PGD version of the
+    (challenged) image against its true ``label`` (ε = 4/255, PGD 10 steps, seeded). A batch
+    ``(B, C, H, W)`` with one label per image (and B GO signs) works the same way."""
+    from tutorial_utils.challenges import apply_challenge
+
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    x = check_images(image[None] if isinstance(image, torch.Tensor) and image.dim() == 3
+                     else image, "image")
+    if source == "GO sign":
+        if go is None:
+            raise ValueError("source='GO sign' needs go=<one GO sign image (C, H, W)>")
+        return check_images(go[None] if go.dim() == 3 else go, "go")
+    if kind is not None and level:
+        kind, level = check_challenge(kind, level)
+        x = apply_challenge(x, kind, level, seed=seed)
+    if source == "FGSM attack":
+        return fgsm(model, x, label, ATTACK_EPSILON)
+    if source == "PGD attack":
+        return pgd(model, x, label, ATTACK_EPSILON, steps=10, seed=seed)
+    return x
+
+
+@dataclass
+class DashboardView:
+    """Everything the dashboard shows for one input (maps (H, W) in [0, 1])."""
+
+    image: torch.Tensor            # (C, H, W)
+    probs: torch.Tensor            # (K,)
+    pred: int
+    contrast: int                  # the contrast class Q of the ContrastCAM
+    gradcam: torch.Tensor
+    contrastcam: torch.Tensor
+    uncertainty: torch.Tensor      # VOICE: variance of the ContrastCAMs over Q ≠ P
+    iou: float
+    snr: float
+    scores: dict[str, float]
+    percentiles: dict[str, float]
+    deletion_fractions: np.ndarray
+    deletion_probs: np.ndarray
+    deletion_auc: float
+
+
+def dashboard_view(model: nn.Module, reference: Reference, x: torch.Tensor,
+                   contrast: int | None = None, deletion_steps: int = 16) -> DashboardView:
+    """Run every method of the course on one input ``x`` (1, C, H, W).
+
+    ``contrast`` is the ContrastCAM's class Q (default: the second most probable class).
+    Grad-CAM, every ContrastCAM and the VOICE uncertainty come from one forward and one
+    batched backward (:func:`~tutorial_utils.cam.layer_view`); the gauges from one features
+    pass and two small backwards; the deletion curve of Grad-CAM from ``deletion_steps + 1``
+    images in one batch.
+    """
+    check_inputs(model, x)
+    if x.shape[0] != 1:
+        raise ValueError(f"x must hold exactly one image (1, C, H, W), got a batch of {len(x)}")
+    view = layer_view(model, x)
+    p = view.probs
+    q = int(p.argsort(descending=True)[1]) if contrast is None else int(
+        resolve_classes(contrast, p[None], "contrast")[0])
+    gradcam = view.cam(view.weights("gradcam"))
+    maps = view.contrast_maps()                                   # (K, H, W)
+    others = torch.cat([maps[:view.pred], maps[view.pred + 1:]])
+    uncertainty = normalize_cams(others.var(dim=0, correction=0)[None])[0]
+    iou = float(explanation_iou(gradcam[None], uncertainty[None])[0])
+    snr = float(map_snr(uncertainty[None])[0])
+    raw = _gauge_scores(model, reference.mahalanobis, x)
+    scores = {k: float(v[0]) for k, v in raw.items()}
+    curve = deletion_curve(model, x, gradcam[None].to(x.device), steps=deletion_steps)
+    probs = curve.probs[0].detach().cpu().numpy()
+    fractions = curve.fractions.detach().cpu().numpy()
+    return DashboardView(
+        image=view.image, probs=p, pred=view.pred, contrast=q, gradcam=gradcam,
+        contrastcam=maps[q], uncertainty=uncertainty, iou=iou, snr=snr, scores=scores,
+        percentiles={k: reference.percentile(k, v) for k, v in scores.items()},
+        deletion_fractions=fractions, deletion_probs=probs,
+        deletion_auc=float(curve_auc(curve.fractions, curve.probs)[0]))
