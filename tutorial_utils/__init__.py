@@ -8,26 +8,39 @@ generation or file writing.
 =================  ==================================================================  =======
 module             what you find there                                                 chapter
 =================  ==================================================================  =======
-``data``           digits, signs, OOD sources; ``apply_challenge`` (front door)        all
-``signs``          the traffic-sign renderer (templates, scenes, counterfactual scenes)  all
+``data``           digits, signs, OOD sources, counterfactual scenes; ``apply_challenge``  all
+``signs``          the traffic-sign renderer (templates, scenes, sign masks)             all
 ``challenges``     CURE-TSR's 12 challenge types at levels 0–5                         all
-``architectures``  the small CNN and the deep ensemble                                 all
+``architectures``  the small CNN, the deep ensemble, the convolutional autoencoder     all
 ``models``         training, predictions (logits, probabilities, features), the zoo    all
-``layers``         target layers, hooks, gradients w.r.t. activations                  2, 3
+``layers``         target layers, hooks, gradients w.r.t. activations                  2–5
 ``gradients``      parameter gradients: contrast, per-sample, confounding label        1–3
 ``information``    entropy, mutual information, Fisher information                     1
 ``manifolds``      Isomap, covariance spectrum, effective rank                         1
 ``landscape``      loss change along −∇, the loss plane                                1
-``robustness``     accuracy and confidence under every challenge and level             1, 5
+``robustness``     accuracy and confidence under every challenge and level             1
 ``cam``            Grad-CAM, Grad-CAM++, CounterfactualCAM, ContrastCAM                2–5
-``contrast``       "why P, rather than Q?": galleries and explorer state               2
+``contrast``       "why P, rather than Q?": galleries, counterfactual ground truth     2
 ``saliency``       input gradients, guided backprop, SmoothGrad, occlusion, RISE, SHAPE  2, 4
 ``introspection``  introspective learning (contrast-gradient features, two heads)      2
+``uncertainty``    MSP, entropy, margin, Energy, ODIN, Mahalanobis, GradNorm,          3
+                   confounding-label scores and detector
+``ensembles``      MC dropout and deep ensembles: aleatoric + epistemic                3
+``detection``      every score at once, OpenOOD-style tables, decision thresholds      3
+``anomaly``        GradCon: anomaly detection with a gradient constraint               3
+``trust``          GradTrust (trust in a prediction), VOICE (uncertainty of a map)     3, 5
+``attacks``        FGSM and PGD                                                        3, 4
+``interventions``  occlusion interventions, sanity checks, intervention views          4
 ``evaluation``     masking, insertion/deletion, structure-wise (Huffman bits)          4
+``privacy``        membership inference (loss and confidence attacks)                  4
+``adaptation``     test-time augmentation, BatchNorm adaptation, TENT                  5
+``dashboard``      one image, every method                                             5
 ``metrics``        AUROC, AUPR, FPR@95, ECE, AUAC/AUFC                                 all
+``claims``         ``claim(statement, holds, **numbers)``: result sentences checked    all
+``exercises``      checkers that tell a learner what is wrong with an attempt          all
 ``plotting``       figures in one style; ``plotting.X`` draws concept ``X``            all
 ``widgets``        every interactive explorer (the only module that imports ipywidgets)  all
-``utils``          seeding, devices, model-state context managers                      all
+``utils``          seeding, devices, model-state context managers, progress bars       all
 =================  ==================================================================  =======
 
 Imports point one way: notebooks → ``widgets`` / ``plotting`` → concept modules →
