@@ -40,7 +40,13 @@ import torch
 from torch import nn
 
 from tutorial_utils import uncertainty as U
-from tutorial_utils._checks import check_inputs, check_positive_int
+from tutorial_utils._checks import (
+    check_callable,
+    check_inputs,
+    check_number,
+    check_positive_int,
+    check_seed,
+)
 from tutorial_utils.gradients import confounding_gradient_norms
 from tutorial_utils.metrics import detection_report
 from tutorial_utils.models import features_and_logits
@@ -85,9 +91,12 @@ class ScoreSuite:
             raise ValueError(f"names: unknown score(s) {unknown}; valid: {', '.join(SCORE_NAMES)}")
         if "ensemble (−MI)" in names and ensemble is None:
             names = tuple(n for n in names if n != "ensemble (−MI)")
+        check_inputs(model, fit_x, "fit_x")
         self.model, self.ensemble, self.layers, self.names = model, ensemble, layers, names
-        self.seed, self.mc_passes = int(seed), check_positive_int(mc_passes, "mc_passes")
-        self.odin = dict(temperature=odin_temperature, epsilon=odin_epsilon)
+        self.seed, self.mc_passes = check_seed(seed), check_positive_int(mc_passes, "mc_passes")
+        self.odin = dict(temperature=check_number(odin_temperature, "odin_temperature", low=0.0,
+                                                  low_open=True),
+                         epsilon=check_number(odin_epsilon, "odin_epsilon", low=0.0))
         self.mahalanobis = U.Mahalanobis(model).fit(fit_x, fit_y) if "Mahalanobis" in names \
             else None
         self.detector, self.extra = detector, dict(extra or {})
@@ -147,10 +156,18 @@ def detection_table(id_scores: Mapping[str, torch.Tensor],
         raise ValueError(f"metric must be one of {list(COLUMNS.values())}, got {metric!r}")
     rows = {}
     for set_name, scores in novel_scores.items():
+        missing = [name for name in id_scores if name not in _check_scores(scores, set_name)]
+        if missing:
+            raise ValueError(f"novel_scores[{set_name!r}] lacks the score(s) {missing} that "
+                             f"id_scores has")
         rows[set_name] = {name: detection_report(id_scores[name], scores[name])[key]
-                          for name in id_scores if name in scores}
+                          for name in id_scores}
     table = pd.DataFrame(rows).T
-    for label, members in (("near-OOD (mean)", near), ("far-OOD (mean)", far)):
+    for label, members, arg in (("near-OOD (mean)", near, "near"), ("far-OOD (mean)", far, "far")):
+        unknown = [m for m in members if m not in novel_scores]
+        if isinstance(members, str) or unknown:
+            raise ValueError(f"{arg} must list names of novel sets in novel_scores, got "
+                             f"{members!r}")
         if members:
             table.loc[label] = table.loc[list(members)].mean()
     table.columns.name = f"{COLUMNS[key]} (ID = positive, higher score = ID)"
@@ -169,6 +186,9 @@ def auroc_table(model_scores: Callable[[torch.Tensor], Mapping[str, torch.Tensor
 
     from tutorial_utils.utils import progress as progress_bar
 
+    check_callable(model_scores, "model_scores")
+    if not isinstance(sets, Mapping):
+        raise TypeError(f"sets must be a dict {{key: images}}, got {type(sets).__name__}")
     id_scores = model_scores(clean)
     rows = []
     for key, x in progress_bar(sets.items(), desc="sets", total=len(sets), enabled=progress):
@@ -204,7 +224,8 @@ def threshold_view(id_scores: object, novel_scores: object, keep_percent: float)
     if isinstance(keep_percent, bool) or not isinstance(keep_percent, (int, float)) \
             or not 0 < keep_percent <= 100:
         raise ValueError(f"keep_percent must be a number in (0, 100], got {keep_percent!r}")
-    t = float(np.percentile(s_id, 100 - keep_percent))
+    ranked = np.sort(s_id)  # the lowest score kept: at least keep_percent % of ID stay
+    t = float(ranked[min(int(np.floor((1 - keep_percent / 100) * len(ranked))), len(ranked) - 1)])
     order = np.argsort(s_nov, kind="stable")
     flagged = order[s_nov[order] < t]
     missed = order[s_nov[order] >= t]

@@ -86,7 +86,8 @@ def plot_auroc_map(table, title: str, xlabel: str = "", ylabel: str = "",
 
 class ThresholdFigure:
     """A threshold on a score: the two histograms with the threshold, and thumbnails of the
-    novel inputs it flags (most novel first) — updated in place by ``set_view``."""
+    novel inputs it flags (most novel first) — updated in place by ``set_view`` (the
+    histograms are drawn once; the threshold line, title and thumbnails change)."""
 
     def __init__(self, images: torch.Tensor, score_name: str, n_thumbs: int = 12,
                  dpi: int | None = None) -> None:
@@ -98,26 +99,34 @@ class ThresholdFigure:
         self.hist = self.fig.add_subplot(grid[:, 0])
         self.thumbs = [self.fig.add_subplot(grid[r, 2 + c]) for r in range(2)
                        for c in range(n_thumbs // 2)]
+        blank = np.ones_like(self.images[0])
+        self.pictures = []
+        for thumb in self.thumbs:
+            _imshow(thumb, blank)
+            self.pictures.append(thumb.images[0])
         self.score_name = score_name
+        self.line = None
 
-    def set_view(self, view: ThresholdView) -> None:
+    def _draw_histograms(self, view: ThresholdView) -> None:
         ax = self.hist
-        ax.clear()
         edges = np.histogram_bin_edges(np.r_[view.id_scores, view.novel_scores], bins=30)
         ax.hist(view.id_scores, bins=edges, density=True, alpha=0.5, color=NEUTRAL,
                 label="in-distribution")
         ax.hist(view.novel_scores, bins=edges, density=True, alpha=0.5, color=HIGHLIGHT,
                 label="novel")
-        ax.axvline(view.threshold, color="k", lw=1.2, ls="--")
-        ax.set(xlabel=f"{self.score_name} (higher = in-distribution)", yticks=[],
-               title=f"keep ≥ threshold: TPR {view.tpr:.2f}, FPR {view.fpr:.2f}")
-        ax.title.set_fontsize("small")
+        ax.set(xlabel=f"{self.score_name} (higher = in-distribution)", yticks=[])
         ax.legend(fontsize="x-small", frameon=False)
-        for i, thumb in enumerate(self.thumbs):
-            thumb.clear()
-            thumb.axis("off")
-            if i < len(view.flagged):
-                _imshow(thumb, self.images[view.flagged[i]])
+        self.line = ax.axvline(view.threshold, color="k", lw=1.2, ls="--")
+
+    def set_view(self, view: ThresholdView) -> None:
+        if self.line is None:
+            self._draw_histograms(view)
+        self.line.set_xdata([view.threshold, view.threshold])
+        self.hist.set_title(f"keep ≥ threshold: TPR {view.tpr:.2f}, FPR {view.fpr:.2f}",
+                            fontsize="small")
+        blank = np.ones_like(self.images[0])
+        for i, picture in enumerate(self.pictures):
+            picture.set_data(self.images[view.flagged[i]] if i < len(view.flagged) else blank)
         self.thumbs[0].set_title(f"flagged: {len(view.flagged)} of {len(view.novel_scores)}",
                                  fontsize="x-small", loc="left")
 
