@@ -20,10 +20,13 @@ from tutorial_utils.plotting import (  # noqa: F401 - the chapter figure modules
     cam,
     contrast,
     data,
+    evaluation,
+    interventions,
     introspection,
     landscape,
     manifolds,
     models,
+    privacy,
     robustness,
 )
 from tutorial_utils.plotting.charts import (
