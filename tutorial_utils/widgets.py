@@ -35,17 +35,29 @@ from collections.abc import Callable, Mapping, Sequence
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from torch import nn
 
 from tutorial_utils._checks import check_images
 from tutorial_utils.challenges import CHALLENGES, MAX_LEVEL, check_challenge
 from tutorial_utils.contrast import contrast_panel, contrast_state
+from tutorial_utils.dashboard import SOURCES, dashboard_view, make_input
+from tutorial_utils.detection import threshold_view
+from tutorial_utils.evaluation import baseline_image
+from tutorial_utils.interventions import attack_view, box_landscape, masking_view
 from tutorial_utils.introspection import level_view
+from tutorial_utils.metrics import auroc
+from tutorial_utils.models import predict_proba
 from tutorial_utils.plotting.contrast import ContrastPanelFigure
+from tutorial_utils.plotting.dashboard import DashboardFigure
+from tutorial_utils.plotting.detection import ScoreChoiceFigure, ThresholdFigure
+from tutorial_utils.plotting.evaluation import MaskingFigure
+from tutorial_utils.plotting.interventions import AttackFigure, OccluderFigure
 from tutorial_utils.plotting.introspection import plot_level_view
 from tutorial_utils.plotting.robustness import ChallengeViewFigure
 from tutorial_utils.plotting.style import to_png
+from tutorial_utils.plotting.trust import VoiceFigure
 from tutorial_utils.robustness import ChallengeCache, challenge_view
 
 __all__ = ["Explorer", "challenge_explorer", "contrast_explorer", "level_explorer",
@@ -186,9 +198,7 @@ def level_explorer(results, heads: Sequence[str] = ("feed-forward", "introspecti
     return Explorer({"level": _slider(0, max(results.levels))}, render)
 
 
-# --------------------------------------------------------------------------------------
-# Chapter 3: uncertainty
-# --------------------------------------------------------------------------------------
+# ----------------------------------------------------------------- Chapter 3: uncertainty
 
 
 def score_explorer(clean_scores, grid_scores, kind: str = "snow", level: int = 2,
@@ -197,11 +207,6 @@ def score_explorer(clean_scores, grid_scores, kind: str = "snow", level: int = 2
     (``grid_scores[(kind, level)][score]``): the histograms of the score on clean and
     challenged images and the AUROC (:class:`~tutorial_utils.plotting.detection.
     ScoreChoiceFigure`). Controls: ``kind``, ``level``, ``score``."""
-    import numpy as np
-
-    from tutorial_utils.metrics import auroc
-    from tutorial_utils.plotting.detection import ScoreChoiceFigure
-
     kinds = list(dict.fromkeys(k for k, _ in grid_scores))
     levels = sorted({lv for _, lv in grid_scores})
     names = list(clean_scores)
@@ -233,9 +238,6 @@ def threshold_explorer(id_scores, novel_scores, novel_images: torch.Tensor, scor
     sets the threshold; the figure shows both histograms, the TPR/FPR reached and thumbnails of
     the novel inputs flagged (:func:`~tutorial_utils.detection.threshold_view`). Controls:
     ``score``, ``keep``."""
-    from tutorial_utils.detection import threshold_view
-    from tutorial_utils.plotting.detection import ThresholdFigure
-
     check_images(novel_images, "novel_images")
     figures: dict = {}
 
@@ -260,8 +262,6 @@ def threshold_explorer(id_scores, novel_scores, novel_images: torch.Tensor, scor
 def voice_explorer(images: torch.Tensor, voice, labels: Sequence[str]) -> Explorer:
     """A sample picker over precomputed VOICE results (:func:`tutorial_utils.trust.voice`):
     input, explanation, uncertainty of the explanation, IoU and SNR. Control: ``sample``."""
-    from tutorial_utils.plotting.trust import VoiceFigure
-
     check_images(images)
     if len(labels) != len(images) or len(voice.iou) != len(images):
         raise ValueError("labels and voice must have one entry per image")
@@ -279,9 +279,7 @@ def voice_explorer(images: torch.Tensor, voice, labels: Sequence[str]) -> Explor
                                                 value=0, description="sample")}, render)
 
 
-# --------------------------------------------------------------------------------------
-# Chapter 4: intervenability
-# --------------------------------------------------------------------------------------
+# ----------------------------------------------------------------- Chapter 4: intervenability
 
 
 def masking_explorer(model: nn.Module, image: torch.Tensor, maps: Mapping[str, torch.Tensor],
@@ -293,21 +291,19 @@ def masking_explorer(model: nn.Module, image: torch.Tensor, maps: Mapping[str, t
     :class:`~tutorial_utils.evaluation.StructureCurve` per method, same names and thresholds).
     Every threshold is computed when the explorer is built (one batched forward each) and
     each picture is kept once drawn. Control: ``threshold``."""
-    from tutorial_utils.interventions import masking_view
-    from tutorial_utils.plotting.evaluation import MaskingFigure
-
     check_images(image.unsqueeze(0) if image.dim() == 3 else image, "image")
     if list(maps) != list(curves):
         raise ValueError("maps and curves must name the same methods in the same order")
     options = [round(float(t), 6) for t in next(iter(curves.values())).thresholds]
     if round(float(threshold), 6) not in options:
         raise ValueError(f"threshold must be one of the curves' thresholds {options}")
-    figure = MaskingFigure(image, curves, dpi=WIDGET_DPI)
-    to_png(figure.fig)  # lay out once; thresholds only swap pictures and titles
-    figure.fig.set_layout_engine("none")
-    plt.close(figure.fig)
     views = {t: masking_view(model, image, dict(maps), t, target, baseline=baseline)
              for t in options}
+    figure = MaskingFigure(image, curves, dpi=WIDGET_DPI)
+    figure.set_threshold(options[0], *views[options[0]])
+    to_png(figure.fig)  # lay out once (titles in place); thresholds only swap pictures, titles
+    figure.fig.set_layout_engine("none")
+    plt.close(figure.fig)
     shown: dict = {}
 
     def render(threshold: float):
@@ -339,11 +335,6 @@ def occluder_explorer(model: nn.Module, image: torch.Tensor, class_names: Sequen
     once for all sizes: :func:`~tutorial_utils.interventions.box_landscape`) and the top-5
     probabilities without and with the box. Box centres lie on a grid of ``step`` pixels.
     Controls: ``row``, ``col`` (box centre), ``size``."""
-    from tutorial_utils.evaluation import baseline_image
-    from tutorial_utils.interventions import box_landscape
-    from tutorial_utils.models import predict_proba
-    from tutorial_utils.plotting.interventions import OccluderFigure
-
     x = image.unsqueeze(0) if image.dim() == 3 else image
     check_images(x, "image")
     if size not in sizes:
@@ -355,10 +346,14 @@ def occluder_explorer(model: nn.Module, image: torch.Tensor, class_names: Sequen
     land = box_landscape(model, x, sizes, centres, baseline=baseline)
     row = centres[len(centres) // 2] if row is None else row
     col = centres[len(centres) // 2] if col is None else col
+    for value, name in ((row, "row"), (col, "col")):
+        if value not in centres:
+            raise ValueError(f"{name} must be a box centre on the grid {centres}, got {value}")
     fill = baseline_image(x, baseline, model)[0]
     figure = OccluderFigure(x[0], land, clean, sizes, centres, class_names, target, fill=fill,
                             dpi=WIDGET_DPI)
-    to_png(figure.fig)  # lay out once; moving the box keeps the layout
+    figure.set_box(row, col, size)
+    to_png(figure.fig)  # lay out once (labels in place); moving the box keeps the layout
     figure.fig.set_layout_engine("none")
     plt.close(figure.fig)
 
@@ -370,8 +365,6 @@ def occluder_explorer(model: nn.Module, image: torch.Tensor, class_names: Sequen
         return to_png(figure.fig), text, data
 
     def slider(value: int, name: str) -> widgets.IntSlider:
-        if value not in centres:
-            raise ValueError(f"{name} must be a box centre on the grid {centres}, got {value}")
         return widgets.IntSlider(value=value, min=centres[0], max=centres[-1], step=step,
                                  description=name, continuous_update=False)
 
@@ -390,19 +383,17 @@ def attack_explorer(model: nn.Module, image: torch.Tensor, label: int,
     (:func:`~tutorial_utils.interventions.attack_view`). Every (attack, ε) is computed when the
     explorer is built (a few forward/backward passes of one image each), so a move only
     redraws. Controls: ``attack``, ``epsilon``."""
-    from tutorial_utils.interventions import attack_view
-    from tutorial_utils.plotting.interventions import AttackFigure
-
     epsilons = [float(e) for e in epsilons]
     epsilon = epsilons[len(epsilons) // 2] if epsilon is None else float(epsilon)
     if epsilon not in epsilons:
         raise ValueError(f"epsilon must be one of epsilons {epsilons}, got {epsilon}")
-    figure = AttackFigure(image, class_names, dpi=WIDGET_DPI)
-    to_png(figure.fig)
-    figure.fig.set_layout_engine("none")
-    plt.close(figure.fig)
     views = {(a, e): attack_view(model, image, label, e, a) for a in ("FGSM", "PGD")
              for e in epsilons}
+    figure = AttackFigure(image, class_names, dpi=WIDGET_DPI)
+    figure.set_view(views[(attack, epsilon)])
+    to_png(figure.fig)  # lay out once (two-line titles in place)
+    figure.fig.set_layout_engine("none")
+    plt.close(figure.fig)
 
     def render(attack: str, epsilon: float):
         key = (attack, epsilon)
@@ -418,9 +409,7 @@ def attack_explorer(model: nn.Module, image: torch.Tensor, label: int,
                          description="ε", continuous_update=False)}, render)
 
 
-# --------------------------------------------------------------------------------------
-# Chapter 5: the dashboard
-# --------------------------------------------------------------------------------------
+# ----------------------------------------------------------------- Chapter 5: the dashboard
 
 
 def dashboard_explorer(model: nn.Module, reference, images: torch.Tensor, labels: torch.Tensor,
@@ -432,9 +421,6 @@ def dashboard_explorer(model: nn.Module, reference, images: torch.Tensor, labels
     by :class:`~tutorial_utils.plotting.dashboard.DashboardFigure`). Controls: ``sample``,
     ``source`` (test image / GO sign / FGSM / PGD), ``kind`` and ``level`` of a challenge,
     ``contrast`` (the class Q of the ContrastCAM)."""
-    from tutorial_utils.dashboard import SOURCES, dashboard_view, make_input
-    from tutorial_utils.plotting.dashboard import DashboardFigure
-
     check_images(images)
     check_challenge(kind, level)
     names = list(sample_labels) if sample_labels is not None else [
