@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tutorial_utils.utils import model_device
+from tutorial_utils.utils import model_device, preserved_state
 
 PIXEL_TOL = 1e-4  # tolerance on "pixels lie in [0, 1]" (rounding of resized / filtered images)
 MIN_SIZE = 8  # smallest image side the course's models accept
@@ -53,10 +53,68 @@ def check_images(x: object, name: str = "x", channels: int | None = None) -> tor
 
 
 def check_model(model: object, name: str = "model") -> nn.Module:
-    """Validate that ``model`` is an ``nn.Module``."""
+    """Validate that ``model`` (or the argument ``name``) is an ``nn.Module``."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
     return model
+
+
+def check_classes(target: object, batch: int | None, num_classes: int | None,
+                  name: str = "target", *, per_sample: bool = False,
+                  what: str = "class index") -> torch.Tensor:
+    """``target`` as a ``(batch,)`` long tensor of class indices in ``[0, num_classes)``.
+
+    ``batch=None`` takes the length from ``target`` (a list of classes; an int gives one).
+    Accepts an int (Python, NumPy or a 0-d integer tensor; broadcast to every sample unless
+    ``per_sample``), or a sequence, array or 1-d integer tensor with one class per sample.
+    Floats and bools are rejected (``TypeError``), never rounded; a wrong length, a 2-d array
+    or a class outside ``[0, num_classes)`` is a ``ValueError`` that gives the valid range
+    (``num_classes=None`` only rejects negative classes). ``what`` names the kind of index in
+    the messages (e.g. ``"index"`` for positions in a data set).
+    """
+    plural = what.replace("index", "indices")
+    if isinstance(target, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int {what}, a sequence of them or None, got bool")
+    if isinstance(target, (float, np.floating)):
+        hint = f"; use int({name}) if you mean {int(target)}" if math.isfinite(target) else ""
+        raise TypeError(f"{name} must be an int {what}, got the float {target!r}{hint}")
+    if isinstance(target, str) or not isinstance(
+            target, (int, np.integer, Sequence, np.ndarray, torch.Tensor)):
+        raise TypeError(f"{name} must be an int {what}, a sequence of them or None, "
+                        f"got {type(target).__name__}")
+    try:
+        classes = torch.as_tensor(np.asarray(target) if isinstance(target, Sequence) else target)
+        if classes.numel() == 0 and classes.dim() == 1:
+            classes = classes.long()  # an empty list is a (0,) list of classes, not a float
+    except (TypeError, ValueError, RuntimeError, OverflowError):
+        raise TypeError(f"{name} must hold integer {plural}, got {target!r}"[:200]) from None
+    if classes.dtype.is_floating_point or classes.dtype.is_complex or classes.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer {plural}, got dtype {classes.dtype}")
+    if classes.dim() > 1:
+        raise ValueError(f"{name} must be an int or a 1-d sequence of them, got shape "
+                         f"{tuple(classes.shape)}")
+    one = "class" if what == "class index" else "value"
+    if batch is None:
+        batch = 1 if classes.dim() == 0 else classes.numel()
+    if per_sample and classes.dim() == 0:
+        raise ValueError(f"{name} must give one {one} per sample, shape ({batch},), "
+                         f"got a single int")
+    classes = classes.to(dtype=torch.long, copy=True)  # never an alias of the caller's tensor
+    if classes.dim() == 0:
+        classes = classes.expand(batch)
+    elif classes.numel() != batch:
+        raise ValueError(f"{name} must give one {one} per sample: got {classes.numel()} "
+                         f"for a batch of {batch}")
+    outside = (classes < 0) | (classes >= (math.inf if num_classes is None else num_classes))
+    if outside.any():
+        bad = classes[outside][0].item()
+        if num_classes is None:
+            raise ValueError(f"{name} {bad} is out of range (valid: 0 or larger)")
+        if what == "class index":
+            raise ValueError(f"{name} class {bad} is out of range: the model has {num_classes} "
+                             f"classes (valid: 0..{num_classes - 1})")
+        raise ValueError(f"{name} {bad} is out of range (valid: 0..{num_classes - 1})")
+    return classes.contiguous()
 
 
 def resolve_classes(
@@ -69,45 +127,25 @@ def resolve_classes(
     ``None`` means the predicted class ``argmax logits``; an int (Python, NumPy or a 0-d
     integer tensor) is broadcast to every sample; a sequence, array or 1-d integer tensor must
     hold one class per sample. Every class must lie in ``[0, K)``. Floats and bools are
-    rejected (``TypeError``), never rounded.
+    rejected (``TypeError``), never rounded (:func:`check_classes`).
     """
     batch, num_classes = logits.shape
     if target is None:
         return logits.argmax(dim=1)
-    if isinstance(target, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int class index, a sequence of them or None, got bool")
-    if isinstance(target, (float, np.floating)):
-        raise TypeError(f"{name} must be an int class index, got the float {target!r}; "
-                        f"use int({name}) if you mean class {int(target)}")
-    if isinstance(target, str) or not isinstance(
-            target, (int, np.integer, Sequence, np.ndarray, torch.Tensor)):
-        raise TypeError(f"{name} must be an int class index, a sequence of them or None, "
-                        f"got {type(target).__name__}")
-    classes = torch.as_tensor(np.asarray(target) if isinstance(target, Sequence) else target)
-    if classes.dtype.is_floating_point or classes.dtype in (torch.bool, torch.complex64):
-        raise TypeError(f"{name} must hold integer class indices, got dtype {classes.dtype}")
-    if classes.dim() > 1:
-        raise ValueError(f"{name} must be an int or a 1-d sequence of class indices, got shape "
-                         f"{tuple(classes.shape)}")
-    classes = classes.to(device=logits.device, dtype=torch.long)
-    if classes.dim() == 0:
-        classes = classes.expand(batch)
-    elif classes.numel() != batch:
-        raise ValueError(f"{name} must give one class per sample: got {classes.numel()} "
-                         f"for a batch of {batch}")
-    outside = (classes < 0) | (classes >= num_classes)
-    if outside.any():
-        raise ValueError(f"{name} class {classes[outside][0].item()} is out of range: the model "
-                         f"has {num_classes} classes (valid: 0..{num_classes - 1})")
-    return classes.contiguous()
+    return check_classes(target, batch, num_classes, name).to(logits.device)
 
 
-def check_device(model: nn.Module, x: torch.Tensor) -> None:
+def check_class(value: object, num_classes: int, name: str) -> int:
+    """One class index (an int, NumPy int or 0-d integer tensor) in ``[0, num_classes)``."""
+    return check_int(value, name, low=0, high=num_classes - 1)
+
+
+def check_device(model: nn.Module, x: torch.Tensor, name: str = "x") -> None:
     """Raise ``ValueError`` when the model's parameters are not on ``x``'s device."""
     device = model_device(model)
     if next(model.parameters(), None) is not None and device != x.device:
-        raise ValueError(f"x is on {x.device} but the model is on {device}; "
-                         f"move one of them, e.g. x.to({str(device)!r})")
+        raise ValueError(f"{name} is on {x.device} but the model is on {device}; "
+                         f"move one of them, e.g. {name}.to({str(device)!r})")
 
 
 def first_layer_channels(model: nn.Module) -> int | None:
@@ -119,30 +157,144 @@ def first_layer_channels(model: nn.Module) -> int | None:
     return None if conv is None else conv.in_channels
 
 
-def check_inputs(model: object, x: object, name: str = "x") -> None:
+def check_inputs(model: object, x: object, name: str = "x", model_name: str = "model"
+                 ) -> torch.Tensor:
     """The checks every model-plus-images function starts with: ``model`` is an ``nn.Module``,
     ``x`` a valid image batch (:func:`check_images`) with the channel count of the model's
-    first layer, at least :data:`MIN_SIZE` pixels high and wide, on the model's device and in
-    its floating dtype."""
-    check_model(model)
-    check_images(x, name, first_layer_channels(model))
-    if min(x.shape[-2:]) < MIN_SIZE:
+    first layer, at least :data:`MIN_SIZE` pixels high and wide (for a convolutional model),
+    on the model's device and in its floating dtype. Returns ``x``."""
+    check_model(model, model_name)
+    channels = first_layer_channels(model)
+    check_images(x, name, channels)
+    if channels is not None and min(x.shape[-2:]) < MIN_SIZE:  # a convolutional model
         raise ValueError(f"{name} has spatial size {tuple(x.shape[-2:])}; the course's models need "
                          f"at least {MIN_SIZE}x{MIN_SIZE} pixels (is the shape (B, C, H, W)?)")
-    check_device(model, x)
+    check_device(model, x, name)
     param = next(model.parameters(), None)
     if param is not None and param.is_floating_point() and x.dtype != param.dtype:
         raise TypeError(f"{name} is {x.dtype} but the model's parameters are {param.dtype}; "
                         f"convert with {name}.to({param.dtype})")
+    return x
+
+
+def check_training_set(model: object, x: object, y: object) -> torch.Tensor:
+    """A training set for ``model``: images ``(N, C, H, W)`` (:func:`check_inputs`) or finite
+    features ``(N, F)``, and one label per sample in ``[0, K)`` (K from one eval forward).
+    Returns the labels as a long tensor on ``x``'s device."""
+    check_model(model)
+    if isinstance(x, torch.Tensor) and x.dim() == 4:
+        check_inputs(model, x)
+    elif not isinstance(x, torch.Tensor) or not torch.is_floating_point(x) or x.dim() != 2 \
+            or len(x) == 0 or not torch.isfinite(x).all():
+        raise ValueError("x must be a non-empty float tensor of images (N, C, H, W) in [0, 1] "
+                         "(or finite features (N, F) for a head)")
+    with torch.no_grad(), preserved_state(model):
+        k = model(x[:1]).shape[-1]
+    return check_classes(y, len(x), k, "y", per_sample=True).to(x.device)
+
+
+def _range_text(low: float | None, high: float | None) -> str:
+    if low is not None and high is not None:
+        return f"in {low}..{high}"
+    return f">= {low}" if low is not None else f"<= {high}"
+
+
+def check_int(value: object, name: str, *, low: int | None = None,
+              high: int | None = None) -> int:
+    """``value`` as an int (Python, NumPy or a 0-d integer tensor; never a bool or a float) in
+    ``[low, high]``; ``TypeError``/``ValueError`` naming ``name`` otherwise."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and not (
+            value.is_floating_point() or value.is_complex() or value.dtype == torch.bool):
+        value = int(value)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        kind = "an int" if low is None and high is None else f"an int {_range_text(low, high)}"
+        raise TypeError(f"{name} must be {kind}, got {type(value).__name__} {value!r}"[:200])
+    value = int(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        if low is not None and high is not None:
+            raise ValueError(f"{name} {value} is out of range (valid: {low}..{high})")
+        raise ValueError(f"{name} must be {_range_text(low, high)}, got {value}")
+    return value
 
 
 def check_positive_int(value: object, name: str) -> int:
     """``value`` as an int ≥ 1, else ``TypeError``/``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int >= 1, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
+    return check_int(value, name, low=1)
+
+
+def check_seed(seed: object, name: str = "seed") -> int:
+    """A seed for ``torch.Generator.manual_seed``: an int in ``[-2**63, 2**64)``."""
+    return check_int(seed, name, low=-2**63, high=2**64 - 1)
+
+
+def check_number(value: object, name: str, *, low: float | None = None,
+                 high: float | None = None, low_open: bool = False,
+                 high_open: bool = False) -> float:
+    """A finite real number (int, float, NumPy scalar or 1-element tensor; not a bool) in the
+    interval given by ``low``/``high`` (closed unless ``low_open``/``high_open``)."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype != torch.bool:
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    left = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+    right = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
+    bound = " and ".join(b for b in (left, right) if b)
+    too_low = low is not None and (value < low or (low_open and value == low))
+    too_high = high is not None and (value > high or (high_open and value == high))
+    if not math.isfinite(value) or too_low or too_high:
+        raise ValueError(f"{name} must be a finite number{' ' + bound if bound else ''}, "
+                         f"got {value}")
+    return value
+
+
+def check_bool(value: object, name: str) -> bool:
+    """``True`` or ``False`` (a NumPy bool too); ``TypeError`` naming ``name`` otherwise."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
+    return bool(value)
+
+
+def check_callable(value: object, name: str) -> object:
+    if not callable(value):
+        raise TypeError(f"{name} must be callable, got {type(value).__name__}")
+    return value
+
+
+def require_autograd(caller: str) -> None:
+    """Refuse to run a gradient method inside ``torch.inference_mode()``, saying why.
+
+    Under ``torch.no_grad()`` the course's gradient methods switch gradients on locally; inside
+    ``inference_mode`` autograd cannot record anything (tensors made there can never take part
+    in a backward pass), so they stop with a ``RuntimeError`` that names the fix.
+    """
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError(f"{caller} needs gradients, but it was called inside "
+                           "torch.inference_mode(), where autograd cannot run; call it outside "
+                           "that block (inside torch.no_grad() is fine: gradients are switched "
+                           "on locally)")
+
+
+def check_maps(maps: object, name: str = "maps", *, dims: tuple[int, ...] = (3,),
+               unit: bool = False, shape: str = "(B, H, W)") -> torch.Tensor:
+    """A finite, non-empty floating-point tensor of maps with ``dim()`` in ``dims``; with
+    ``unit`` its values must lie in [0, 1] (observed range and fix named otherwise)."""
+    if not isinstance(maps, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape {shape}, "
+                        f"got {type(maps).__name__}")
+    if maps.dim() not in dims or maps.numel() == 0:
+        raise ValueError(f"{name} must be a non-empty tensor of shape {shape}, got "
+                         f"{tuple(maps.shape)}")
+    if not torch.is_floating_point(maps):
+        raise TypeError(f"{name} must be floating point, got {maps.dtype}; use {name}.float()")
+    low, high = (float(v) for v in torch.aminmax(maps.detach()))
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    if unit and (low < -PIXEL_TOL or high > 1 + PIXEL_TOL):
+        raise ValueError(f"{name} must lie in [0, 1], got values in [{low:.3g}, {high:.3g}]; "
+                         f"normalise them first (saliency.normalize_maps({name}))")
+    return maps
 
 
 # --------------------------------------------------------------------------------------

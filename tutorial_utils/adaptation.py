@@ -61,9 +61,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from tutorial_utils._checks import (
+    check_bool,
     check_images,
     check_inputs,
+    check_model,
+    check_number,
     check_positive_int,
+    check_seed,
+    require_autograd,
     resolve_classes,
 )
 from tutorial_utils.utils import channels_last, preserved_state
@@ -191,6 +196,7 @@ def tta_predict(model: nn.Module, x: torch.Tensor, augmentations: object = DEFAU
     """
     check_inputs(model, x)
     batch_size = check_positive_int(batch_size, "batch_size")
+    per_augmentation = check_bool(per_augmentation, "per_augmentation")
     fns = _augmentations(augmentations)
     chunk = max(1, batch_size // len(fns))
     parts = []
@@ -220,7 +226,7 @@ def restoring(model: nn.Module) -> Iterator[nn.Module]:
     to what it was, ``state_dict`` and all.
     """
     params = {n: (p.detach().clone(), None if p.grad is None else p.grad.clone(),
-                  p.requires_grad) for n, p in model.named_parameters()}
+                  p.requires_grad) for n, p in check_model(model).named_parameters()}
     buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
     modes = {n: m.training for n, m in model.named_modules()}
     try:
@@ -252,14 +258,6 @@ def _entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(log_p.exp() * log_p).sum(dim=1)
 
 
-def _check_float(value: object, name: str, positive: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a float, got {type(value).__name__}")
-    if positive and not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
-    return float(value)
-
-
 def tent(model: nn.Module, x: torch.Tensor, steps: int = 1, lr: float = 1e-3,
          batch_size: int = 128, optimizer: str = "adam", episodic: bool = False,
          return_history: bool = False):
@@ -289,10 +287,14 @@ def tent(model: nn.Module, x: torch.Tensor, steps: int = 1, lr: float = 1e-3,
         raise TypeError(f"steps must be an int >= 0, got {type(steps).__name__}")
     if steps < 0:
         raise ValueError(f"steps must be >= 0 (0 = BatchNorm statistics only), got {steps}")
-    lr = _check_float(lr, "lr")
+    lr = check_number(lr, "lr", low=0.0, low_open=True)
     batch_size = check_positive_int(batch_size, "batch_size")
+    episodic, return_history = check_bool(episodic, "episodic"), check_bool(return_history,
+                                                                          "return_history")
     if optimizer not in ("adam", "sgd"):
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+    if steps > 0:
+        require_autograd("tent")
     layers = _bn_layers(model)
     params = [p for bn in layers for p in (bn.weight, bn.bias) if p is not None]
     if steps > 0 and not params:
@@ -399,7 +401,8 @@ def evaluate_by_level(model: nn.Module, x: torch.Tensor, y: object, kind: str,
     if not levels:
         raise ValueError("levels is empty; pass e.g. range(6)")
     labels = resolve_classes(y, predict_proba(model, x[:1]).expand(len(x), -1), "y")
-    order = (torch.randperm(len(x), generator=torch.Generator().manual_seed(int(seed)))
+    seed = check_seed(seed)
+    order = (torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
              if shuffle else torch.arange(len(x)))
     labels = labels[order.to(labels.device)].cpu()
     run = {

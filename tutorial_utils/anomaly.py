@@ -56,7 +56,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tutorial_utils._checks import check_images, check_positive_int
+from tutorial_utils._checks import (
+    check_images,
+    check_positive_int,
+    check_seed,
+    require_autograd,
+)
 from tutorial_utils.architectures import ConvAutoencoder
 from tutorial_utils.utils import preserved_state
 
@@ -186,18 +191,23 @@ def gradcon_loss(model: GradCon, xb: torch.Tensor, alpha: float = ALPHA
     ``mse`` is the batch reconstruction error; ``cosine = mean_i cos(∂mse/∂φ_i, ḡ_i)`` is
     computed with ``create_graph=True``, so ``loss = mse − α·cosine`` backpropagates through
     the gradients (double backpropagation). Before the first reference update (no history)
-    the cosine term is 0 and ``loss = mse``.
+    the cosine term is 0 and ``loss = mse``. Gradients are switched on locally (also under
+    ``torch.no_grad()``); inside ``torch.inference_mode()`` it raises, saying why.
     """
-    recon = model(xb)
-    mse = F.mse_loss(recon, xb)
-    if int(model.ref_count) == 0:
-        zero = mse.new_zeros(())
-        return mse, mse, zero
-    weights = [model.autoencoder.get_parameter(n) for n in model.weight_names]
-    grads = torch.autograd.grad(mse, weights, create_graph=True)
-    cos = torch.stack([F.cosine_similarity(g.reshape(-1), r.reshape(-1), dim=0)
-                       for g, r in zip(grads, model.reference_gradients, strict=True)]).mean()
-    return mse - alpha * cos, mse, cos
+    require_autograd("gradcon_loss")
+    _check_x(_check_model(model), xb, "xb")
+    alpha = _check_float(alpha, "alpha")
+    with torch.enable_grad():
+        recon = model(xb)
+        mse = F.mse_loss(recon, xb)
+        if int(model.ref_count) == 0:
+            zero = mse.new_zeros(())
+            return mse, mse, zero
+        weights = [model.autoencoder.get_parameter(n) for n in model.weight_names]
+        grads = torch.autograd.grad(mse, weights, create_graph=True)
+        cos = torch.stack([F.cosine_similarity(g.reshape(-1), r.reshape(-1), dim=0)
+                           for g, r in zip(grads, model.reference_gradients, strict=True)]).mean()
+        return mse - alpha * cos, mse, cos
 
 
 def train_gradcon(x: torch.Tensor, *, epochs: int = 100, alpha: float = ALPHA,
@@ -227,6 +237,7 @@ def train_gradcon(x: torch.Tensor, *, epochs: int = 100, alpha: float = ALPHA,
     batch_size = check_positive_int(batch_size, "batch_size")
     alpha = _check_float(alpha, "alpha")
     lr = _check_float(lr, "lr")
+    seed = check_seed(seed)
     if tuple(x.shape[-2:]) != (28, 28):
         raise ValueError(f"x must hold 28x28 images, got {tuple(x.shape[-2:])}")
     with torch.random.fork_rng(devices=[]):
@@ -346,6 +357,7 @@ def one_class_aurocs(model: GradCon, x: torch.Tensor, y: torch.Tensor, normal_cl
     """
     from tutorial_utils.metrics import auroc
 
+    _check_x(_check_model(model), x)
     if not isinstance(y, torch.Tensor) or y.dim() != 1 or len(y) != len(x):
         raise ValueError("y must be a 1-d tensor of labels, one per image in x")
     if isinstance(normal_class, bool) or not isinstance(normal_class, (int, np.integer)):

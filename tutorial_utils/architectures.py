@@ -24,6 +24,8 @@ import math
 import torch
 from torch import nn
 
+from tutorial_utils._checks import check_int, check_number
+
 __all__ = ["conv_bn_relu", "Normalize", "SmallCNN", "Ensemble", "ConvAutoencoder"]
 
 
@@ -45,6 +47,11 @@ class Normalize(nn.Module):
 
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()
+        mean = [check_number(m, "mean") for m in mean]
+        std = [check_number(v, "std", low=0.0, low_open=True) for v in std]
+        if len(mean) != len(std) or not mean:
+            raise ValueError(f"mean and std must give one value per channel, got {len(mean)} "
+                             f"and {len(std)}")
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
@@ -76,7 +83,14 @@ class SmallCNN(nn.Module):
         std: tuple[float, ...] | None = None,
     ) -> None:
         super().__init__()
-        w1, w2, w3 = widths
+        in_channels = check_int(in_channels, "in_channels", low=1)
+        num_classes = check_int(num_classes, "num_classes", low=1)
+        w1, w2, w3 = _widths(widths, 3)
+        dropout = check_number(dropout, "dropout", low=0.0, high=1.0, high_open=True)
+        for name, stats in (("mean", mean), ("std", std)):
+            if stats is not None and len(stats) != in_channels:
+                raise ValueError(f"{name} must give one value per input channel "
+                                 f"({in_channels}), got {len(stats)}")
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.normalize = Normalize(mean or (0.5,) * in_channels, std or (0.25,) * in_channels)
@@ -115,8 +129,8 @@ class Ensemble(nn.Module):
 
     def __init__(self, members: list[nn.Module]) -> None:
         super().__init__()
-        if not members:
-            raise ValueError("members must hold at least one model")
+        if not members or not all(isinstance(m, nn.Module) for m in members):
+            raise ValueError("members must be a non-empty list of models (nn.Module)")
         self.members = nn.ModuleList(members)
 
     def member_logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -149,7 +163,8 @@ class ConvAutoencoder(nn.Module):
     def __init__(self, in_channels: int = 1,
                  widths: tuple[int, int, int, int] = (16, 16, 32, 32)) -> None:
         super().__init__()
-        w1, w2, w3, w4 = widths
+        in_channels = check_int(in_channels, "in_channels", low=1)
+        w1, w2, w3, w4 = _widths(widths, 4)
         self.in_channels = in_channels
         self.encoder = nn.Sequential(
             nn.Conv2d(in_channels, w1, 4, stride=2, padding=2), nn.ReLU(),
@@ -172,3 +187,10 @@ class ConvAutoencoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))
+
+
+def _widths(widths: object, n: int) -> tuple[int, ...]:
+    """``n`` positive channel counts."""
+    if isinstance(widths, (str, bytes)) or not hasattr(widths, "__len__") or len(widths) != n:
+        raise ValueError(f"widths must give {n} channel counts, got {widths!r}")
+    return tuple(check_int(w, "widths", low=1) for w in widths)

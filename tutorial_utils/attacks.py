@@ -37,7 +37,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tutorial_utils._checks import check_inputs, check_positive_int, resolve_classes
+from tutorial_utils._checks import (
+    check_callable,
+    check_inputs,
+    check_positive_int,
+    check_seed,
+    resolve_classes,
+)
 from tutorial_utils.utils import channels_last, preserved_state
 
 __all__ = ["input_gradient", "fgsm", "pgd"]
@@ -96,6 +102,7 @@ def input_gradient(model: nn.Module, x: torch.Tensor, loss_fn: LossFn
     Returns ``(g (B, C, H, W), z (B, K))``, both detached, on ``x``'s device.
     """
     check_inputs(model, x)
+    check_callable(loss_fn, "loss_fn")
     with _input_grad_mode(model):
         return _gradient(model, x, loss_fn)
 
@@ -175,18 +182,19 @@ def pgd(model: nn.Module, x: torch.Tensor, y: object, epsilon: float, alpha: flo
     step = 2.5 * eps / steps if alpha is None else _check_epsilon(alpha, "alpha", zero_ok=False)
     if not isinstance(random_start, bool):
         raise TypeError(f"random_start must be True or False, got {type(random_start).__name__}")
+    seed = check_seed(seed)
     if eps == 0:
         return x.detach().clone()
-    x0 = x.detach()
-    y = _clean_prediction(model, x0) if y is None else y
-    low, high = (x0 - eps).clamp_min(0), (x0 + eps).clamp_max(1)
-    x_adv = x0.clone()
-    if random_start:
-        gen = torch.Generator(device=x.device).manual_seed(int(seed))
-        noise = torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype)
-        x_adv = (x0 + (2 * noise - 1) * eps).clamp(0, 1)
-    loss = _ce(y)
-    with _input_grad_mode(model):
+    with _input_grad_mode(model):  # every tensor of the loop is made outside inference mode
+        x0 = x.detach().clone() if torch.is_inference(x) else x.detach()
+        y = _clean_prediction(model, x0) if y is None else y
+        low, high = (x0 - eps).clamp_min(0), (x0 + eps).clamp_max(1)
+        x_adv = x0.clone()
+        if random_start:
+            gen = torch.Generator(device=x.device).manual_seed(seed)
+            noise = torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype)
+            x_adv = (x0 + (2 * noise - 1) * eps).clamp(0, 1)
+        loss = _ce(y)
         for _ in range(steps):
             g, _ = _gradient(model, x_adv, loss)
             x_adv = torch.minimum(torch.maximum(x_adv + direction * step * g.sign(), low), high)

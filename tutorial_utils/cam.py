@@ -48,12 +48,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tutorial_utils._checks import check_images, resolve_classes
+from tutorial_utils._checks import (
+    check_class,
+    check_images,
+    check_maps,
+    require_autograd,
+    resolve_classes,
+)
 from tutorial_utils.layers import layer_activations_and_gradients, layer_logit_gradients
 
 __all__ = [
@@ -78,12 +83,35 @@ WeightFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 # --------------------------------------------------------------------------------------
 
 
+CONSTANT_RTOL = 1e-5
+"""A map whose span is at most this fraction of its largest magnitude counts as constant."""
+
+
 def normalize_cams(maps: torch.Tensor) -> torch.Tensor:
-    """Min-max each map over its last two dims to [0, 1]; a constant map becomes zeros."""
+    """Min-max each map over its last two dims to [0, 1].
+
+    A constant map becomes zeros — also one that is constant only up to rounding (span ≤
+    :data:`CONSTANT_RTOL` × its largest magnitude), such as a 1×1 layer's map after bilinear
+    upsampling, which would otherwise be stretched into noise.
+    """
+    check_maps(maps, "maps", dims=tuple(range(2, 9)), shape="(..., H, W)")
     low = maps.amin(dim=(-2, -1), keepdim=True)
-    span = maps.amax(dim=(-2, -1), keepdim=True) - low
-    safe = torch.where(span > 0, span, torch.ones_like(span))
-    return torch.where(span > 0, (maps - low) / safe, torch.zeros_like(maps))
+    high = maps.amax(dim=(-2, -1), keepdim=True)
+    span = high - low
+    constant = span <= CONSTANT_RTOL * torch.maximum(high.abs(), low.abs())
+    safe = torch.where(constant, torch.ones_like(span), span)
+    return torch.where(constant, torch.zeros_like(maps), (maps - low) / safe)
+
+
+def _check_acts_alpha(acts: object, alpha: object) -> None:
+    if not isinstance(acts, torch.Tensor) or acts.dim() != 4:
+        raise ValueError(f"acts must be layer activations of shape (B, C, h, w), got "
+                         f"{getattr(acts, 'shape', type(acts).__name__)}")
+    if not isinstance(alpha, torch.Tensor) or alpha.dim() not in (2, 3) or \
+            alpha.shape[0] != acts.shape[0] or alpha.shape[-1] != acts.shape[1]:
+        raise ValueError(f"alpha must be channel weights (B, C) or (B, M, C) with B, C = "
+                         f"{tuple(acts.shape[:2])}, got "
+                         f"{getattr(alpha, 'shape', type(alpha).__name__)}")
 
 
 def cam_from_weights(acts: torch.Tensor, alpha: torch.Tensor, size: tuple[int, int] | None,
@@ -94,6 +122,7 @@ def cam_from_weights(acts: torch.Tensor, alpha: torch.Tensor, size: tuple[int, i
     ``raw=True`` stops after the ReLU (layer resolution); otherwise the maps are upsampled
     bilinearly (``align_corners=False``) to ``size`` and min-max normalised.
     """
+    _check_acts_alpha(acts, alpha)
     several = alpha.dim() == 3
     a = alpha if several else alpha[:, None]
     maps = torch.relu(torch.einsum("bmc,bchw->bmhw", a, acts))
@@ -104,8 +133,9 @@ def cam_from_weights(acts: torch.Tensor, alpha: torch.Tensor, size: tuple[int, i
 
 
 def _cam(model: nn.Module, x: torch.Tensor, layer: nn.Module | None, target,
-         score_fn: Callable | None, weigh: WeightFn, raw: bool) -> torch.Tensor:
+         score_fn: Callable | None, weigh: WeightFn, raw: bool, caller: str) -> torch.Tensor:
     """Shared engine: one forward, one backward, weights ``weigh(A, dA)`` (B, C), the map."""
+    require_autograd(caller)
     acts, grads = layer_activations_and_gradients(model, x, layer, target, score_fn)
     if acts.dim() != 4:
         raise ValueError(f"layer output must be (B, C, h, w) for a CAM, got {tuple(acts.shape)}; "
@@ -113,8 +143,19 @@ def _cam(model: nn.Module, x: torch.Tensor, layer: nn.Module | None, target,
     return cam_from_weights(acts, weigh(acts, grads), x.shape[-2:], raw)
 
 
+def _check_acts_grads(acts: object, grads: object) -> None:
+    for name, t in (("acts", acts), ("grads", grads)):
+        if not isinstance(t, torch.Tensor) or t.dim() != 4:
+            raise ValueError(f"{name} must be a (B, C, h, w) tensor, got "
+                             f"{getattr(t, 'shape', type(t).__name__)}")
+    if acts.shape[1:] != grads.shape[1:] or acts.shape[0] not in (1, grads.shape[0]):
+        raise ValueError(f"grads must have the shape of acts {tuple(acts.shape)} (acts may have "
+                         f"a batch of 1), got {tuple(grads.shape)}")
+
+
 def gradcam_weights(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
     """Grad-CAM's ``α_c = mean_{u,v} ∂y/∂A_c(u, v)``: (B, C)."""
+    _check_acts_grads(acts, grads)
     return grads.mean(dim=(2, 3))
 
 
@@ -125,6 +166,7 @@ def gradcam_pp_weights(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
     ``a_c(u, v) = g² / (2 g² + (Σ_{u',v'} A_c(u', v')) g³)`` (0 where ``g = 0``) and
     ``α_c = Σ_{u,v} a_c(u, v) ReLU(g)``: (B, C).
     """
+    _check_acts_grads(acts, grads)
     g2 = grads.square()
     denom = 2 * g2 + acts.sum(dim=(2, 3), keepdim=True) * g2 * grads
     ok = (grads != 0) & (denom != 0)
@@ -155,7 +197,7 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target=None, layer: nn.Module | 
     Returns:
         (B, H, W) maps in [0, 1] (or the raw maps).
     """
-    return _cam(model, x, layer, target, None, gradcam_weights, raw)
+    return _cam(model, x, layer, target, None, gradcam_weights, raw, "grad_cam")
 
 
 def counterfactual_cam(model: nn.Module, x: torch.Tensor, target=None,
@@ -165,7 +207,8 @@ def counterfactual_cam(model: nn.Module, x: torch.Tensor, target=None,
     Highlights regions whose removal would *increase* ``z_target`` ("what if this region
     were absent?"). Same arguments and shapes as :func:`grad_cam`.
     """
-    return _cam(model, x, layer, target, None, _negated(gradcam_weights), raw)
+    return _cam(model, x, layer, target, None, _negated(gradcam_weights), raw,
+                "counterfactual_cam")
 
 
 def grad_cam_pp(model: nn.Module, x: torch.Tensor, target=None, layer: nn.Module | None = None,
@@ -173,7 +216,7 @@ def grad_cam_pp(model: nn.Module, x: torch.Tensor, target=None, layer: nn.Module
     """Grad-CAM++ (Chattopadhay et al. 2018) with the closed-form weights of
     :func:`gradcam_pp_weights`, computed from first-order gradients of ``z_target``.
     Same arguments and shapes as :func:`grad_cam`."""
-    return _cam(model, x, layer, target, None, gradcam_pp_weights, raw)
+    return _cam(model, x, layer, target, None, gradcam_pp_weights, raw, "grad_cam_pp")
 
 
 def _contrast_score(contrast, target) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -204,7 +247,8 @@ def contrast_cam(model: nn.Module, x: torch.Tensor, contrast=None, target=None,
     Returns:
         (B, H, W) maps in [0, 1] (or the raw maps).
     """
-    return _cam(model, x, layer, None, _contrast_score(contrast, target), gradcam_weights, raw)
+    return _cam(model, x, layer, None, _contrast_score(contrast, target), gradcam_weights, raw,
+                "contrast_cam")
 
 
 def contrast_cam_all(model: nn.Module, x: torch.Tensor, layer: nn.Module | None = None, *,
@@ -255,14 +299,10 @@ class LayerView:
     def jacobian(self) -> torch.Tensor:
         """``J`` (K, C_A): the spatially pooled gradient of every logit (Grad-CAM's α_k,
         :func:`gradcam_weights` applied to each logit)."""
-        return gradcam_weights(self.activations[None], self.grads)
+        return gradcam_weights(self.activations[None].expand_as(self.grads), self.grads)
 
     def _check_class(self, q: int, name: str) -> int:
-        if isinstance(q, bool) or not isinstance(q, (int, np.integer)):
-            raise TypeError(f"{name} must be an int class index, got {type(q).__name__}")
-        if not 0 <= int(q) < self.num_classes:
-            raise ValueError(f"{name} class {q} is out of range 0..{self.num_classes - 1}")
-        return int(q)
+        return check_class(q, self.num_classes, name)
 
     def weights(self, kind: str, q: int | None = None) -> torch.Tensor:
         """Channel weights α (C_A,) for ``kind`` in {'gradcam', 'counterfactual', 'contrast'}.
@@ -343,6 +383,8 @@ def gradcam_steps(model: nn.Module, x: torch.Tensor, target: int | None = None,
         w = torch.as_tensor(weights, dtype=torch.float32).reshape(-1).cpu()
         if w.numel() != view.num_classes:
             raise ValueError(f"weights must have K={view.num_classes} entries, got {w.numel()}")
+        if not torch.isfinite(w).all():
+            raise ValueError("weights contains NaN or infinite values")
         t = target
     grad = torch.einsum("k,kchw->chw", w, view.grads)
     alpha = grad.mean(dim=(1, 2))

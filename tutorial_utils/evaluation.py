@@ -30,9 +30,11 @@ import torch
 from torch import nn
 
 from tutorial_utils._checks import (
-    check_device,
+    PIXEL_TOL,
     check_images,
-    check_model,
+    check_inputs,
+    check_maps,
+    check_number,
     check_positive_int,
     resolve_classes,
 )
@@ -126,9 +128,8 @@ def _blur(x: torch.Tensor, sigma: float | None) -> torch.Tensor:
     from torchvision.transforms.functional import gaussian_blur
 
     h, w = x.shape[-2:]
-    sigma = max(h, w) / 16 if sigma is None else float(sigma)
-    if not sigma > 0:
-        raise ValueError(f"blur_sigma must be > 0, got {sigma}")
+    sigma = max(h, w) / 16 if sigma is None else check_number(sigma, "blur_sigma", low=0.0,
+                                                               low_open=True)
     size = [min(2 * round(3 * sigma) + 1, 2 * ((n - 1) // 2) + 1) for n in (h, w)]
     return gaussian_blur(x, kernel_size=[size[1], size[0]], sigma=[sigma, sigma])
 
@@ -155,6 +156,7 @@ def baseline_image(x: torch.Tensor, baseline: str | float | torch.Tensor = "zero
     ``'blur'`` (``torchvision`` Gaussian blur of x, σ = ``blur_sigma`` px, default
     max(H, W)/16), a number, or a tensor broadcastable to ``x`` (pixel space, [0, 1]).
     """
+    check_images(x)
     if isinstance(baseline, str):
         if baseline not in BASELINES:
             raise ValueError(f"{name} must be one of {BASELINES}, a number or a tensor; "
@@ -178,13 +180,18 @@ def baseline_image(x: torch.Tensor, baseline: str | float | torch.Tensor = "zero
     if out is None:
         raise ValueError(f"{name} of shape {tuple(value.shape)} does not broadcast to x's "
                          f"shape {tuple(x.shape)}")
-    if not torch.isfinite(out).all():
+    low, high = (float(v) for v in torch.aminmax(out)) if out.numel() else (0.0, 0.0)
+    if not (np.isfinite(low) and np.isfinite(high)):
         raise ValueError(f"{name} contains NaN or infinite values")
+    if low < -PIXEL_TOL or high > 1 + PIXEL_TOL:
+        raise ValueError(f"{name} must be a pixel value in [0, 1] like the images, got values in "
+                         f"[{low:.3g}, {high:.3g}]" + ("; divide by 255" if high > 2 else ""))
     return out
 
 
-def _check_maps(maps: object, x: torch.Tensor, name: str) -> torch.Tensor:
-    """Maps (B, H, W) or (B, 1, H, W) matching x (B, C, H, W); returns (B, H, W)."""
+def _check_maps(maps: object, x: torch.Tensor, name: str, unit: bool = False) -> torch.Tensor:
+    """Maps (B, H, W) or (B, 1, H, W) matching x (B, C, H, W), finite (in [0, 1] if
+    ``unit``); integer maps are converted to float. Returns (B, H, W)."""
     if not isinstance(maps, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (B, H, W), "
                         f"got {type(maps).__name__}")
@@ -194,17 +201,12 @@ def _check_maps(maps: object, x: torch.Tensor, name: str) -> torch.Tensor:
     if maps.dim() != 3 or tuple(maps.shape) != (b, h, w):
         raise ValueError(f"{name} must have shape (B, H, W) = {(b, h, w)} to match x, "
                          f"got {tuple(maps.shape)}")
-    if not torch.is_floating_point(maps):
-        maps = maps.float()
-    if not torch.isfinite(maps).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return maps.detach().to(x.device)
+    maps = maps if torch.is_floating_point(maps) else maps.float()
+    return check_maps(maps, name, unit=unit).detach().to(x.device)
 
 
 def _setup(model: object, x: object, batch_size: object) -> int:
-    check_model(model)
-    check_images(x)
-    check_device(model, x)
+    check_inputs(model, x)
     return check_positive_int(batch_size, "batch_size")
 
 
@@ -219,9 +221,7 @@ def masked_prediction(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, tar
     ``target=None`` uses the class predicted on the *unmasked* image.
     """
     batch_size = _setup(model, x, batch_size)
-    maps = _check_maps(maps, x, "maps")
-    if maps.min() < 0 or maps.max() > 1:
-        raise ValueError("maps must lie in [0, 1] (normalise them first)")
+    maps = _check_maps(maps, x, "maps", unit=True)
     check_score(score)
     keep = maps.unsqueeze(1).to(x.dtype)
     with preserved_state(model):
@@ -312,14 +312,24 @@ def insertion_curve(model: nn.Module, x: torch.Tensor, saliency: torch.Tensor, t
         return _pixel_curve(model, x, saliency, target, steps, start, x, batch_size, score)
 
 
+def _as_float_tensor(value: object, name: str) -> torch.Tensor:
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a sequence, array or tensor of numbers, got str")
+    try:
+        return torch.as_tensor(np.asarray(value, dtype=np.float64) if not isinstance(
+            value, torch.Tensor) else value).detach().double().cpu()
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a sequence, array or tensor of numbers, got "
+                        f"{type(value).__name__}") from None
+
+
 def curve_auc(fractions, values) -> torch.Tensor:
     """Area under a curve by the trapezoid rule, x-axis rescaled to [0, 1].
 
     ``fractions`` (S+1,) non-decreasing; ``values`` (S+1,) or (B, S+1). Returns a 0-d tensor
     or a (B,) tensor; a constant curve c has AUC c, the identity line 0.5.
     """
-    f = torch.as_tensor(fractions).detach().double().cpu()
-    v = torch.as_tensor(values).detach().double().cpu()
+    f, v = (_as_float_tensor(a, n) for a, n in ((fractions, "fractions"), (values, "values")))
     if f.dim() != 1 or f.numel() < 2:
         raise ValueError(f"fractions must have shape (S+1,) with S >= 1, got {tuple(f.shape)}")
     if v.dim() not in (1, 2) or v.shape[-1] != f.numel():
@@ -404,8 +414,8 @@ def structure_wise_curve(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, 
     ideal explanation keeps accuracy high at a small ratio.
     """
     batch_size = _setup(model, x, batch_size)
-    maps = _check_maps(maps, x, "maps")
-    thr = torch.as_tensor(thresholds, dtype=x.dtype).reshape(-1).to(x.device)
+    maps = _check_maps(maps, x, "maps", unit=True)
+    thr = _as_float_tensor(thresholds, "thresholds").to(x).reshape(-1)
     if thr.numel() == 0 or not torch.isfinite(thr).all():
         raise ValueError("thresholds must be a non-empty sequence of finite numbers")
     b, t = len(x), thr.numel()

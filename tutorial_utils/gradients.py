@@ -45,7 +45,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vjp, vmap
 
-from tutorial_utils._checks import check_inputs
+from tutorial_utils._checks import (
+    check_callable,
+    check_classes,
+    check_inputs,
+    check_model,
+    check_positive_int,
+    require_autograd,
+)
 from tutorial_utils.utils import channels_last, preserved_state
 
 __all__ = [
@@ -64,29 +71,16 @@ def _class_list(classes: object, num_classes: int, name: str = "classes") -> tor
     """``None`` -> all K classes; an int or a sequence of ints -> (Q,) long tensor in [0, K)."""
     if classes is None:
         return torch.arange(num_classes)
-    if isinstance(classes, bool):
-        raise TypeError(f"{name} must be an int, a sequence of ints or None, got bool")
-    if isinstance(classes, int):
-        classes = [classes]
-    if isinstance(classes, str) or not isinstance(classes, (Sequence, torch.Tensor)):
-        raise TypeError(f"{name} must be an int, a sequence of ints or None, "
-                        f"got {type(classes).__name__}")
-    out = torch.as_tensor(classes).reshape(-1)
-    if out.dtype.is_floating_point or out.dtype == torch.bool:
-        raise TypeError(f"{name} must hold integer class indices, got dtype {out.dtype}")
+    out = check_classes(classes, None, num_classes, name)
     if out.numel() == 0:
         raise ValueError(f"{name} must name at least one class")
-    bad = (out < 0) | (out >= num_classes)
-    if bad.any():
-        raise ValueError(f"{name} class {out[bad][0].item()} is out of range: the model has "
-                         f"{num_classes} classes (0..{num_classes - 1})")
-    return out.long()
+    return out
 
 
 def final_linear(model: nn.Module) -> nn.Linear:
     """The layer producing the logits: ``model.fc`` if it is an ``nn.Linear``, else the last
     ``nn.Linear`` in ``model.modules()`` order (``TypeError`` if there is none)."""
-    fc = getattr(model, "fc", None)
+    fc = getattr(check_model(model), "fc", None)
     if isinstance(fc, nn.Linear):
         return fc
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
@@ -157,7 +151,7 @@ def select_params(model: nn.Module, params: object) -> tuple[dict, dict]:
     ``params``: ``None`` (the final ``nn.Linear``), ``"all"``, an ``nn.Module`` inside
     ``model``, a parameter name, or a sequence of parameter names / submodules.
     """
-    named = dict(model.named_parameters())
+    named = dict(check_model(model).named_parameters())
     if params is None:
         params = final_linear(model)
     elif isinstance(params, str) and params == "all":
@@ -209,6 +203,7 @@ def contrast_gradients_autograd(model: nn.Module, x: torch.Tensor, params=None, 
     :func:`contrast_gradients`. Same signs as there (gradient of the loss).
     """
     check_inputs(model, x)
+    chunk_size = None if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
     selected, rest = select_params(model, params)
     with preserved_state(model), torch.no_grad():
         num_classes = model(x[:1]).shape[1]
@@ -236,17 +231,29 @@ def per_sample_gradients(model: nn.Module, x: torch.Tensor, loss_fn: Callable, t
     Returns ``{name: (B, *param.shape)}``.
     """
     check_inputs(model, x)
+    check_callable(loss_fn, "loss_fn")
+    chunk_size = None if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
+    if targets is not None and (not isinstance(targets, torch.Tensor) or targets.dim() == 0
+                                or len(targets) != len(x)):
+        raise ValueError(f"targets must be a tensor with one entry per image ({len(x)}), got "
+                         f"{getattr(targets, 'shape', type(targets).__name__)}")
     selected, rest = select_params(model, params)
     f = _logits_fn(model, rest)
 
+    def scalar(value: object) -> torch.Tensor:
+        if not isinstance(value, torch.Tensor) or value.dim() != 0:
+            raise ValueError("loss_fn must return one scalar per sample (it gets one sample's "
+                             f"logits (K,)), got {getattr(value, 'shape', type(value).__name__)}")
+        return value
+
     if targets is None:
         def loss(prm: dict, xb: torch.Tensor) -> torch.Tensor:
-            return loss_fn(f(prm, xb))
+            return scalar(loss_fn(f(prm, xb)))
 
         fn, args = vmap(grad(loss), in_dims=(None, 0), chunk_size=chunk_size), (x.detach(),)
     else:
         def loss(prm: dict, xb: torch.Tensor, tb: torch.Tensor) -> torch.Tensor:
-            return loss_fn(f(prm, xb), tb)
+            return scalar(loss_fn(f(prm, xb), tb))
 
         fn = vmap(grad(loss), in_dims=(None, 0, 0), chunk_size=chunk_size)
         args = (x.detach(), targets)
@@ -266,6 +273,9 @@ def confounding_loss(z: torch.Tensor, loss: str = "sigmoid") -> torch.Tensor:
       GradNorm's ``KL(u ‖ softmax(z))`` up to a constant, so its gradients are K times
       GradNorm's (Huang et al. 2021).
     """
+    if not isinstance(z, torch.Tensor) or not torch.is_floating_point(z):
+        raise TypeError(f"z must be a floating-point tensor of logits (..., K), got "
+                        f"{getattr(z, 'dtype', type(z).__name__)}")
     if loss == "sigmoid":
         return -F.logsigmoid(z).sum(-1)
     if loss == "softmax":
@@ -283,6 +293,10 @@ class GradientNorms(NamedTuple):
 
 def _layer_groups(model: nn.Module, layers: Sequence[nn.Module] | None) -> dict[str, list[str]]:
     """Module name -> its own (non-recursive) parameter names, for every layer with parameters."""
+    if layers is not None and (isinstance(layers, nn.Module) or not isinstance(layers, Sequence)
+                               or not all(isinstance(m, nn.Module) for m in layers)):
+        raise TypeError(f"layers must be a list of nn.Modules (e.g. [model.fc]), got "
+                        f"{type(layers).__name__}")
     wanted = None if layers is None else {id(m) for m in layers}
     groups: dict[str, list[str]] = {}
     for mod_name, module in model.named_modules():
@@ -414,6 +428,8 @@ def confounding_gradient_norms(model: nn.Module, x: torch.Tensor, loss: str = "s
         :class:`GradientNorms` ``(norms (B, L), names)`` on x's device, units of loss².
     """
     check_inputs(model, x)
+    if method in ("auto", "hooks"):
+        require_autograd("confounding_gradient_norms")
     if method not in ("auto", "hooks", "vmap"):
         raise ValueError(f"method must be 'auto', 'hooks' or 'vmap', got {method!r}")
     confounding_loss(torch.zeros(1, 2), loss)  # validates the loss name first

@@ -46,6 +46,7 @@ from tutorial_utils._checks import (
     check_model,
     check_probabilities,
     check_same_length,
+    check_seed,
     check_vector,
     resolve_classes,
 )
@@ -159,9 +160,7 @@ def _labels(model: nn.Module, x: torch.Tensor, labels: object, seed: int) -> tor
         z = model(x)
     if labels is not None:
         return resolve_classes(labels, z, "labels")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(check_seed(seed))
     return torch.multinomial(z.softmax(1).double().cpu(), 1, generator=gen)[:, 0].to(x.device)
 
 
@@ -237,6 +236,8 @@ def score_moments(u: torch.Tensor, weights: torch.Tensor | None = None
     """
     if not isinstance(u, torch.Tensor) or u.dim() not in (2, 3):
         raise ValueError("u must be a (N, P) or (N, K, P) tensor of score vectors")
+    if not torch.isfinite(u).all():
+        raise ValueError("u contains NaN or infinite values")
     flat = u.double().reshape(-1, u.shape[-1])
     if weights is None:
         if u.dim() == 3:
@@ -249,8 +250,8 @@ def score_moments(u: torch.Tensor, weights: torch.Tensor | None = None
         if w.numel() != flat.shape[0]:
             raise ValueError(f"weights must have one entry per score vector: got {w.numel()}, "
                              f"expected {flat.shape[0]}")
-        if (w < 0).any() or abs(float(w.sum()) - 1.0) > 1e-6:
-            raise ValueError("weights must be non-negative and sum to 1")
+        if not torch.isfinite(w).all() or (w < 0).any() or abs(float(w.sum()) - 1.0) > 1e-6:
+            raise ValueError("weights must be finite, non-negative and sum to 1")
     mean = w @ flat
     second = (flat * w[:, None]).T @ flat
     centred = flat - mean
@@ -289,9 +290,14 @@ def exact_last_layer_fisher(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def relative_difference(a: torch.Tensor, b: torch.Tensor) -> float:
-    """``‖a − b‖_F / ‖b‖_F``."""
-    a, b = torch.as_tensor(a).double(), torch.as_tensor(b).double()
+    """``‖a − b‖_F / ‖b‖_F`` (``b`` must not be all zero: the ratio would be undefined)."""
+    a, b = (torch.as_tensor(as_array(t, n), dtype=torch.float64) for t, n in ((a, "a"), (b, "b")))
     if a.shape != b.shape:
         raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")
-    return float(torch.linalg.norm(a - b) / torch.linalg.norm(b).clamp_min(1e-300))
+    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+        raise ValueError("a and b must be finite")
+    norm = torch.linalg.norm(b)
+    if norm == 0:
+        raise ValueError("b is all zero, so the relative difference is undefined")
+    return float(torch.linalg.norm(a - b) / norm)

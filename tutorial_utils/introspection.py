@@ -31,7 +31,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from tutorial_utils._checks import check_images
+from tutorial_utils._checks import (
+    check_classes,
+    check_inputs,
+    check_int,
+    check_model,
+    check_number,
+    check_positive_int,
+    check_seed,
+)
 from tutorial_utils.gradients import contrast_gradients
 from tutorial_utils.models import features_and_logits, num_parameters
 from tutorial_utils.utils import progress as progress_bar
@@ -111,9 +119,8 @@ def introspective_features(model: nn.Module, x: torch.Tensor, normalize: bool = 
     """``r_x`` ``(N, K·K·D)`` for images ``x``: the contrast gradients of
     :func:`tutorial_utils.gradients.contrast_gradients` (batched), each ``(K, D)`` block
     divided by its Frobenius norm if ``normalize``, flattened."""
-    check_images(x)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_inputs(model, x)
+    batch_size = check_positive_int(batch_size, "batch_size")
     out = []
     for i in range(0, len(x), batch_size):
         g = contrast_gradients(model, x[i:i + batch_size])  # (b, Q, K, D)
@@ -127,6 +134,7 @@ def sparsity(g: torch.Tensor, rel_threshold: float = 0.05) -> float:
     """Fraction of entries of ``g`` whose magnitude is below ``rel_threshold · max|g|``."""
     if not isinstance(g, torch.Tensor) or g.numel() == 0:
         raise ValueError("g must be a non-empty tensor")
+    rel_threshold = check_number(rel_threshold, "rel_threshold", low=0.0)
     a = g.abs()
     return float((a < rel_threshold * a.max().clamp_min(_EPS)).float().mean())
 
@@ -204,6 +212,9 @@ def build_heads(feat_dim: int, num_classes: int, hidden: int = 16,
     """An introspective head of width ``hidden`` and a feed-forward head of (almost exactly)
     the same number of parameters, both initialised from ``seed`` (the global RNG is left as
     it was)."""
+    feat_dim, num_classes = check_int(feat_dim, "feat_dim", low=1), check_int(
+        num_classes, "num_classes", low=1)
+    hidden, seed = check_int(hidden, "hidden", low=1), check_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         intro = IntrospectiveHead(feat_dim, hidden, num_classes)
@@ -240,10 +251,15 @@ def train_head(head: nn.Module, h: torch.Tensor, logits: torch.Tensor, y: torch.
     from tutorial_utils.models import train_classifier
 
     h, logits = _check_h_logits(h, logits)
-    if not isinstance(y, torch.Tensor) or y.dtype != torch.long or y.shape != (len(h),):
-        raise ValueError(f"y must be an int64 tensor of shape ({len(h)},)")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    y = check_classes(y, len(h), logits.shape[1], "y", per_sample=True)
+    epochs = check_positive_int(epochs, "epochs")
+    check_model(head, "head")
+    try:
+        with torch.no_grad():
+            head.eval()(h[:1], logits[:1])
+    except (RuntimeError, ValueError) as error:
+        raise ValueError(f"head does not accept features of this size (h {tuple(h.shape)}, "
+                         f"logits {tuple(logits.shape)}): {str(error)[:120]}") from None
     packed = torch.cat([h, logits], dim=1).detach()
     return train_classifier(_PackedInputs(head, h.shape[1]), packed, y, epochs=epochs,
                             batch_size=batch_size, lr=lr, weight_decay=weight_decay,
@@ -314,9 +330,10 @@ def evaluate_heads(model: nn.Module, heads: dict[str, nn.Module | None], x: torc
     from tutorial_utils import data
     from tutorial_utils.metrics import expected_calibration_error
 
-    check_images(x)
-    if not heads:
-        raise ValueError("heads must name at least one head")
+    check_inputs(model, x)
+    if not isinstance(heads, dict) or not heads:
+        raise ValueError("heads must name at least one head: {name: head or None}")
+    y = check_classes(y, len(x), None, "y", per_sample=True)
     challenges = tuple(data.CHALLENGES if challenges is None else challenges)
     levels = tuple(int(v) for v in levels)
     for lv in levels:

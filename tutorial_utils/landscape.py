@@ -33,7 +33,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from tutorial_utils._checks import check_images, check_model
+from tutorial_utils._checks import (
+    check_class,
+    check_inputs,
+    check_int,
+    check_model,
+    check_number,
+    check_seed,
+)
 from tutorial_utils.gradients import select_params
 from tutorial_utils.utils import preserved_state
 
@@ -45,16 +52,13 @@ def _loss_setup(model: nn.Module, image: torch.Tensor, label: int | None, params
     check_model(model)
     if isinstance(image, torch.Tensor) and image.dim() == 3:
         image = image[None]
-    check_images(image, "image")
+    check_inputs(model, image, "image")
     if image.shape[0] != 1:
         raise ValueError("image must be one image (C, H, W)")
     selected, rest = select_params(model, params)
     with preserved_state(model), torch.no_grad():
         z = model(image)
-    if label is None:
-        label = int(z.argmax())
-    if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < z.shape[1]:
-        raise ValueError(f"label must be an int in 0..{z.shape[1] - 1} or None, got {label!r}")
+    label = int(z.argmax()) if label is None else check_class(label, z.shape[1], "label")
     target = torch.tensor([label], device=image.device)
 
     def loss(prm: dict) -> torch.Tensor:
@@ -111,15 +115,19 @@ def directional_change(model: nn.Module, image: torch.Tensor, label: int | None 
     direction is a Gaussian vector rescaled to the gradient's norm, so every step has the same
     length ``α‖g‖``. The first-order (Taylor) prediction along ``−α g`` is ``−α‖g‖²``.
     """
-    if isinstance(n_random, bool) or not isinstance(n_random, int) or n_random < 1:
-        raise ValueError(f"n_random must be a positive int, got {n_random!r}")
+    n_random = check_int(n_random, "n_random", low=1)
+    seed = check_seed(seed)
     selected, loss, label = _loss_setup(model, image, label, params)
     l0, g, gnorm = _loss_and_gradient(model, loss, selected)
     if alphas is None:  # step lengths from 1e-3 to 10 times the first-order "distance" L/|g|
         alphas = np.geomspace(1e-3, 10, 16) * l0 / max(gnorm, 1e-12) ** 2
-    alphas = np.asarray(alphas, dtype=float)
-    if alphas.ndim != 1 or alphas.size == 0 or (alphas < 0).any():
-        raise ValueError("alphas must be a non-empty 1-D sequence of non-negative step sizes")
+    try:
+        alphas = np.asarray(alphas, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"alphas must be a sequence of numbers, got {alphas!r}") from None
+    if alphas.ndim != 1 or alphas.size == 0 or not (np.isfinite(alphas) & (alphas >= 0)).all():
+        raise ValueError("alphas must be a non-empty 1-D sequence of finite, non-negative step "
+                         f"sizes, got {alphas}")
     with preserved_state(model):
         gen = torch.Generator().manual_seed(seed)
         r = torch.randn(n_random, g.numel(), generator=gen).to(g)
@@ -157,13 +165,13 @@ def loss_plane(model: nn.Module, image: torch.Tensor, label: int | None = None,
     ``span=None`` takes ``2·L/‖g‖``, twice the distance at which the first-order model of the
     loss would reach zero, so the plot shows where the linear picture holds and where not.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 3:
-        raise ValueError(f"steps must be an int >= 3, got {steps!r}")
+    steps = check_int(steps, "steps", low=3)
+    seed = check_seed(seed)
+    if span is not None:
+        span = check_number(span, "span", low=0.0, low_open=True)
     selected, loss, label = _loss_setup(model, image, label, params)
     l0, g, gnorm = _loss_and_gradient(model, loss, selected)
     span = 2 * l0 / max(gnorm, 1e-12) if span is None else span
-    if not span > 0:
-        raise ValueError(f"span must be positive, got {span!r}")
     with preserved_state(model):
         d1 = -g / max(gnorm, 1e-30)
         gen = torch.Generator().manual_seed(seed)
@@ -183,8 +191,13 @@ def plane_value(plane: LossPlane, a: float, b: float) -> float:
     """``L(θ + a·d₁ + b·d₂) − L(θ)`` read off the grid by bilinear interpolation."""
     from scipy.interpolate import RegularGridInterpolator
 
+    if not isinstance(plane, LossPlane):
+        raise TypeError(f"plane must be a LossPlane from loss_plane(...), got "
+                        f"{type(plane).__name__}")
+    a, b = check_number(a, "a"), check_number(b, "b")
     lim = float(plane.coords.max())
-    if max(abs(a), abs(b)) > lim:
-        raise ValueError(f"(a, b) must lie inside the grid [-{lim:.3g}, {lim:.3g}]^2")
+    for name, v in (("a", a), ("b", b)):
+        if abs(v) > lim:
+            raise ValueError(f"{name} must lie inside the grid [-{lim:.3g}, {lim:.3g}], got {v}")
     interp = RegularGridInterpolator((plane.coords, plane.coords), plane.values)
     return float(interp([[b, a]])[0])

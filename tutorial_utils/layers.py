@@ -33,7 +33,13 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import nn
 
-from tutorial_utils._checks import check_inputs, check_model, resolve_classes
+from tutorial_utils._checks import (
+    check_callable,
+    check_inputs,
+    check_model,
+    require_autograd,
+    resolve_classes,
+)
 from tutorial_utils.utils import preserved_state
 
 __all__ = [
@@ -102,6 +108,7 @@ def capture_output(layer: nn.Module, *, track: bool = False) -> Iterator[dict]:
     cannot overwrite the captured tensor. ``store["calls"]`` counts the layer's calls.
     The hook is removed on exit, also when the body raises.
     """
+    check_model(layer, "layer")
     store: dict = {"calls": 0}
 
     def hook(_module: nn.Module, _inputs: tuple, output: object) -> torch.Tensor | None:
@@ -150,20 +157,23 @@ def _target_score(target: object) -> ScoreFn:
 
 
 def _layer_pass(model: nn.Module, x: torch.Tensor, layer: nn.Module | None, target: object,
-                score_fn: ScoreFn | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(A, ∂(Σ_b s_b)/∂A, z): the shared engine of every CAM method."""
+                score_fn: ScoreFn | None, caller: str = "layer_activations_and_gradients"
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(A, ∂(Σ_b s_b)/∂A, z): the shared engine of every CAM method (works under no_grad)."""
+    require_autograd(caller)
     check_inputs(model, x)
     layer = resolve_layer(model, layer)
     if score_fn is not None and target is not None:
         raise ValueError("give either target or score_fn, not both")
-    score_fn = _target_score(target) if score_fn is None else score_fn
+    score_fn = _target_score(target) if score_fn is None else check_callable(score_fn, "score_fn")
     with preserved_state(model):
         z, act = _tracked_forward(model, x, layer)
         with torch.enable_grad():
             scores = score_fn(z)
-        if not isinstance(scores, torch.Tensor) or scores.shape != (x.shape[0],):
-            raise ValueError(f"score_fn must return one scalar per sample, shape ({x.shape[0]},)")
-        (dact,) = torch.autograd.grad(scores.sum(), act)
+            if not isinstance(scores, torch.Tensor) or scores.shape != (x.shape[0],):
+                raise ValueError(f"score_fn must return one scalar per sample, shape "
+                                 f"({x.shape[0]},)")
+            (dact,) = torch.autograd.grad(scores.sum(), act)
     return act.detach(), dact, z.detach()
 
 
@@ -199,9 +209,10 @@ def layer_logit_gradients(model: nn.Module, x: torch.Tensor, layer: nn.Module | 
     products are vectorised with vmap), instead of K backward passes. Any per-sample score
     linear in the logits with weights ``c`` (B, K) then has layer gradient ``Σ_k c_k G[:, k]``.
     """
+    require_autograd("layer_logit_gradients (and layer_view, contrast_cam_all)")
     check_inputs(model, x)
     layer = resolve_layer(model, layer)
-    with preserved_state(model):
+    with preserved_state(model), torch.enable_grad():
         z, act = _tracked_forward(model, x, layer)
         k = z.shape[1]
         eye = torch.eye(k, dtype=z.dtype, device=z.device)

@@ -28,6 +28,8 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from tutorial_utils._checks import as_array, check_int
+
 __all__ = ["isomap_embedding", "covariance_spectrum", "effective_rank"]
 
 
@@ -42,12 +44,12 @@ def isomap_embedding(features: Mapping[str, torch.Tensor], n_neighbors: int = 10
 
     if not isinstance(features, Mapping) or not features:
         raise ValueError("features must be a non-empty dict {name: (N, D) features}")
-    arrays = {k: np.asarray(torch.as_tensor(v).detach().cpu(), dtype=np.float64)
-              for k, v in features.items()}
-    dims = {a.shape[1] for a in arrays.values() if a.ndim == 2}
-    if len(dims) != 1 or any(a.ndim != 2 for a in arrays.values()):
-        raise ValueError("every feature set must be (N, D) with the same D")
+    arrays = {k: _matrix(v, f"features[{k!r}]") for k, v in features.items()}
+    if len({a.shape[1] for a in arrays.values()}) != 1:
+        raise ValueError("features: every set must be (N, D) with the same D")
     stacked = np.concatenate(list(arrays.values()))
+    n_neighbors = check_int(n_neighbors, "n_neighbors", low=1, high=len(stacked) - 1)
+    n_components = check_int(n_components, "n_components", low=1)
     emb = Isomap(n_neighbors=n_neighbors, n_components=n_components).fit_transform(stacked)
     out, start = {}, 0
     for k, a in arrays.items():
@@ -62,11 +64,9 @@ def covariance_spectrum(features: torch.Tensor, normalize: bool = True) -> np.nd
     ``features`` (N, D); with ``normalize`` the values are divided by their sum, so spectra
     of differently scaled feature sets can be compared by shape only.
     """
-    f = torch.as_tensor(features).detach().double().cpu()
-    if f.dim() != 2 or f.shape[0] < 2:
+    f = torch.from_numpy(_matrix(features, "features"))
+    if f.shape[0] < 2:
         raise ValueError(f"features must be (N, D) with N >= 2, got {tuple(f.shape)}")
-    if not torch.isfinite(f).all():
-        raise ValueError("features contain NaN or infinite values")
     c = f - f.mean(0, keepdim=True)
     s = torch.linalg.svdvals(c.T @ c / (len(f) - 1)).numpy()
     if normalize:
@@ -74,11 +74,32 @@ def covariance_spectrum(features: torch.Tensor, normalize: bool = True) -> np.nd
     return s
 
 
+def _matrix(value: object, name: str) -> np.ndarray:
+    """A finite, non-empty (N, D) float64 array."""
+    a = as_array(value, name)
+    if a.ndim != 2 or a.size == 0:
+        raise ValueError(f"{name} must be (N, D) features, got shape {a.shape}")
+    if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+        raise TypeError(f"{name} must be numeric, got dtype {a.dtype}")
+    a = a.astype(np.float64)
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} contain NaN or infinite values")
+    return a
+
+
 def effective_rank(singular_values: np.ndarray) -> float:
-    """``exp(−Σ q_i log q_i)`` with ``q = s / Σ s`` (Roy & Vetterli 2007): between 1 and D."""
-    s = np.asarray(singular_values, dtype=np.float64)
-    if s.ndim != 1 or s.size == 0 or (s < 0).any():
+    """``exp(−Σ q_i log q_i)`` with ``q = s / Σ s`` (Roy & Vetterli 2007): between 1 and D.
+
+    An all-zero spectrum (features without any variance) has effective rank 0: no direction
+    carries variance."""
+    s = as_array(singular_values, "singular_values")
+    if s.ndim != 1 or s.size == 0 or not np.issubdtype(s.dtype, np.number):
         raise ValueError("singular_values must be a non-empty 1-D array of non-negative values")
+    s = s.astype(np.float64)
+    if not np.isfinite(s).all() or (s < 0).any():
+        raise ValueError("singular_values must be finite and non-negative")
+    if s.sum() == 0:
+        return 0.0
     q = s / s.sum()
     q = q[q > 0]
     return float(np.exp(-(q * np.log(q)).sum()))

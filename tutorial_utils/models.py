@@ -27,7 +27,6 @@ tutorial_utils.models gradcon`` rebuilds just the detectors. This module imports
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -38,7 +37,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tutorial_utils._checks import check_images, check_model
+from tutorial_utils._checks import (
+    check_bool,
+    check_classes,
+    check_inputs,
+    check_model,
+    check_number,
+    check_positive_int,
+    check_seed,
+    check_training_set,
+)
+from tutorial_utils._zoo_files import (
+    REBUILD_HINT,
+    CheckpointError,  # noqa: F401 - raised by load, part of this module's API
+    ChecksumError,  # noqa: F401
+    deterministic_algorithms,
+    load_verified,
+    parse_device,
+    read_manifest_file,
+    sha256,
+)
 from tutorial_utils.architectures import Ensemble, SmallCNN
 from tutorial_utils.utils import channels_last, model_device, preserved_state
 
@@ -76,33 +94,43 @@ def train_classifier(
     """Train ``model`` with AdamW + one-cycle LR on ``(x, y)``; returns the per-epoch mean loss.
 
     Seeded: the initial weights are set by the caller, shuffling, augmentation (random shifts
-    of up to ``max_shift`` px) and dropout by ``seed``. Shows a ``tqdm.auto`` progress bar.
+    of up to ``max_shift`` px) and dropout by ``seed``; the dropout masks come from the global
+    RNG seeded inside ``torch.random.fork_rng``, so the caller's CPU and CUDA RNG states are
+    left as they were. Shows a ``tqdm.auto`` progress bar.
     """
     from tqdm.auto import tqdm
 
+    y = check_training_set(model, x, y)
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    lr = check_number(lr, "lr", low=0.0, low_open=True)
+    weight_decay = check_number(weight_decay, "weight_decay", low=0.0)
+    max_shift = check_number(max_shift, "max_shift", low=0.0)
+    seed = check_seed(seed)
     device = x.device
     gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)  # dropout masks
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps = epochs * math.ceil(len(x) / batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     history = []
-    model.train()
-    bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
-    for _ in bar:
-        order = torch.randperm(len(x), generator=gen).to(device)
-        total = 0.0
-        for start in range(0, len(x), batch_size):
-            idx = order[start:start + batch_size]
-            xb = random_shift(x[idx], max_shift, gen) if max_shift > 0 else x[idx]
-            loss = F.cross_entropy(model(xb), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-        history.append(total / len(x))
-        bar.set_postfix(loss=f"{history[-1]:.3f}")
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)  # dropout masks
+        model.train()
+        bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
+        for _ in bar:
+            order = torch.randperm(len(x), generator=gen).to(device)
+            total = 0.0
+            for start in range(0, len(x), batch_size):
+                idx = order[start:start + batch_size]
+                xb = random_shift(x[idx], max_shift, gen) if max_shift > 0 else x[idx]
+                loss = F.cross_entropy(model(xb), y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += loss.item() * len(idx)
+            history.append(total / len(x))
+            bar.set_postfix(loss=f"{history[-1]:.3f}")
     model.eval()
     return history
 
@@ -110,6 +138,8 @@ def train_classifier(
 @torch.no_grad()
 def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """Logits ``(N, K)`` in eval mode, in mini-batches, on ``x``'s device; restores the mode."""
+    check_inputs(model, x)
+    batch_size = check_positive_int(batch_size, "batch_size")
     was_training = model.training
     model.eval()
     try:
@@ -121,10 +151,6 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> 
 @torch.no_grad()
 def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Probabilities ``softmax(f(x))`` (N, K) in eval mode, in mini-batches (mode restored)."""
-    check_model(model)
-    check_images(x)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     return predict_logits(model, x, batch_size).softmax(dim=1)
 
 
@@ -137,13 +163,11 @@ def features_and_logits(model: nn.Module, x: torch.Tensor,
     model itself is not changed). The model must expose ``penultimate(x)`` and ``fc`` (every
     ``SmallCNN`` does).
     """
-    check_model(model)
-    check_images(x)
+    check_inputs(model, x)
     if not hasattr(model, "penultimate") or not isinstance(getattr(model, "fc", None), nn.Linear):
         raise TypeError("model must expose .penultimate(x) and a final nn.Linear .fc "
                         "(use a zoo SmallCNN from tutorial_utils.models.load)")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = check_positive_int(batch_size, "batch_size")
     hs, zs = [], []
     with preserved_state(model), torch.inference_mode():
         for i in range(0, len(x), batch_size):
@@ -174,24 +198,26 @@ def decision(model: nn.Module, image: torch.Tensor) -> Decision:
     ``image`` is one ``(C, H, W)`` image (or a batch of one) with pixels in [0, 1].
     """
     check_model(model)
-    if isinstance(image, torch.Tensor) and image.dim() == 3:
-        image = image[None]
-    check_images(image, "image")
+    if isinstance(image, torch.Tensor):
+        image = (image[None] if image.dim() == 3 else image).to(model_device(model))
+    check_inputs(model, image, "image")
     if image.shape[0] != 1:
         raise ValueError(f"image must be one image (C, H, W), got a batch of {image.shape[0]}")
     with preserved_state(model):
-        z = model(image.to(model_device(model)))[0].cpu()
+        z = model(image)[0].cpu()
     return Decision(z, z.softmax(0), int(z.argmax()))
 
 
 def num_parameters(module: nn.Module) -> int:
     """Number of parameters (trainable or not) of ``module``."""
-    return sum(p.numel() for p in module.parameters())
+    return sum(p.numel() for p in check_model(module, "module").parameters())
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Top-1 accuracy in [0, 1]."""
-    return (predict_logits(model, x).argmax(1) == y.to(x.device)).float().mean().item()
+    """Top-1 accuracy in [0, 1] of ``model`` on images ``x`` with labels ``y`` (N,)."""
+    z = predict_logits(model, x)
+    y = check_classes(y, len(x), z.shape[1], "y", per_sample=True).to(z.device)
+    return (z.argmax(1) == y).float().mean().item()
 
 
 # --------------------------------------------------------------------------------------
@@ -228,10 +254,6 @@ MEMBERS: tuple[str, ...] = ZOO + GRADCON_ZOO
 _ALIASES = {"gradcon": GRADCON_ZOO, "classifiers": ZOO}
 
 
-class ChecksumError(RuntimeError):
-    """A checkpoint's sha256 does not match the manifest."""
-
-
 def data_dir() -> Path:
     """The folder holding the checkpoints and ``manifest.json`` (``<repo>/data``)."""
     return Path(__file__).resolve().parents[1] / "data"
@@ -242,12 +264,9 @@ def _manifest_path() -> Path:
 
 
 def read_manifest() -> dict:
-    path = _manifest_path()
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """``data/manifest.json`` as ``{name: entry}`` (``{}`` when there is none); a
+    :class:`CheckpointError` naming the rebuild command when it is unreadable."""
+    return read_manifest_file(_manifest_path())
 
 
 def zoo_dataset(name: str):
@@ -278,10 +297,13 @@ def build(name: str, ds=None) -> nn.Module:
     used, so loading never has to touch the data set. The global RNG is left untouched.
     A GradCon member gives an untrained :class:`~tutorial_utils.anomaly.GradCon`.
     """
+    if not isinstance(name, str) or name not in MEMBERS:
+        raise _unknown(name)
     if name in GRADCON_RECIPES:
         from tutorial_utils.anomaly import GradCon
 
-        return GradCon(widths=tuple(GRADCON_RECIPES[name]["widths"]))
+        with torch.random.fork_rng(devices=[]):  # placeholder weights; the RNG is untouched
+            return GradCon(widths=tuple(GRADCON_RECIPES[name]["widths"]))
     recipe = ZOO_RECIPES[name]
     channels = _CHANNELS[recipe["data"]]
     mean, std = (ds.mean, ds.std) if ds is not None else (None, None)
@@ -298,7 +320,7 @@ def build(name: str, ds=None) -> nn.Module:
 
 
 def _unknown(name: object) -> ValueError:
-    return ValueError(f"unknown zoo model {name!r}; valid names: {', '.join(ZOO)}, "
+    return ValueError(f"name must be a zoo model, got {name!r}; valid names: {', '.join(ZOO)}, "
                       f"gradcon-0 .. gradcon-9")
 
 
@@ -353,61 +375,62 @@ def save_zoo_model(name: str, model: nn.Module, info: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), path)
     manifest = read_manifest()
-    manifest[name] = dict(file=path.name, sha256=_sha256(path), **info)
+    manifest[name] = dict(file=path.name, sha256=sha256(path), **info)
     _manifest_path().write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return path
 
 
 def load(name: str, device: torch.device | str | None = None, *,
-         train_if_missing: bool = True) -> nn.Module:
+         train_if_missing: bool = False) -> nn.Module:
     """Load zoo member ``name`` (one of :data:`MEMBERS`) in eval mode on ``device`` (default CPU).
 
     A classifier (:data:`ZOO`) comes back as its ``nn.Module``; ``"gradcon-d"`` as the
     :class:`~tutorial_utils.anomaly.GradCon` detector for normal digit ``d`` (autoencoder +
-    reference gradients). The checkpoint's sha256 is verified against
-    ``data/manifest.json``; a mismatch raises :class:`ChecksumError` saying how to rebuild.
-    A missing checkpoint is trained on the spot (with a progress bar) and recorded, unless
-    ``train_if_missing=False``.
+    reference gradients). The checkpoint's sha256 is verified against ``data/manifest.json``;
+    a mismatch raises :class:`ChecksumError`, an unreadable manifest, an entry without a
+    checksum or a checkpoint of another architecture :class:`CheckpointError`, each saying
+    how to rebuild. A missing checkpoint or manifest entry is a ``FileNotFoundError`` naming
+    the rebuild command; ``train_if_missing=True`` trains it on the spot instead (with a
+    progress bar) and records it — files are never rewritten unless you ask.
     """
-    if name not in ZOO_RECIPES and name not in GRADCON_RECIPES:
+    if not isinstance(name, str) or name not in MEMBERS:
         raise _unknown(name)
+    check_bool(train_if_missing, "train_if_missing")
+    device = parse_device(device)
     path = data_dir() / f"{name}.pt"
     entry = read_manifest().get(name)
     if not path.exists() or entry is None:
         if not train_if_missing:
-            raise FileNotFoundError(f"no checkpoint for {name!r} at {path}; {_REBUILD_HINT}")
+            what = "no checkpoint" if not path.exists() else "no manifest entry"
+            raise FileNotFoundError(f"{what} for {name!r} ({path}); {REBUILD_HINT} {name} "
+                                    f"(or models.load({name!r}, train_if_missing=True))")
         model, info = train_zoo_model(name)
         save_zoo_model(name, model, info)
     else:
-        digest = _sha256(path)
-        if digest != entry["sha256"]:
-            raise ChecksumError(
-                f"checkpoint {path} has sha256 {digest[:12]}… but the manifest records "
-                f"{entry['sha256'][:12]}…; the file is corrupted or stale. {_REBUILD_HINT} "
-                f"(or: python -m tutorial_utils.models {name})"
-            )
-        model = build(name)
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return model.to(device or "cpu").eval()
-
-
-_REBUILD_HINT = "Rebuild the zoo with: python -m tutorial_utils.models"
+        model = load_verified(build(name), path, entry, name)
+    return model.to(device).eval()
 
 
 def rebuild_zoo(names: tuple[str, ...] = MEMBERS, progress: bool = True) -> dict:
-    """Retrain and save every zoo member in ``names`` deterministically; returns the manifest."""
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    for name in names:
-        model, info = train_zoo_model(name, progress=progress)
-        save_zoo_model(name, model, info)
-        if "test_auroc" in info:
-            result = ", ".join(f"{k} {v:.4f}" for k, v in info["test_auroc"].items())
-            print(f"{name}: one-class AUROC {result} ({info['train_seconds']:.0f} s, "
-                  f"{info['parameters']} parameters)")
-        else:
-            print(f"{name}: test accuracy {info['test_accuracy']:.4f} "
-                  f"({info['train_seconds']:.0f} s, {info['parameters']} parameters)")
+    """Retrain and save every zoo member in ``names`` deterministically; returns the manifest.
+
+    Deterministic algorithms are switched on for the rebuild and restored afterwards."""
+    with deterministic_algorithms():
+        for name in names:
+            _rebuild_one(name, progress)
     return read_manifest()
+
+
+def _rebuild_one(name: str, progress: bool) -> None:
+    model, info = train_zoo_model(name, progress=progress)
+    save_zoo_model(name, model, info)
+    if "test_auroc" in info:
+        result = ", ".join(f"{k} {v:.4f}" for k, v in info["test_auroc"].items())
+        print(f"{name}: one-class AUROC {result} ({info['train_seconds']:.0f} s, "
+              f"{info['parameters']} parameters)")
+    else:
+        print(f"{name}: test accuracy {info['test_accuracy']:.4f} "
+              f"({info['train_seconds']:.0f} s, {info['parameters']} parameters)")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -44,8 +44,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from tutorial_utils._checks import (
+    check_bool,
+    check_classes,
     check_inputs,
+    check_number,
     check_positive_int,
+    check_seed,
     check_vector,
     resolve_classes,
 )
@@ -198,6 +202,10 @@ def evaluate_membership(model: nn.Module, x_members: torch.Tensor, y_members: ob
     members and non-members and return :func:`membership_report` of the two score sets."""
     if attack not in ATTACKS:
         raise ValueError(f"attack must be one of {sorted(ATTACKS)}, got {attack!r}")
+    for xs, ys, which in ((x_members, y_members, "members"),
+                          (x_nonmembers, y_nonmembers, "nonmembers")):
+        check_inputs(model, xs, f"x_{which}")
+        check_classes(ys, len(xs), None, f"y_{which}")
     score = ATTACKS[attack]
     return membership_report(
         score(model, x_members, y_members, batch_size=batch_size).cpu(),
@@ -253,14 +261,14 @@ def train_overfit_digits(
     if n_train % 10:
         raise ValueError(f"n_train must be a multiple of 10 (the same number of every digit), "
                          f"got {n_train}")
-    for name, value in (("weight_decay", weight_decay), ("dropout", dropout)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"{name} must be a float, got {type(value).__name__}")
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-    if not 0 <= dropout < 1:
-        raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+    weight_decay = check_number(weight_decay, "weight_decay", low=0.0)
+    dropout = check_number(dropout, "dropout", low=0.0, high=1.0, high_open=True)
+    augment, seed = check_bool(augment, "augment"), check_seed(seed)
     ds = data.load_digits() if ds is None else ds
+    if not isinstance(ds, data.ImageDataset) or ds.x_train.shape[1:] != (1, 28, 28) \
+            or ds.num_classes != 10:
+        raise ValueError("ds must be the digits data set (data.load_digits()): 1x28x28 images, "
+                         "10 classes")
     members = data.stratified_indices(ds.y_train, n_train // 10, seed=seed)
     nonmembers = torch.from_numpy(np.setdiff1d(np.arange(len(ds.y_train)), members.numpy()))
     x, y = ds.x_train[members], ds.y_train[members]

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tutorial_utils._checks import check_images, check_model
+from tutorial_utils._checks import check_classes, check_inputs, check_int, check_seed
 from tutorial_utils.challenges import CHALLENGES, MAX_LEVEL, apply_challenge, check_challenge
 from tutorial_utils.models import predict_proba
 from tutorial_utils.utils import progress as progress_bar
@@ -44,13 +44,17 @@ class ChallengeCache:
 
     def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                  class_names: Sequence[str], seed: int = 0) -> None:
-        check_model(model)
-        check_images(x)
-        if not isinstance(y, torch.Tensor) or y.shape != (x.shape[0],):
-            raise ValueError(f"y must be a (N,) label tensor with N = {x.shape[0]}")
-        self.model, self.x, self.y = model, x, y.long()
+        check_inputs(model, x)
+        if isinstance(class_names, str) or not all(isinstance(c, str) for c in class_names):
+            raise TypeError("class_names must be a sequence of strings, one per class")
         self.class_names = tuple(class_names)
-        self.seed = int(seed)
+        k = predict_proba(model, x[:1]).shape[1]
+        if len(self.class_names) != k:
+            raise ValueError(f"class_names must name the model's {k} classes, got "
+                             f"{len(self.class_names)}")
+        self.model, self.x = model, x
+        self.y = check_classes(y, len(x), k, "y", per_sample=True).to(x.device)
+        self.seed = check_seed(seed)
         self._probs: dict[tuple[str, int], torch.Tensor] = {}
         self._images: dict[tuple[str, int], torch.Tensor] = {}
         self.computed = 0  # how many (kind, level) sets were actually run through the model
@@ -131,13 +135,11 @@ def challenge_view(cache: ChallengeCache, kind: str, level: int, index: int = 0,
     """The data behind one explorer frame: test image ``index`` under ``kind`` at ``level``,
     its top-k probabilities, and the test set's accuracy and mean confidence at every level.
     """
+    if not isinstance(cache, ChallengeCache):
+        raise TypeError(f"cache must be a ChallengeCache, got {type(cache).__name__}")
     kind, level = check_challenge(kind, level)
-    n = len(cache.x)
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
-        raise ValueError(f"index must be an int in 0..{n - 1}, got {index!r}")
-    k = len(cache.class_names)
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= k:
-        raise ValueError(f"top_k must be an int in 1..{k}, got {top_k!r}")
+    index = check_int(index, "index", low=0, high=len(cache.x) - 1)
+    top_k = check_int(top_k, "top_k", low=1, high=len(cache.class_names))
     acc_curve, conf_curve = cache.curve(kind)
     p = cache.probs(kind, level)[index]
     top = torch.argsort(p, descending=True, stable=True)[:top_k]

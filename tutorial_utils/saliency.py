@@ -52,12 +52,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from tutorial_utils._checks import (
-    check_device,
     check_images,
+    check_inputs,
+    check_int,
+    check_maps,
     check_model,
+    check_number,
     check_positive_int,
+    check_seed,
+    require_autograd,
     resolve_classes,
 )
+from tutorial_utils.cam import normalize_cams
 from tutorial_utils.evaluation import (
     baseline_image,
     batched_scores,
@@ -88,14 +94,9 @@ DEFAULT_BATCH_SIZE = 128
 
 # --------------------------------------------------------------------------- helpers
 def normalize_maps(maps: torch.Tensor) -> torch.Tensor:
-    """Per-image min-max of maps (B, H, W) to [0, 1]; a (numerically) constant map → zeros."""
-    flat = maps.flatten(1)
-    low, high = flat.min(1).values, flat.max(1).values
-    span = high - low
-    scale = torch.maximum(high.abs(), low.abs())
-    constant = (span <= 1e-6 * scale) | (scale == 0)
-    out = (flat - low[:, None]) / torch.where(constant, torch.ones_like(span), span)[:, None]
-    return torch.where(constant[:, None], torch.zeros_like(out), out).view_as(maps)
+    """Per-image min-max of maps (B, H, W) to [0, 1]; a (numerically) constant map → zeros
+    (:func:`tutorial_utils.cam.normalize_cams`)."""
+    return normalize_cams(check_maps(maps, "maps"))
 
 
 def _gradient_map(attr: torch.Tensor) -> torch.Tensor:
@@ -103,21 +104,12 @@ def _gradient_map(attr: torch.Tensor) -> torch.Tensor:
     return normalize_maps(attr.abs().amax(dim=1))
 
 
-def _check_inputs(model: object, x: object, batch_size: object = 1) -> int:
-    check_model(model)
-    check_images(x)
-    check_device(model, x)
+def _check_inputs(model: object, x: object, batch_size: object = 1,
+                  gradients_of: str | None = None) -> int:
+    if gradients_of is not None:
+        require_autograd(gradients_of)
+    check_inputs(model, x)
     return check_positive_int(batch_size, "batch_size")
-
-
-def _check_fraction(value: object, name: str, low: float, high: float, closed: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    ok = low <= value <= high if closed else low < value < high
-    if not ok:
-        interval = f"[{low}, {high}]" if closed else f"({low}, {high})"
-        raise ValueError(f"{name} must lie in {interval}, got {value}")
-    return float(value)
 
 
 def _generator(seed: int | None, generator: torch.Generator | None) -> torch.Generator:
@@ -126,9 +118,7 @@ def _generator(seed: int | None, generator: torch.Generator | None) -> torch.Gen
         if not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
         return generator
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    return torch.Generator().manual_seed(seed)
+    return torch.Generator().manual_seed(check_seed(seed))
 
 
 def _input_gradients(model: nn.Module, x: torch.Tensor, target, batch_size: int
@@ -150,11 +140,6 @@ def _input_gradients(model: nn.Module, x: torch.Tensor, target, batch_size: int
     return torch.cat(grads)
 
 
-def _resolve(model: nn.Module, x: torch.Tensor, target, batch_size: int) -> torch.Tensor:
-    """Classes (B,): ``target`` checked against the model's K, or the prediction on x."""
-    return predicted_classes(model, x, target, batch_size)
-
-
 # --------------------------------------------------------------------------- gradient methods
 def vanilla_gradient(model: nn.Module, x: torch.Tensor, target=None, *, raw: bool = False,
                      batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
@@ -164,9 +149,9 @@ def vanilla_gradient(model: nn.Module, x: torch.Tensor, target=None, *, raw: boo
     ``raw=True`` the signed gradient of the target *logit* z_t (B, C, H, W), in logit units per
     unit of pixel intensity.
     """
-    batch_size = _check_inputs(model, x, batch_size)
+    batch_size = _check_inputs(model, x, batch_size, "vanilla_gradient")
     with preserved_state(model):
-        classes = _resolve(model, x, target, batch_size)
+        classes = predicted_classes(model, x, target, batch_size)
         grad = _input_gradients(model, x, classes, batch_size)
     return grad if raw else _gradient_map(grad)
 
@@ -185,7 +170,7 @@ def guided_relus(model: nn.Module) -> Iterator[nn.Module]:
     ReLUs are switched to out-of-place for the duration. Hooks and ``inplace`` flags are
     restored on exit, also after an exception. ``F.relu`` calls are *not* affected.
     """
-    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+    relus = [m for m in check_model(model).modules() if isinstance(m, nn.ReLU)]
     inplace = [m.inplace for m in relus]
     handles = []
 
@@ -213,12 +198,12 @@ def guided_backprop(model: nn.Module, x: torch.Tensor, target=None, *, raw: bool
     :func:`guided_relus`). Returns the map ``max_c |·|`` (B, H, W) in [0, 1], or the signed
     attribution (B, C, H, W) with ``raw=True``. The model must use ``nn.ReLU`` modules.
     """
-    batch_size = _check_inputs(model, x, batch_size)
+    batch_size = _check_inputs(model, x, batch_size, "guided_backprop")
     if not any(isinstance(m, nn.ReLU) for m in model.modules()):
         raise ValueError("model has no nn.ReLU module, so guided backprop equals the vanilla "
                          "gradient; use vanilla_gradient or build the model with nn.ReLU")
     with preserved_state(model):
-        classes = _resolve(model, x, target, batch_size)
+        classes = predicted_classes(model, x, target, batch_size)
         with guided_relus(model):
             grad = _input_gradients(model, x, classes, batch_size)
     return grad if raw else _gradient_map(grad)
@@ -229,15 +214,16 @@ def noisy_copies(x: torch.Tensor, n_samples: int = 25, sigma: float = 0.15, *, s
     """SmoothGrad's inputs: ``x + ε``, ε ~ N(0, (σ·(max x_b − min x_b))²), shape (n, B, C, H, W).
 
     ``sigma`` is the noise level as a fraction of each image's own intensity range (Smilkov et
-    al. 2017 recommend 0.1–0.2). The noise is drawn on the CPU from ``generator`` (or a fresh
-    generator seeded with ``seed``) in the order (n, B, C, H, W), then moved to x's device, so
-    results are identical on every device.
+    al. 2017 recommend 0.1–0.2). The n unit-noise patterns (n, C, H, W) are drawn once on the
+    CPU from ``generator`` (or a fresh generator seeded with ``seed``), moved to x's device and
+    used for every image, so an image gets the same copies alone as inside any batch, on every
+    device.
     """
     check_images(x)
     n_samples = check_positive_int(n_samples, "n_samples")
-    sigma = _check_fraction(sigma, "sigma", 0.0, math.inf, closed=True)
+    sigma = check_number(sigma, "sigma", low=0.0)
     gen = _generator(seed, generator)
-    noise = torch.randn((n_samples, *x.shape), generator=gen, dtype=x.dtype).to(x.device)
+    noise = torch.randn((n_samples, 1, *x.shape[1:]), generator=gen, dtype=x.dtype).to(x.device)
     spread = (x.amax(dim=(1, 2, 3)) - x.amin(dim=(1, 2, 3))).view(1, -1, 1, 1, 1)
     return x.detach().unsqueeze(0) + sigma * spread * noise
 
@@ -250,12 +236,13 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target=None, *, n_samples: int
     ``raw`` attribution (B, C, H, W) = ``mean_i ∂z_t/∂x (x + ε_i)`` over the ``n_samples``
     copies of :func:`noisy_copies` (signed, logit units); the map is ``max_c |·|`` of that mean,
     min-max normalised. ``target=None`` is the prediction on the *clean* image. All n·B copies
-    are differentiated ``batch_size`` at a time. Deterministic for a ``seed``/``generator``.
+    are differentiated ``batch_size`` at a time. Deterministic for a ``seed``/``generator``, and
+    an image's result does not depend on the rest of the batch.
     """
-    batch_size = _check_inputs(model, x, batch_size)
+    batch_size = _check_inputs(model, x, batch_size, "smoothgrad")
     copies = noisy_copies(x, n_samples, sigma, seed=seed, generator=generator)
     with preserved_state(model):
-        classes = _resolve(model, x, target, batch_size)
+        classes = predicted_classes(model, x, target, batch_size)
         flat = copies.reshape(-1, *x.shape[1:])
         grads = _input_gradients(model, flat, classes.repeat(n_samples), batch_size)
     grad = grads.view_as(copies).mean(dim=0)
@@ -322,7 +309,7 @@ def occlusion(model: nn.Module, x: torch.Tensor, target=None, *, window: int | t
 
     with preserved_state(model):
         base = baseline_image(x, baseline, model)
-        classes = _resolve(model, x, target, batch_size)
+        classes = predicted_classes(model, x, target, batch_size)
         with torch.no_grad():
             clean = batched_scores(model, lambda i: x[i], classes, batch_size, score)
             images = lambda i: torch.where(windows(i % n_win)[:, None], base[i // n_win],
@@ -350,10 +337,12 @@ def random_masks(n_masks: int, size: tuple[int, int], *, cells: int = 8, p_keep:
     and the masks are built lazily on demand.
     """
     n_masks = check_positive_int(n_masks, "n_masks")
-    cells = check_positive_int(cells, "cells")
-    p_keep = _check_fraction(p_keep, "p_keep", 0.0, 1.0, closed=False)
+    if not isinstance(size, (tuple, list, torch.Size)) or len(size) != 2:
+        raise TypeError(f"size must be a pair (H, W), got {size!r}")
+    h, w = (check_positive_int(v, "size") for v in size)
+    cells = check_int(cells, "cells", low=1, high=min(h, w))
+    p_keep = check_number(p_keep, "p_keep", low=0.0, high=1.0, low_open=True, high_open=True)
     gen = _generator(seed, generator)
-    h, w = size
     ch, cw = math.ceil(h / cells), math.ceil(w / cells)
     grids = (torch.rand(n_masks, 1, cells, cells, generator=gen) < p_keep).float()
     dy = torch.randint(0, ch, (n_masks,), generator=gen)
@@ -384,7 +373,7 @@ def _masked_scores(model, x, target, n_masks, cells, p_keep, seed, generator, ba
     per_chunk = max(1, batch_size // b)
     with preserved_state(model), torch.no_grad():
         base = baseline_image(x, baseline, model)
-        classes = _resolve(model, x, target, batch_size)
+        classes = predicted_classes(model, x, target, batch_size)
         clean = batched_scores(model, lambda i: x[i], classes, batch_size, score)
         for start in range(0, n_masks, per_chunk):
             m = masks_of(torch.arange(start, min(start + per_chunk, n_masks))).to(x)

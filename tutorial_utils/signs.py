@@ -28,6 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tutorial_utils._checks import check_classes, check_positive_int, check_seed
+
 __all__ = ["SIGN_SIZE", "SIGN_CLASSES", "render_templates", "render_signs", "generate_signs",
            "TEST_SEED_OFFSET", "counterfactual_scenes", "sign_masks"]
 
@@ -147,7 +149,7 @@ def _draw_sign(ax, name):  # noqa: C901 - one branch per class is the clearest f
         ax.add_patch(Circle((0, 0), 0.96, color=_GREEN))
         ax.text(0, -0.02, "GO", color=_WHITE, fontsize=26, **text)
     else:  # pragma: no cover - guarded by callers
-        raise ValueError(f"unknown sign {name!r}")
+        raise ValueError(f"names: unknown sign {name!r}; valid names: {', '.join(SIGN_CLASSES)}")
 
 
 def render_templates(names: tuple[str, ...] = SIGN_CLASSES, size: int = 64) -> torch.Tensor:
@@ -159,6 +161,9 @@ def render_templates(names: tuple[str, ...] = SIGN_CLASSES, size: int = 64) -> t
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    size = check_positive_int(size, "size")
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise TypeError(f"names must be a sequence of sign names, got {names!r}")
     out = []
     for name in names:
         fig = Figure(figsize=(1, 1), dpi=2 * size)
@@ -255,7 +260,12 @@ def render_signs(labels: torch.Tensor, templates: torch.Tensor, seed: int,
     counterfactual); by default scene ``i`` shows ``labels[i]``. ``alpha_only=True`` returns
     the sign's opacity ``(·, size, size)`` in [0, 1] instead: where the sign is in the scene.
     """
-    gen = torch.Generator().manual_seed(seed)
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"labels must be a (N,) tensor of class indices, got "
+                        f"{type(labels).__name__}")
+    labels = check_classes(labels, labels.numel(), len(templates), "labels")
+    size = check_positive_int(size, "size")
+    gen = torch.Generator().manual_seed(check_seed(seed))
     if index is not None:
         signs = labels[index] if signs is None else signs
     chunks, positions = [], []
@@ -288,6 +298,8 @@ def generate_signs(seed: int, n_train: int, n_test: int) -> dict[str, torch.Tens
 
     Labels are sorted by class; train scenes use ``seed``, test scenes ``seed + TEST_SEED_OFFSET``.
     """
+    n_train, n_test = check_positive_int(n_train, "n_train"), check_positive_int(n_test, "n_test")
+    seed = check_seed(seed)
     templates = render_templates(SIGN_CLASSES)
     k = len(SIGN_CLASSES)
     y_train = torch.arange(k).repeat_interleave(n_train)
@@ -318,8 +330,8 @@ def counterfactual_scenes(labels: torch.Tensor, seed: int, index: torch.Tensor,
     Args:
         labels: (N,) the labels the whole set was rendered with (e.g. ``ds.y_test``).
         seed: the seed it was rendered with (``seed + TEST_SEED_OFFSET`` for a test split).
-        index: (M,) scenes to change (repeats allowed); contrast: (M,) the class drawn into
-            each instead.
+        index: (M,) scenes to change (repeats allowed), or one int; contrast: (M,) the class
+            drawn into each instead, or one class for all.
 
     Background, pose, lighting, colour cast and noise are drawn independently of the class, so
     the counterfactual differs from the original only where the two signs differ. Returns
@@ -328,14 +340,8 @@ def counterfactual_scenes(labels: torch.Tensor, seed: int, index: torch.Tensor,
     by more than :data:`DIFFERENCE_THRESHOLD` — the ground truth of "what tells P from Q here".
     Only the M scenes are rendered (the random draws of the whole set are replayed).
     """
-    index, contrast = torch.as_tensor(index).long(), torch.as_tensor(contrast).long()
-    if index.dim() != 1 or contrast.shape != index.shape:
-        raise ValueError(f"index and contrast must be (M,) tensors of equal length, got "
-                         f"{tuple(index.shape)} and {tuple(contrast.shape)}")
-    if len(index) and (index.min() < 0 or index.max() >= len(labels)):
-        raise ValueError(f"index must lie in 0..{len(labels) - 1}")
-    if len(contrast) and (contrast.min() < 0 or contrast.max() >= len(SIGN_CLASSES)):
-        raise ValueError(f"contrast must hold sign classes 0..{len(SIGN_CLASSES) - 1}")
+    index = _scene_index(index, labels)
+    contrast = check_classes(contrast, len(index), len(SIGN_CLASSES), "contrast")
     templates = _templates()
     both = render_signs(labels, templates, seed, index=torch.cat([index, index]),
                         signs=torch.cat([labels[index], contrast]))
@@ -345,7 +351,10 @@ def counterfactual_scenes(labels: torch.Tensor, seed: int, index: torch.Tensor,
 
 def sign_masks(labels: torch.Tensor, seed: int, index: torch.Tensor) -> torch.Tensor:
     """Where the sign is in scenes ``index`` of a rendered set: (M, H, W) bool (opacity > ½)."""
-    index = torch.as_tensor(index).long().reshape(-1)
-    if len(index) and (index.min() < 0 or index.max() >= len(labels)):
-        raise ValueError(f"index must lie in 0..{len(labels) - 1}")
+    index = _scene_index(index, labels)
     return render_signs(labels, _templates(), seed, index=index, alpha_only=True) > 0.5
+
+
+def _scene_index(index: object, labels: torch.Tensor) -> torch.Tensor:
+    """(M,) long scene indices in ``[0, N)`` from an int or a 1-d sequence / tensor."""
+    return check_classes(index, None, len(labels), "index", what="index")

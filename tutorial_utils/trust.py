@@ -92,8 +92,9 @@ def last_linear_layer(model: nn.Module) -> nn.Linear:
         return fc
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linears:
-        raise ValueError(f"{type(model).__name__} has no nn.Linear layer; GradTrust needs a "
-                         "final linear layer (pass layer=<the nn.Linear producing the logits>)")
+        raise ValueError(f"model ({type(model).__name__}) has no nn.Linear layer; GradTrust "
+                         "needs a final linear layer (pass layer=<the nn.Linear producing the "
+                         "logits>)")
     return linears[-1]
 
 
@@ -179,6 +180,8 @@ def gradtrust_from_gradients(grads: torch.Tensor) -> torch.Tensor:
     if grads.shape[1] < 2 or grads.shape[2] < 2:
         raise ValueError(f"grads needs K >= 2 classes and D >= 2 features, got shape "
                          f"{tuple(grads.shape)}")
+    if not torch.isfinite(grads).all():
+        raise ValueError("grads contains NaN or infinite values")
     v = grads.double().square().var(dim=2)  # (B, K)
     return _max_over_mean(v).to(grads.dtype)
 
@@ -198,6 +201,8 @@ def gradtrust_from_logits(logits: torch.Tensor) -> torch.Tensor:
                          f"{getattr(logits, 'shape', type(logits).__name__)}")
     if logits.shape[1] < 2:
         raise ValueError(f"logits needs K >= 2 classes, got K={logits.shape[1]}")
+    if not torch.isfinite(logits).all():
+        raise ValueError("logits contains NaN or infinite values")
     d4 = (logits.double() - 1.0 / logits.shape[1]).pow(4)
     return _max_over_mean(d4).to(logits.dtype)
 

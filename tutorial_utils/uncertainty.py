@@ -59,7 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tutorial_utils._checks import check_inputs, check_model
+from tutorial_utils._checks import check_inputs, check_model, check_seed
 from tutorial_utils.attacks import input_gradient
 from tutorial_utils.ensembles import PredictiveUncertainty, ensemble_uncertainty, mc_dropout
 from tutorial_utils.gradients import (
@@ -295,6 +295,9 @@ def _confounding_norms(model: nn.Module, x: torch.Tensor, loss: str,
     With ``g = ∂L/∂z`` (B, K) per sample, ``∇_W L = g hᵀ`` and ``∇_b L = g``, so the layer's
     squared norm is ``‖g‖²·(‖h‖² + 1)``: one forward instead of per-sample backward passes.
     """
+    if layers is not None and (isinstance(layers, nn.Module) or not isinstance(layers, Sequence)):
+        raise TypeError(f"layers must be a list of nn.Modules (e.g. [model.fc]), got "
+                        f"{type(layers).__name__}")
     closed = isinstance(model, nn.Module) and hasattr(model, "penultimate") and layers is not None
     fc = final_linear(model) if closed else None
     if fc is None or len(layers) != 1 or layers[0] is not fc or not hasattr(model, "penultimate"):
@@ -344,7 +347,9 @@ class ConfoundingDetector:
 
     def __init__(self, loss: str = "sigmoid", layers: Sequence[nn.Module] | None = None,
                  C: float = 1.0, seed: int = 0) -> None:
-        self.loss, self.layers, self.C, self.seed = loss, layers, C, seed
+        confounding_loss(torch.zeros(1, 2), loss)  # validates the loss name
+        C = _check_float(C, "C", positive=True)
+        self.loss, self.layers, self.C, self.seed = loss, layers, C, check_seed(seed)
         self.model: nn.Module | None = None
         self.pipeline = None
         self.layer_names: list[str] = []
@@ -428,6 +433,6 @@ def score(name: str, model: nn.Module, x: torch.Tensor, **options) -> torch.Tens
     one, then call its ``.score(x)``.
     """
     if name not in SCORES:
-        raise ValueError(f"unknown score {name!r}; valid names: {', '.join(SCORES)} (fitted "
-                         f"detectors: Mahalanobis(model).fit(x, y).score(x))")
+        raise ValueError(f"unknown score {name!r}: name must be one of {', '.join(SCORES)} "
+                         f"(fitted detectors: Mahalanobis(model).fit(x, y).score(x))")
     return SCORES[name](model, x, **options)

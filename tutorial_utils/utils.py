@@ -17,11 +17,15 @@ DEFAULT_SEED = 0
 def seed_everything(seed: int = DEFAULT_SEED) -> int:
     """Seed Python, NumPy and PyTorch (CPU and CUDA) with ``seed``; returns the seed.
 
-    The course sets seeds in exactly one place per notebook by calling this function.
+    The course sets seeds in exactly one place per notebook by calling this function. The
+    seed is validated (an int in ``[-2**63, 2**64)``, what PyTorch accepts) before any RNG is
+    touched, so a bad seed leaves every generator as it was.
     """
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, (bool, np.bool_)):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     seed = int(seed)
+    if not -2**63 <= seed < 2**64:
+        raise ValueError(f"seed must lie in [-2**63, 2**64) (PyTorch's range), got {seed}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -43,6 +47,7 @@ def preserved_state(model: nn.Module, *, eval_mode: bool = True) -> Iterator[nn.
     Restores every submodule's ``training`` flag and every parameter's ``requires_grad``
     flag exactly as they were, even when the body raises.
     """
+    _check_module(model, "model")
     modes = {name: m.training for name, m in model.named_modules()}
     flags = {name: p.requires_grad for name, p in model.named_parameters()}
     try:
@@ -58,7 +63,7 @@ def preserved_state(model: nn.Module, *, eval_mode: bool = True) -> Iterator[nn.
 
 def model_device(model: nn.Module) -> torch.device:
     """Device of the first parameter (CPU for a parameter-free module)."""
-    for p in model.parameters():
+    for p in _check_module(model, "model").parameters():
         return p.device
     return torch.device("cpu")
 
@@ -69,7 +74,15 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
     Convolutions on the CPU run about 1.5x faster on channels-last batches; every batched
     forward pass of the course goes through this. Non-4-D tensors are returned unchanged.
     """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
+def _check_module(module: object, name: str) -> nn.Module:
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(module).__name__}")
+    return module
 
 
 def progress(iterable=None, *, desc: str | None = None, total: int | None = None,
