@@ -53,7 +53,8 @@ def test_overlay_and_own_axes(images):
 
 def test_heatmap_gallery(images):
     maps = {"Grad-CAM": torch.rand(5, 16, 16), "saliency": np.random.rand(5, 16, 16)}
-    _check(P.heatmap_gallery(images, maps, titles=[f"img {i}" for i in range(5)]), 5 * 3)
+    _check(P.heatmap_gallery(images, maps, titles=[f"img {i}" for i in range(5)]),
+           5 * 3 + 1)  # + the colour bar
 
 
 def test_plot_curves_and_trust_curves():

@@ -355,3 +355,19 @@ def check_probabilities(probs: object, name: str = "probs") -> np.ndarray:
         raise ValueError(f"each row of {name} must sum to 1 (a softmax output); "
                          f"row sums lie in [{p.sum(1).min():.3g}, {p.sum(1).max():.3g}]")
     return np.clip(p, 0.0, 1.0)
+
+
+def check_maps_like(maps: object, x: torch.Tensor, name: str, unit: bool = False) -> torch.Tensor:
+    """Maps (B, H, W) or (B, 1, H, W) matching x (B, C, H, W), finite (in [0, 1] if
+    ``unit``); integer maps are converted to float. Returns (B, H, W)."""
+    if not isinstance(maps, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (B, H, W), "
+                        f"got {type(maps).__name__}")
+    if maps.dim() == 4 and maps.shape[1] == 1:
+        maps = maps[:, 0]
+    b, _, h, w = x.shape
+    if maps.dim() != 3 or tuple(maps.shape) != (b, h, w):
+        raise ValueError(f"{name} must have shape (B, H, W) = {(b, h, w)} to match x, "
+                         f"got {tuple(maps.shape)}")
+    maps = maps if torch.is_floating_point(maps) else maps.float()
+    return check_maps(maps, name, unit=unit).detach().to(x.device)

@@ -64,6 +64,7 @@ from tutorial_utils._checks import (
 )
 from tutorial_utils.architectures import ConvAutoencoder
 from tutorial_utils.utils import preserved_state
+from tutorial_utils.utils import progress as progress_bar
 
 __all__ = [
     "ALPHA",
@@ -230,8 +231,6 @@ def train_gradcon(x: torch.Tensor, *, epochs: int = 100, alpha: float = ALPHA,
     output (ReLUs killed by the first steps' push towards the black background), and none
     did with this start.
     """
-    from tqdm.auto import tqdm
-
     check_images(x, "x")
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -251,7 +250,7 @@ def train_gradcon(x: torch.Tensor, *, epochs: int = 100, alpha: float = ALPHA,
     weights = [model.autoencoder.get_parameter(n) for n in model.weight_names]
     history: list[tuple[float, float, float]] = []
     model.train()
-    bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
+    bar = progress_bar(range(epochs), desc=desc, enabled=progress)
     for _ in bar:
         order = torch.randperm(len(x), generator=gen).to(x.device)
         sums = np.zeros(3)

@@ -33,7 +33,7 @@ from tutorial_utils._checks import (
     PIXEL_TOL,
     check_images,
     check_inputs,
-    check_maps,
+    check_maps_like,
     check_number,
     check_positive_int,
     resolve_classes,
@@ -189,22 +189,6 @@ def baseline_image(x: torch.Tensor, baseline: str | float | torch.Tensor = "zero
     return out
 
 
-def _check_maps(maps: object, x: torch.Tensor, name: str, unit: bool = False) -> torch.Tensor:
-    """Maps (B, H, W) or (B, 1, H, W) matching x (B, C, H, W), finite (in [0, 1] if
-    ``unit``); integer maps are converted to float. Returns (B, H, W)."""
-    if not isinstance(maps, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (B, H, W), "
-                        f"got {type(maps).__name__}")
-    if maps.dim() == 4 and maps.shape[1] == 1:
-        maps = maps[:, 0]
-    b, _, h, w = x.shape
-    if maps.dim() != 3 or tuple(maps.shape) != (b, h, w):
-        raise ValueError(f"{name} must have shape (B, H, W) = {(b, h, w)} to match x, "
-                         f"got {tuple(maps.shape)}")
-    maps = maps if torch.is_floating_point(maps) else maps.float()
-    return check_maps(maps, name, unit=unit).detach().to(x.device)
-
-
 def _setup(model: object, x: object, batch_size: object) -> int:
     check_inputs(model, x)
     return check_positive_int(batch_size, "batch_size")
@@ -221,7 +205,7 @@ def masked_prediction(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, tar
     ``target=None`` uses the class predicted on the *unmasked* image.
     """
     batch_size = _setup(model, x, batch_size)
-    maps = _check_maps(maps, x, "maps", unit=True)
+    maps = check_maps_like(maps, x, "maps", unit=True)
     check_score(score)
     keep = maps.unsqueeze(1).to(x.dtype)
     with preserved_state(model):
@@ -263,7 +247,7 @@ def _pixel_curve(model, x, saliency, target, steps, start, end, batch_size, scor
 
 def _curve_args(model, x, saliency, steps, batch_size, score):
     batch_size = _setup(model, x, batch_size)
-    saliency = _check_maps(saliency, x, "saliency")
+    saliency = check_maps_like(saliency, x, "saliency")
     steps = check_positive_int(steps, "steps")
     if steps > x.shape[2] * x.shape[3]:
         raise ValueError(f"steps must be <= the number of pixels H*W = {x.shape[2] * x.shape[3]}, "
@@ -414,7 +398,7 @@ def structure_wise_curve(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, 
     ideal explanation keeps accuracy high at a small ratio.
     """
     batch_size = _setup(model, x, batch_size)
-    maps = _check_maps(maps, x, "maps", unit=True)
+    maps = check_maps_like(maps, x, "maps", unit=True)
     thr = _as_float_tensor(thresholds, "thresholds").to(x).reshape(-1)
     if thr.numel() == 0 or not torch.isfinite(thr).all():
         raise ValueError("thresholds must be a non-empty sequence of finite numbers")

@@ -49,10 +49,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from tutorial_utils._checks import check_images, check_inputs, check_positive_int
+from tutorial_utils._checks import (
+    check_callable,
+    check_class,
+    check_images,
+    check_inputs,
+    check_maps,
+    check_maps_like,
+    check_number,
+    check_positive_int,
+)
 from tutorial_utils.evaluation import (
     DEFAULT_BATCH_SIZE,
-    _check_maps,
     baseline_image,
     batched_scores,
     logits_of,
@@ -120,8 +128,7 @@ def region_masks(maps: torch.Tensor, fraction: float, kind: str = "top", *, n: i
     ``'random'``: the top region rolled (wrapping around the border) by ``n`` random non-zero
     offsets per image — the same shape and area in another place.
     """
-    if not isinstance(maps, torch.Tensor) or maps.dim() != 3:
-        raise ValueError("maps must be a tensor of shape (B, H, W)")
+    maps = check_maps(maps, "maps")
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     fraction = _fraction(fraction)
@@ -165,7 +172,7 @@ def occlusion_interventions(model: nn.Module, x: torch.Tensor, maps: torch.Tenso
     All ``B·F·(2 + R)`` images are evaluated ``batch_size`` at a time.
     """
     check_inputs(model, x)
-    maps = _check_maps(maps, x, "maps")
+    maps = check_maps_like(maps, x, "maps")
     fr = [_fraction(f, "fractions") for f in fractions]
     n_random = check_positive_int(n_random, "n_random")
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -190,6 +197,15 @@ def occlusion_interventions(model: nn.Module, x: torch.Tensor, maps: torch.Tenso
     return Interventions(torch.tensor(fr), clean, scores[:, 0], scores[:, 2:], scores[:, 1])
 
 
+def _one_image(image: object, name: str = "image") -> torch.Tensor:
+    """``image`` (C, H, W) or (1, C, H, W) as a checked batch of one."""
+    x = image.unsqueeze(0) if isinstance(image, torch.Tensor) and image.dim() == 3 else image
+    check_images(x, name)
+    if len(x) != 1:
+        raise ValueError(f"{name} must be one image (C, H, W), got a batch of {len(x)}")
+    return x
+
+
 def box_mask(shape: tuple[int, int], centre: tuple[int, int], size: int) -> torch.Tensor:
     """A ``size × size`` square (H, W) bool centred at pixel ``centre = (row, col)``, clipped
     at the border (so near an edge it covers fewer pixels): rows ``row − size//2`` to
@@ -210,10 +226,7 @@ def box_landscape(model: nn.Module, image: torch.Tensor, sizes: Sequence[int],
     """Class probabilities (S, N, N, K) with a box of every ``size`` at every centre
     ``(centres[i], centres[j])`` filled with the ``baseline`` — the answer to every possible
     box prompt, computed in one batched pass. ``image`` is (C, H, W) or (1, C, H, W)."""
-    x = image.unsqueeze(0) if image.dim() == 3 else image
-    check_inputs(model, x, "image")
-    if len(x) != 1:
-        raise ValueError(f"image must be one image, got a batch of {len(x)}")
+    x = check_inputs(model, _one_image(image), "image")
     sizes = [check_positive_int(s, "sizes") for s in sizes]
     h, w = x.shape[-2:]
     boxes = torch.stack([box_mask((h, w), (r, c), s) for s in sizes for r in centres
@@ -246,6 +259,9 @@ def attack_sweep(model: nn.Module, x: torch.Tensor, y, epsilons: Sequence[float]
     from tutorial_utils import attacks as A
 
     check_inputs(model, x)
+    epsilons = [check_number(e, "epsilons", low=0, high=1) for e in epsilons]
+    if not epsilons:
+        raise ValueError("epsilons must hold at least one ε (pixel units), e.g. [0, 4 / 255]")
     y = predicted_classes(model, x, y, batch_size, name="y")
     run = {"FGSM": lambda xb, yb, e: A.fgsm(model, xb, yb, e),
            "PGD": lambda xb, yb, e: A.pgd(model, xb, yb, e, steps=pgd_steps, seed=seed)}
@@ -285,8 +301,10 @@ def attack_view(model: nn.Module, image: torch.Tensor, label: int, epsilon: floa
     """Attack one image (C, H, W) with ε (pixel units) and explain both decisions."""
     from tutorial_utils import cam
 
-    x = image.unsqueeze(0) if image.dim() == 3 else image
-    sweep = attack_sweep(model, x, [int(label)], [epsilon], attacks=(attack,),
+    x = check_inputs(model, _one_image(image), "image")
+    with preserved_state(model), torch.no_grad():
+        label = check_class(label, logits_of(model, x).shape[1], "label")
+    sweep = attack_sweep(model, x, [label], [epsilon], attacks=(attack,),
                          pgd_steps=pgd_steps, seed=seed)
     adv = sweep.images[attack][0]
     with preserved_state(model), torch.no_grad():
@@ -305,9 +323,10 @@ def masking_view(model: nn.Module, image: torch.Tensor, maps: dict[str, torch.Te
     ``baseline`` (the structure-wise masking of :func:`~tutorial_utils.evaluation.
     structure_wise_curve`): returns the masked images (M, C, H, W), ``p_target`` on each (M,)
     and the share of pixels kept (M,), in the order of ``maps``."""
-    x = image.unsqueeze(0) if image.dim() == 3 else image
-    check_inputs(model, x, "image")
-    stack = _check_maps(torch.stack([m.reshape(x.shape[-2:]) for m in maps.values()]),
+    x = check_inputs(model, _one_image(image), "image")
+    if not isinstance(maps, dict) or not maps:
+        raise TypeError("maps must be a non-empty dict {method name: (H, W) map}")
+    stack = check_maps_like(torch.stack([m.reshape(x.shape[-2:]) for m in maps.values()]),
                         x.expand(len(maps), -1, -1, -1), "maps")
     keep = (stack >= threshold).unsqueeze(1)
     with preserved_state(model), torch.no_grad():
@@ -430,7 +449,8 @@ def sanity_check(model: nn.Module, x: torch.Tensor, explain: Callable[..., torch
     model's prediction, so every map explains the same class. A method whose maps barely
     change once the weights are random cannot be explaining what the model learned.
     """
-    check_images(x)
+    check_inputs(model, x)
+    check_callable(explain, "explain")
     with preserved_state(model):
         classes = predicted_classes(model, x, target, DEFAULT_BATCH_SIZE)
     stages = [("original", model)] + randomized_models(model, layers, seed=seed, cascade=cascade)

@@ -59,6 +59,7 @@ from tutorial_utils._zoo_files import (
 )
 from tutorial_utils.architectures import Ensemble, SmallCNN
 from tutorial_utils.utils import channels_last, model_device, preserved_state
+from tutorial_utils.utils import progress as progress_bar
 
 # --------------------------------------------------------------------------------------
 # Training and evaluation
@@ -98,8 +99,6 @@ def train_classifier(
     RNG seeded inside ``torch.random.fork_rng``, so the caller's CPU and CUDA RNG states are
     left as they were. Shows a ``tqdm.auto`` progress bar.
     """
-    from tqdm.auto import tqdm
-
     y = check_training_set(model, x, y)
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -116,7 +115,7 @@ def train_classifier(
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)  # dropout masks
         model.train()
-        bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
+        bar = progress_bar(range(epochs), desc=desc, enabled=progress)
         for _ in bar:
             order = torch.randperm(len(x), generator=gen).to(device)
             total = 0.0

@@ -101,12 +101,15 @@ class ContrastPanelFigure:
     def set_contrast(self, panel: dict, region: torch.Tensor | None = None) -> None:
         """Show contrast class ``panel["q"]``; ``region`` (H, W) bool outlines the true
         difference to the counterfactual scene (white) on the ContrastCAM."""
-        outline = self.artists.pop("outline", None)
-        if outline is not None:
-            outline.remove()
-        if region is not None and bool(region.any()):
-            self.artists["outline"] = self.axes[4].contour(
-                region.float().numpy(), levels=[0.5], colors="w", linewidths=1.0)
+        edge = np.zeros((*panel["contrast"].shape, 4))
+        if region is not None:
+            r = region.float()[None, None]
+            inner = -torch.nn.functional.max_pool2d(-r, 3, stride=1, padding=1)  # erosion
+            edge[..., :3] = 1.0
+            edge[..., 3] = (r - inner)[0, 0].clamp(0, 1).numpy()
+        if "outline" not in self.artists:
+            self.artists["outline"] = self.axes[4].imshow(edge, interpolation="nearest")
+        self.artists["outline"].set_data(edge)
         if panel["rep"] is not None:
             rep = panel["rep"].detach().cpu().permute(1, 2, 0).squeeze(-1).numpy()
             self.artists["rep"].set_data(rep)
