@@ -21,8 +21,8 @@ import time
 
 import torch
 
-from tutorial_utils.gradients import confounding_gradient_norms, confounding_loss
 from tutorial_utils.architectures import SmallCNN
+from tutorial_utils.gradients import confounding_gradient_norms, confounding_loss
 
 K, BATCH, SIZE, REPEATS = 14, 64, 48, 5
 

@@ -23,8 +23,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from tutorial_utils.gradients import contrast_gradients, contrast_gradients_autograd
 from tutorial_utils.architectures import SmallCNN
+from tutorial_utils.gradients import contrast_gradients, contrast_gradients_autograd
 
 K, BATCH, LOOP_BATCH, SIZE = 14, 64, 8, 48
 
