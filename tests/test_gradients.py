@@ -217,6 +217,31 @@ def test_hooked_norms_equal_vmap_norms(small, loss):
     assert not any(m._forward_hooks or m._backward_hooks for m in small.modules())
 
 
+def test_hooked_norms_strided_dilated_padded_convs_equal_vmap():
+    model = nn.Sequential(nn.Conv2d(3, 5, 3, stride=2, padding=1), nn.ReLU(),
+                          nn.Conv2d(5, 4, (3, 2), dilation=2, padding=(2, 1)), nn.ReLU(),
+                          nn.Conv2d(4, 6, 3, stride=(2, 1), bias=False), nn.Flatten(),
+                          nn.LazyLinear(3))
+    x = _images(3)
+    model(x)  # materialise the lazy layer
+    model.eval()
+    hooks = G.confounding_gradient_norms(model, x, method="hooks")
+    vmapped = G.confounding_gradient_norms(model, x, method="vmap")
+    torch.testing.assert_close(hooks.norms, vmapped.norms, rtol=1e-4, atol=1e-7)
+
+
+def test_in_place_after_a_layer_falls_back_to_vmap():
+    """ReLU(inplace=True) rewrites the conv's output: its gradient would be the ReLU's."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(inplace=True), nn.Flatten(),
+                          nn.Linear(4 * 46 * 46, 3)).eval()
+    x = _images(2)
+    with pytest.raises(ValueError, match="in place"):
+        G.confounding_gradient_norms(model, x, method="hooks")
+    auto = G.confounding_gradient_norms(model, x)
+    vmapped = G.confounding_gradient_norms(model, x, method="vmap")
+    torch.testing.assert_close(auto.norms, vmapped.norms)
+
+
 def test_hooked_norms_refuse_unsupported_layers():
     model = nn.Sequential(nn.Conv2d(3, 4, 3, groups=1), nn.Flatten(), nn.LayerNorm(4 * 46 * 46),
                           nn.Linear(4 * 46 * 46, 3)).eval()

@@ -317,19 +317,18 @@ _FAST_LAYERS = (nn.Conv2d, nn.Linear, nn.BatchNorm2d)
 def _conv_weight_grads(conv: nn.Conv2d, inp: torch.Tensor, gout: torch.Tensor) -> torch.Tensor:
     """Per-sample weight gradients (B, C_out, C_in, kh, kw) of a ``groups=1`` convolution.
 
-    ``∇W_b[o, i] = x_b[i] ⋆ g_b[o]``: a cross-correlation of each input channel with each
-    output gradient, done for all samples at once as one grouped convolution (the batch
-    becomes the channel axis; Rochette et al. 2019) — no im2col matrix is built.
+    The batch is folded into the channels, ``(1, B·C_in, H, W)``, so the B samples become the B
+    groups of one grouped convolution; the weight gradient of that convolution *is* the stack
+    of per-sample weight gradients (Rochette et al. 2019). One call to PyTorch's own
+    weight-gradient kernel, no im2col matrix.
     """
-    b, c_in = inp.shape[:2]
-    c_out, kh, kw = conv.out_channels, *conv.kernel_size
-    padding = conv.padding if isinstance(conv.padding, tuple) else (0, 0)
-    x = F.pad(inp, (padding[1], padding[1], padding[0], padding[0])).transpose(0, 1)
-    kernel = gout.reshape(b * c_out, 1, *gout.shape[-2:])
-    out = F.conv2d(x.contiguous(), kernel.contiguous(), groups=b, dilation=conv.stride,
-                   stride=conv.dilation)  # (C_in, B·C_out, ≥kh, ≥kw)
-    out = out[..., :kh, :kw].reshape(c_in, b, c_out, kh, kw)
-    return out.permute(1, 2, 0, 3, 4)
+    b = inp.shape[0]
+    c_out, c_in, kh, kw = conv.weight.shape
+    grads = torch.nn.grad.conv2d_weight(
+        inp.reshape(1, b * c_in, *inp.shape[2:]), (b * c_out, c_in, kh, kw),
+        gout.reshape(1, b * c_out, *gout.shape[2:]), conv.stride, conv.padding, conv.dilation,
+        groups=b)
+    return grads.reshape(b, c_out, c_in, kh, kw)
 
 
 def _module_sq_norms(module: nn.Module, inp: torch.Tensor, gout: torch.Tensor) -> torch.Tensor:
@@ -348,11 +347,11 @@ def _module_sq_norms(module: nn.Module, inp: torch.Tensor, gout: torch.Tensor) -
     elif isinstance(module, nn.Conv2d):
         weight = _conv_weight_grads(module, inp, gout).flatten(1).square().sum(1)
         bias = gout.sum((2, 3)).square().sum(1)
-    else:  # BatchNorm2d in eval mode
-        x_hat = (inp - module.running_mean[None, :, None, None]) / torch.sqrt(
-            module.running_var[None, :, None, None] + module.eps)
-        weight = (gout * x_hat).sum((2, 3)).square().sum(1)
-        bias = gout.sum((2, 3)).square().sum(1)
+    else:  # BatchNorm2d in eval mode: Σ_uv g·x̂ = (Σ_uv g·x − μ Σ_uv g) / σ
+        g_sum = gout.sum((2, 3))
+        gx = ((gout * inp).sum((2, 3)) - module.running_mean * g_sum) / torch.sqrt(
+            module.running_var + module.eps)
+        weight, bias = gx.square().sum(1), g_sum.square().sum(1)
     total = weight if module.weight is not None else torch.zeros_like(weight)
     return total + (bias if getattr(module, "bias", None) is not None else 0)
 
@@ -370,30 +369,38 @@ def _fast_path_ok(model: nn.Module, groups: dict[str, list[str]]) -> bool:
 
 
 def _hooked_norms(model: nn.Module, x: torch.Tensor, loss: str,
-                  groups: dict[str, list[str]]) -> torch.Tensor:
-    """(B, L) squared norms from one forward and one backward with module hooks."""
+                  groups: dict[str, list[str]]) -> torch.Tensor | None:
+    """(B, L) squared norms from one forward and one backward, or None when a selected layer's
+    output is changed in place later in the forward (its gradient would then be the wrong one).
+
+    Forward hooks keep each layer's input and output; ``autograd.grad`` then asks for the
+    gradients of the summed loss w.r.t. those outputs only (no parameter or input gradient).
+    """
     modules = dict(model.named_modules())
     store: dict[str, list] = {name: [] for name in groups}
-    handles = []
-    for name in groups:
-        m = modules[name]
-        handles.append(m.register_forward_hook(
-            lambda _m, inp, _out, name=name: store[name].append(inp[0].detach())))
-        handles.append(m.register_full_backward_hook(
-            lambda _m, _gin, gout, name=name: store[name].append(gout[0].detach())))
+    handles = [modules[name].register_forward_hook(
+        lambda _m, inp, out, name=name: store[name].append(
+            (inp[0].detach(), out, inp[0]._version + out._version))) for name in groups]
     try:
         with preserved_state(model), torch.enable_grad():
             for p in model.parameters():
                 p.requires_grad_(False)
-            xg = x.detach().clone().requires_grad_(True)
-            confounding_loss(model(channels_last(xg)), loss).sum().backward(inputs=[xg])
+            logits = model(channels_last(x.detach().clone().requires_grad_(True)))
+            for name, captured in store.items():
+                if len(captured) != 1:
+                    raise ValueError(f"layer {name!r} must run exactly once in the forward pass")
+            if any(inp._version + out._version != version
+                   for (inp, out, version), in store.values()):
+                return None
+            outs = [store[name][0][1] for name in groups]
+            gouts = torch.autograd.grad(confounding_loss(logits, loss).sum(), outs,
+                                        allow_unused=True)
     finally:
         for handle in handles:
             handle.remove()
-    for name, captured in store.items():
-        if len(captured) != 2:
-            raise ValueError(f"layer {name!r} must run exactly once in the forward pass")
-    return torch.stack([_module_sq_norms(modules[n], *store[n]) for n in groups], dim=1)
+    return torch.stack([_module_sq_norms(modules[n], store[n][0][0],
+                                         torch.zeros_like(o) if g is None else g)
+                        for n, o, g in zip(groups, outs, gouts, strict=True)], dim=1)
 
 
 def confounding_gradient_norms(model: nn.Module, x: torch.Tensor, loss: str = "sigmoid",
@@ -409,10 +416,12 @@ def confounding_gradient_norms(model: nn.Module, x: torch.Tensor, loss: str = "s
     written to ``.grad``.
 
     Two exact ways to get per-sample gradients: ``method="hooks"`` (one batched forward and
-    backward; each layer's per-sample gradient norm is computed from its input and output
-    gradient in closed form — conv, linear and BatchNorm layers) and ``method="vmap"``
-    (``torch.func``: ``vmap(grad(·))`` over samples, any layer). ``"auto"`` takes the hooks
-    when every selected layer is supported. The two agree to float precision (tested).
+    one backward to the layers' outputs; each layer's per-sample gradient norm then follows
+    from its input and output gradient — in closed form for linear and BatchNorm layers, one
+    grouped weight-gradient call for a convolution) and ``method="vmap"`` (``torch.func``:
+    ``vmap(grad(·))`` over samples, any layer). ``"auto"`` takes the hooks when every selected
+    layer is supported and no selected layer's input or output is changed in place later
+    (``ReLU(inplace=True)``), else vmap. The two agree to float precision (tested).
 
     Sign: larger norms mean "a larger update is needed". Lee & AlRegib read that as *less*
     in-distribution, while GradNorm (softmax loss, ``∂L/∂z = K·p − 1``) finds larger norms on
@@ -439,8 +448,12 @@ def confounding_gradient_norms(model: nn.Module, x: torch.Tensor, loss: str = "s
         raise ValueError("method='hooks' supports Conv2d (groups=1), Linear and eval-mode "
                          "BatchNorm2d layers only; use method='vmap'")
     if method == "hooks" or (method == "auto" and fast):
-        with preserved_state(model):
-            return GradientNorms(_hooked_norms(model, x, loss, groups), list(groups))
+        norms = _hooked_norms(model, x, loss, groups)
+        if norms is not None:
+            return GradientNorms(norms, list(groups))
+        if method == "hooks":
+            raise ValueError("method='hooks' needs layer outputs that are not modified in place "
+                             "(e.g. ReLU(inplace=True) right after a layer); use method='vmap'")
     names = [n for group in groups.values() for n in group]
     grads = per_sample_gradients(model, x, lambda z: confounding_loss(z, loss), params=names,
                                  chunk_size=chunk_size)
