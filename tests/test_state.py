@@ -146,10 +146,10 @@ def test_train_overfit_digits_leaves_the_rng_alone(digits):
     assert _same(before, _rng_state())
 
 
-def test_opt_in_retraining_of_a_missing_checkpoint_leaves_the_rng_alone(tmp_path, monkeypatch,
-                                                                       digits):
-    """The explicit ``train_if_missing=True`` path (one epoch on 120 digits here) trains,
-    records the member in its own folder, and leaves the global RNG as it was."""
+def test_missing_checkpoint_is_trained_on_the_spot_and_leaves_the_rng_alone(tmp_path, monkeypatch,
+                                                                           digits):
+    """By default (DESIGN §5) a missing member is trained on the spot (one epoch on 120 digits
+    here), recorded in its own folder, and the global RNG is left as it was."""
     small = digits.subset(range(6))
     small = data.ImageDataset(small.x_train[::20], small.y_train[::20], small.x_test[::10],
                               small.y_test[::10], small.classes)
@@ -158,7 +158,7 @@ def test_opt_in_retraining_of_a_missing_checkpoint_leaves_the_rng_alone(tmp_path
     monkeypatch.setitem(models.ZOO_RECIPES, "digits05",
                         {**models.ZOO_RECIPES["digits05"], "epochs": 1})
     before = _rng_state()
-    model = models.load("digits05", train_if_missing=True)
+    model = models.load("digits05")
     assert _same(before, _rng_state())
     assert (tmp_path / "digits05.pt").exists() and "digits05" in models.read_manifest()
     assert not model.training

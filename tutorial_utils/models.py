@@ -380,7 +380,7 @@ def save_zoo_model(name: str, model: nn.Module, info: dict) -> Path:
 
 
 def load(name: str, device: torch.device | str | None = None, *,
-         train_if_missing: bool = False) -> nn.Module:
+         train_if_missing: bool = True) -> nn.Module:
     """Load zoo member ``name`` (one of :data:`MEMBERS`) in eval mode on ``device`` (default CPU).
 
     A classifier (:data:`ZOO`) comes back as its ``nn.Module``; ``"gradcon-d"`` as the
@@ -388,9 +388,10 @@ def load(name: str, device: torch.device | str | None = None, *,
     reference gradients). The checkpoint's sha256 is verified against ``data/manifest.json``;
     a mismatch raises :class:`ChecksumError`, an unreadable manifest, an entry without a
     checksum or a checkpoint of another architecture :class:`CheckpointError`, each saying
-    how to rebuild. A missing checkpoint or manifest entry is a ``FileNotFoundError`` naming
-    the rebuild command; ``train_if_missing=True`` trains it on the spot instead (with a
-    progress bar) and records it — files are never rewritten unless you ask.
+    how to rebuild. A missing checkpoint or manifest entry is trained on the spot (with a
+    progress bar) and recorded in ``data/`` (DESIGN §5); with ``train_if_missing=False`` it is
+    a ``FileNotFoundError`` naming the rebuild command instead, and nothing is written. An
+    existing checkpoint is never rewritten by ``load``.
     """
     if not isinstance(name, str) or name not in MEMBERS:
         raise _unknown(name)
