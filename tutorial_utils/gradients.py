@@ -55,16 +55,9 @@ from tutorial_utils._checks import (
 )
 from tutorial_utils.utils import channels_last, preserved_state
 
-__all__ = [
-    "final_linear",
-    "contrast_gradients",
-    "contrast_gradients_autograd",
-    "select_params",
-    "per_sample_gradients",
-    "confounding_loss",
-    "confounding_gradient_norms",
-    "GradientNorms",
-]
+__all__ = ["final_linear", "contrast_gradients", "contrast_gradients_autograd", "select_params",
+           "per_sample_gradients", "confounding_loss", "confounding_gradient_norms",
+           "GradientNorms"]
 
 
 def _class_list(classes: object, num_classes: int, name: str = "classes") -> torch.Tensor:
@@ -357,15 +350,14 @@ def _module_sq_norms(module: nn.Module, inp: torch.Tensor, gout: torch.Tensor) -
 
 
 def _fast_path_ok(model: nn.Module, groups: dict[str, list[str]]) -> bool:
-    modules = dict(model.named_modules())
-    for name in groups:
-        m = modules[name]
-        if not isinstance(m, _FAST_LAYERS) or (isinstance(m, nn.Conv2d) and (
-                m.groups != 1 or isinstance(m.padding, str) or m.padding_mode != "zeros")):
-            return False
-        if isinstance(m, nn.BatchNorm2d) and (m.training or not m.track_running_stats):
-            return False
-    return True
+    """True when every selected layer has a closed-form per-sample norm (see above)."""
+    modules = [dict(model.named_modules())[name] for name in groups]
+    return all(isinstance(m, _FAST_LAYERS)
+               and not (isinstance(m, nn.Conv2d) and (m.groups != 1 or m.padding_mode != "zeros"
+                                                      or isinstance(m.padding, str)))
+               and not (isinstance(m, nn.BatchNorm2d) and (m.training
+                                                          or not m.track_running_stats))
+               for m in modules)
 
 
 def _hooked_norms(model: nn.Module, x: torch.Tensor, loss: str,

@@ -69,24 +69,10 @@ from tutorial_utils.evaluation import (
 )
 from tutorial_utils.utils import preserved_state
 
-__all__ = [
-    "KINDS",
-    "region_masks",
-    "Interventions",
-    "occlusion_interventions",
-    "box_mask",
-    "box_landscape",
-    "AttackSweep",
-    "attack_sweep",
-    "AttackView",
-    "attack_view",
-    "masking_view",
-    "randomization_layers",
-    "randomized_models",
-    "rank_correlation",
-    "SanityCheck",
-    "sanity_check",
-]
+__all__ = ["KINDS", "region_masks", "Interventions", "occlusion_interventions", "box_mask",
+           "box_landscape", "AttackSweep", "attack_sweep", "AttackView", "attack_view",
+           "masking_view", "randomization_layers", "randomized_models", "rank_correlation",
+           "SanityCheck", "sanity_check"]
 
 KINDS = ("top", "random", "bottom")
 """The three regions of :func:`occlusion_interventions`: what the map points at, the same

@@ -20,9 +20,8 @@ The zoo: the classifiers :data:`ZOO` (``digits``, ``digits05``, ``signs``,
 ``signs-ensemble``) and the GradCon anomaly detectors :data:`GRADCON_ZOO` (``gradcon-0`` ..
 ``gradcon-9``, one autoencoder per normal digit, see :mod:`tutorial_utils.anomaly`); every
 member loads with :func:`load` and is listed in :data:`MEMBERS`. ``python -m
-tutorial_utils.models gradcon`` rebuilds just the detectors. This module imports
-:mod:`tutorial_utils.anomaly` only inside the functions that build or train a detector
-(``anomaly`` never imports ``models``), so the arrow points one way.
+tutorial_utils.models gradcon`` rebuilds just the detectors. :mod:`tutorial_utils.anomaly` is
+imported only inside the functions that build a detector, so the arrow points one way.
 """
 
 from __future__ import annotations

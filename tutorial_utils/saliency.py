@@ -74,20 +74,9 @@ from tutorial_utils.evaluation import (
 )
 from tutorial_utils.utils import preserved_state
 
-__all__ = [
-    "METHODS",
-    "saliency_map",
-    "normalize_maps",
-    "vanilla_gradient",
-    "guided_backprop",
-    "guided_relus",
-    "smoothgrad",
-    "noisy_copies",
-    "occlusion",
-    "rise",
-    "shape",
-    "random_masks",
-]
+__all__ = ["METHODS", "saliency_map", "normalize_maps", "vanilla_gradient", "guided_backprop",
+           "guided_relus", "smoothgrad", "noisy_copies", "occlusion", "rise", "shape",
+           "random_masks"]
 
 DEFAULT_BATCH_SIZE = 128
 
