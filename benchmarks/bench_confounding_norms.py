@@ -20,10 +20,9 @@ one configuration only. Run: ``python benchmarks/bench_confounding_norms.py``.
 from __future__ import annotations
 
 import os
-import statistics
-import time
 
 import torch
+from _timing import medians, timings
 
 from tutorial_utils import data, models
 from tutorial_utils.gradients import confounding_gradient_norms, confounding_loss
@@ -44,19 +43,6 @@ def per_sample_loop(model, x, names, loss):
     return torch.stack(rows)
 
 
-def interleaved_medians(fns, repeats):
-    """Median time of each function, calls interleaved so that load drifts hit all alike."""
-    for fn in fns.values():
-        fn()  # warm-up
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
 def run(model, x, losses):
     print(f"{torch.get_num_threads()} thread(s); zoo 'signs' model, batch of {BATCH} test "
           f"signs, per-sample squared gradient norms of every layer")
@@ -66,11 +52,11 @@ def run(model, x, losses):
         vmapped = confounding_gradient_norms(model, x, loss, method="vmap").norms
         for norms in (out.norms, vmapped):
             torch.testing.assert_close(norms, ref, rtol=1e-4, atol=1e-10)
-        t = interleaved_medians({
+        t = medians(timings({
             "hooks": lambda loss=loss: confounding_gradient_norms(model, x, loss),
             "vmap": lambda loss=loss: confounding_gradient_norms(model, x, loss, method="vmap"),
             "loop": lambda loss=loss, names=out.names: per_sample_loop(model, x, names, loss),
-        }, REPEATS)
+        }, REPEATS))
         print(f"  loss={loss:7s}: hooks {t['hooks'] * 1e3:6.1f} ms, torch.func "
               f"{t['vmap'] * 1e3:6.1f} ms, per-sample loop {t['loop'] * 1e3:6.1f} ms -> "
               f"loop / hooks {t['loop'] / t['hooks']:.1f}x (target >= 5x), vmap / hooks "

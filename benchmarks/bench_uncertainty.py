@@ -20,10 +20,8 @@ Run: ``python benchmarks/bench_uncertainty.py``.
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
+from _timing import medians, paired_ratio, timings
 from torch import nn
 
 from tutorial_utils import data, models
@@ -61,24 +59,6 @@ class ClampSTE(nn.Module):
 
     def forward(self, x):
         return x + (x.clamp(0, 1) - x).detach()
-
-
-def timings(fns: dict, repeats: int) -> dict:
-    """Wall times (s) of every function per repeat, calls interleaved (fair under load)."""
-    for fn in fns.values():
-        fn()  # warm-up
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return times
-
-
-def paired_ratio(num: list, den: list) -> float:
-    """Median over repeats of num/den measured back to back (robust to load drifts)."""
-    return statistics.median(a / b for a, b in zip(num, den, strict=True))
 
 
 def peers(model, x_fit, y_fit):
@@ -155,7 +135,7 @@ def main():
         raw = timings(fns, repeats)
         for p in model.parameters():
             p.requires_grad_(True)
-        t = {k: statistics.median(v) for k, v in raw.items()}
+        t = medians(raw)
         target = targets.get(limit_name, 1.5)
         ratio = paired_ratio(raw["ours"], raw["limit"])
         peer_cols = (f"{t['peer'] * 1e3:8.1f} {paired_ratio(raw['peer'], raw['ours']):8.2f}x"

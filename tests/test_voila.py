@@ -17,15 +17,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from _servers import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "05_conclusions.ipynb"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_for(port: int, timeout: float) -> None:
@@ -41,7 +36,7 @@ def _wait_for(port: int, timeout: float) -> None:
 @pytest.mark.skipif(shutil.which("voila", path=str(Path(sys.executable).parent)) is None
                     and shutil.which("voila") is None, reason="voila is not installed")
 def test_dashboard_runs_as_a_voila_app(tmp_path):
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/"
     env = {**os.environ, "TQDM_DISABLE": "1"}
     cmd = [sys.executable, "-m", "voila", str(NOTEBOOK), "--no-browser", f"--port={port}",
@@ -55,11 +50,7 @@ def test_dashboard_runs_as_a_voila_app(tmp_path):
         with urllib.request.urlopen(url, timeout=600) as response:
             page = response.read().decode("utf-8", errors="replace")
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
         log.close()
     text = (tmp_path / "voila.log").read_text()
     assert "Chapter 5" in page, page[:2000]

@@ -308,13 +308,9 @@ _FAST_LAYERS = (nn.Conv2d, nn.Linear, nn.BatchNorm2d)
 
 
 def _conv_weight_grads(conv: nn.Conv2d, inp: torch.Tensor, gout: torch.Tensor) -> torch.Tensor:
-    """Per-sample weight gradients (B, C_out, C_in, kh, kw) of a ``groups=1`` convolution.
-
-    The batch is folded into the channels, ``(1, B·C_in, H, W)``, so the B samples become the B
-    groups of one grouped convolution; the weight gradient of that convolution *is* the stack
-    of per-sample weight gradients (Rochette et al. 2019). One call to PyTorch's own
-    weight-gradient kernel, no im2col matrix.
-    """
+    """Per-sample weight gradients (B, C_out, C_in, kh, kw) of a ``groups=1`` convolution: with
+    the batch folded into the channels, the samples are the groups of one grouped convolution,
+    whose weight gradient is the stack of per-sample ones (Rochette et al. 2019)."""
     b = inp.shape[0]
     c_out, c_in, kh, kw = conv.weight.shape
     grads = torch.nn.grad.conv2d_weight(

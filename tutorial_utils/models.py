@@ -12,8 +12,7 @@ predict_proba          ``softmax(f(x))`` ``(N, K)``
 features_and_logits    penultimate features ``h`` ``(N, D)`` and logits in one pass
 decision               logits, probabilities and the arg-max for one image
 accuracy               top-1 accuracy
-load                   a zoo member, checksum verified (``python -m tutorial_utils.models``
-                       rebuilds them all)
+load                   a zoo member, checksum verified (rebuild: ``python -m ...models``)
 =====================  ================================================================
 
 The zoo: the classifiers :data:`ZOO` (``digits``, ``digits05``, ``signs``,
@@ -60,9 +59,7 @@ from tutorial_utils.architectures import Ensemble, SmallCNN
 from tutorial_utils.utils import channels_last, model_device, preserved_state
 from tutorial_utils.utils import progress as progress_bar
 
-# --------------------------------------------------------------------------------------
-# Training and evaluation
-# --------------------------------------------------------------------------------------
+# ---- Training and evaluation ---------------------------------------------------------
 
 
 def random_shift(x: torch.Tensor, max_shift: float, gen: torch.Generator) -> torch.Tensor:
@@ -218,9 +215,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return (z.argmax(1) == y).float().mean().item()
 
 
-# --------------------------------------------------------------------------------------
-# The zoo: recipes, checkpoints with sha256, load / rebuild
-# --------------------------------------------------------------------------------------
+# ---- The zoo: recipes, checkpoints with sha256, load / rebuild -----------------------
 
 ZOO_RECIPES: dict[str, dict] = {
     "digits": dict(data="digits", classes=list(range(10)), widths=[16, 32, 64], epochs=10,
