@@ -13,9 +13,9 @@ Jupyter server REST API, kernel websocket):
 
 Each learner's kernel runs with the workshop's CPU limit (``--cpu-limit``, default 1 thread;
 ``--cpu-limit 0`` leaves PyTorch its default, one thread per core) and the workshop's memory
-limit (``--mem-limit``, default 3G), so a chapter that needs more stops with ``MemoryError``. Prints Markdown tables and the rule they imply;
-``--json`` also writes the raw numbers. Needs a quiet machine: anything else using the CPU
-makes the times invalid. Run from the repository root:
+limit (``--mem-limit``, default 3G), so a chapter that needs more stops with ``MemoryError``.
+Prints Markdown tables and the rule they imply; ``--json`` also writes the raw numbers. Needs a
+quiet machine: anything else using the CPU makes the times invalid. Run from the repository root:
 
     python scripts/measure_room.py
     python scripts/measure_room.py --chapter 05 --learners 1 2 4 8
@@ -91,7 +91,7 @@ def _run_at_once(learners: list[Learner], path: str, timeout: float):
 
     with ThreadPoolExecutor(len(learners)) as pool:
         runs = list(pool.map(run, learners))
-    for learner, run in zip(learners, runs):
+    for learner, run in zip(learners, runs, strict=True):
         if run.error:
             raise RuntimeError(f"{learner.name}: {run.error}")
     return runs

@@ -134,7 +134,7 @@ def room(request):
 
         t0 = time.perf_counter()
         with ThreadPoolExecutor(len(RUNNERS)) as pool:
-            runs = dict(zip(RUNNERS, pool.map(run, RUNNERS)))
+            runs = dict(zip(RUNNERS, pool.map(run, RUNNERS), strict=True))
         say(f"hub: 3 learners ran {CHAPTER} at once, all done in "
             f"{time.perf_counter() - t0:.1f} s")
         for name, result in runs.items():
@@ -166,7 +166,7 @@ def test_every_learner_reproduces_the_chapters_claims(room):
         got = [claim_statement(line) for line in run.claims]
         assert got == expected, (
             f"{name}: the claims differ from the shipped chapter's:\n"
-            + "\n".join(f"- {a}\n+ {b}" for a, b in zip(expected, got) if a != b)
+            + "\n".join(f"- {a}\n+ {b}" for a, b in zip(expected, got, strict=False) if a != b)
             + f"\n({len(expected)} shipped, {len(got)} printed)")
     first = room.runs[RUNNERS[0]].claims
     for name in RUNNERS[1:]:

@@ -1,4 +1,4 @@
-"""The course on a JupyterHub for a room of learners (``jupyterhub -f workshop/jupyterhub_config.py``).
+"""The course on a JupyterHub for a room: ``jupyterhub -f workshop/jupyterhub_config.py``.
 
 * :mod:`workshop.spawner` — the one-machine spawner: a home folder and a copy of ``notebooks/``
   per learner, a per-process memory limit, thread counts from the CPU limit.

@@ -1,4 +1,4 @@
-"""JupyterHub for a room of learners on one machine: ``jupyterhub -f workshop/jupyterhub_config.py``.
+"""JupyterHub for a room on one machine: ``jupyterhub -f workshop/jupyterhub_config.py``.
 
 Run it from the environment the course is installed in (``pip install -e ".[workshop]"``); every
 learner's server and kernel use that one environment. Settings come from environment variables:
@@ -58,7 +58,8 @@ def _seconds(name: str, default: int) -> int:
     try:
         seconds = int(value)
     except ValueError:
-        raise ValueError(f"WORKSHOP_{name} must be a whole number of seconds, got {value!r}")
+        raise ValueError(f"WORKSHOP_{name} must be a whole number of seconds, "
+                         f"got {value!r}") from None
     if seconds <= 0:
         raise ValueError(f"WORKSHOP_{name} must be positive, got {seconds}")
     return seconds

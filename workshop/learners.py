@@ -1,4 +1,4 @@
-"""Simulated learners on the workshop hub (used by ``tests/test_hub.py`` and ``scripts/measure_room.py``).
+"""Simulated learners on the workshop hub (for ``tests/test_hub.py``, ``scripts/measure_room.py``).
 
 :class:`Hub` starts ``jupyterhub -f workshop/jupyterhub_config.py`` on free loopback ports with its
 state in a given folder; :class:`Learner` does what a learner's browser does, through the same
