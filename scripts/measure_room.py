@@ -9,7 +9,12 @@ Jupyter server REST API, kernel websocket):
    RSS and CPU seconds (kernel and its children, from ``getrusage`` inside the kernel), and the
    peak RSS of the learner's Jupyter server;
 3. one chapter (``--chapter``, default the shortest, 1) at 1, 2 and 4 learners at once
-   (``--learners``): every learner's Run All time, the median and its ratio to one learner.
+   (``--learners``), ``--repeat`` times interleaved: every learner's Run All time, the median
+   and its ratio to one learner.
+
+Every phase also records the CPU seconds that other processes on the machine used meanwhile
+(``/proc/stat`` less the hub's process tree); more than 5 % gives a warning that the times are
+not valid.
 
 Each learner's kernel runs with the workshop's CPU limit (``--cpu-limit``, default 1 thread;
 ``--cpu-limit 0`` leaves PyTorch its default, one thread per core) and the workshop's memory
@@ -33,9 +38,10 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -97,7 +103,41 @@ def _run_at_once(learners: list[Learner], path: str, timeout: float):
     return runs
 
 
-def measure(args) -> dict:
+class CpuAccount:
+    """Who used the CPU between two readings: this script and the hub's process tree ("ours"),
+    everything else on the machine ("other"), and the hypervisor ("steal"), in CPU seconds.
+
+    A process that exits is counted through its parent (``children_*`` times), so every
+    process the hub started is included as long as someone in the tree reaped it.
+    """
+
+    TICK = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.start = self._read()
+
+    def _read(self) -> tuple[float, float, float]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        busy = (sum(fields[:3]) + sum(fields[5:7])) / self.TICK  # user nice system irq softirq
+        steal = (fields[7] if len(fields) > 7 else 0) / self.TICK
+        ours = 0.0
+        for proc in [psutil.Process(), psutil.Process(self.hub.process.pid),
+                     *self.hub.processes()]:
+            try:
+                t = proc.cpu_times()
+                ours += t.user + t.system + t.children_user + t.children_system
+            except psutil.Error:
+                pass
+        return busy, steal, ours
+
+    def read(self) -> dict:
+        busy, steal, ours = (b - a for a, b in zip(self.start, self._read(), strict=True))
+        return {"ours_s": round(ours, 1), "other_s": round(max(busy - ours, 0.0), 1),
+                "steal_s": round(steal, 1)}
+
+
+def measure(args, say) -> dict:
     chapters = _chapters(args.chapters)
     room_chapter = _chapters([args.chapter])[0]
     result = {"machine": {"cores": os.cpu_count(), "python": platform.python_version(),
@@ -112,7 +152,6 @@ def measure(args) -> dict:
     with tempfile.TemporaryDirectory(prefix="measure-room-") as folder, Hub(
             Path(folder), mem_limit=args.mem_limit, cpu_limit=args.cpu_limit,
             cull_timeout=24 * 3600) as hub:
-        say = (lambda line: print(line, file=sys.stderr, flush=True))
         say(f"hub at {hub.url}; warming up")
         (warm,) = _start(hub, ["warmup"])
         out = warm.kernel_python(WARM_UP, timeout=600)
@@ -123,43 +162,58 @@ def measure(args) -> dict:
         (solo,) = _start(hub, ["solo"])
         result["chapters"] = []
         for name in chapters:
+            account = CpuAccount(hub)
             run = solo.run_all(f"notebooks/{name}", timeout=args.timeout, save=False)
             if run.error:
                 raise RuntimeError(run.error)
             row = {"chapter": name, "run_all_s": round(run.seconds, 1),
                    "peak_rss_mb": round(run.kernel["peak_rss_mb"]),
                    "cpu_s": round(run.kernel["cpu_seconds"], 1),
-                   "threads": run.kernel["torch_threads"]}
+                   "threads": run.kernel["torch_threads"], **account.read()}
             result["chapters"].append(row)
             say(f"1 learner, {name}: {row}")
         result["server_peak_rss_mb"] = round(_peak_rss_mb(_server_pid(hub, "solo")))
         _stop([solo])
 
         result["room"] = {"chapter": room_chapter, "runs": []}
-        for n in args.learners:
-            learners = _start(hub, [f"room{n}-{i}" for i in range(n)])
-            t0 = time.perf_counter()
-            runs = _run_at_once(learners, f"notebooks/{room_chapter}", args.timeout)
-            times = sorted(round(r.seconds, 1) for r in runs)
-            entry = {"learners": n, "run_all_s": times, "median_s": statistics.median(times),
-                     "wall_s": round(time.perf_counter() - t0, 1),
-                     "peak_rss_mb": round(max(r.kernel["peak_rss_mb"] for r in runs))}
-            result["room"]["runs"].append(entry)
-            say(f"{n} learner(s) at once, {room_chapter}: {entry}")
-            _stop(learners)
+        for repeat in range(args.repeat):  # interleaved: 1, 2, 4, 1, 2, 4, ...
+            for n in args.learners:
+                learners = _start(hub, [f"room{n}-{repeat}-{i}" for i in range(n)])
+                account = CpuAccount(hub)
+                runs = _run_at_once(learners, f"notebooks/{room_chapter}", args.timeout)
+                times = sorted(round(r.seconds, 1) for r in runs)
+                entry = {"learners": n, "repeat": repeat, "run_all_s": times,
+                         "median_s": statistics.median(times),
+                         "peak_rss_mb": round(max(r.kernel["peak_rss_mb"] for r in runs)),
+                         **account.read()}
+                result["room"]["runs"].append(entry)
+                say(f"{n} learner(s) at once, {room_chapter}: {entry}")
+                _stop(learners)
         if hub.leftovers:
             say(f"warning: processes left after the hub stopped: {hub.leftovers}")
     return result
 
 
+def _by_learners(result: dict) -> dict[int, dict]:
+    """Per number of learners: every repeat's median, their median, all times."""
+    out = {}
+    for run in result["room"]["runs"]:
+        entry = out.setdefault(run["learners"], {"medians": [], "times": []})
+        entry["medians"].append(run["median_s"])
+        entry["times"] += run["run_all_s"]
+    for entry in out.values():
+        entry["median_s"] = statistics.median(entry["medians"])
+    return out
+
+
 def rule(result: dict) -> dict:
     """What the measurement implies (the 16-core / 64 GB VM is an extrapolation)."""
     cores = result["machine"]["cores"]
-    runs = result["room"]["runs"]
-    base = next(r["median_s"] for r in runs if r["learners"] == 1)
-    within = [r["learners"] for r in runs if r["median_s"] <= 2 * base]
+    room = _by_learners(result)
+    base = room[1]["median_s"]
+    within = [n for n, e in room.items() if e["median_s"] <= 2 * base]
     per_core = max(within) / cores
-    tested_more = any(r["learners"] > max(within) for r in runs)
+    tested_more = any(n > max(within) for n in room)
     gb = (max(c["peak_rss_mb"] for c in result["chapters"]) + result["server_peak_rss_mb"]) / 1024
     gb = math.ceil(gb * 10) / 10
     return {"base_s": base, "learners_within_2x": max(within), "per_core": per_core,
@@ -167,29 +221,45 @@ def rule(result: dict) -> dict:
             "vm16_cpu": int(16 * per_core), "vm64_memory": int((64 - RESERVE_GB) // gb)}
 
 
+def quiet(result: dict) -> tuple[float, float, float]:
+    """Other processes' and steal's share of the machine's CPU time while measuring, and the
+    measured wall time (seconds)."""
+    phases = result["chapters"] + result["room"]["runs"]
+    wall = sum(p["run_all_s"] if "chapter" in p else max(p["run_all_s"]) for p in phases)
+    total = wall * result["machine"]["cores"]
+    return (sum(p["other_s"] for p in phases) / total, sum(p["steal_s"] for p in phases) / total,
+            wall)
+
+
 def markdown(result: dict) -> str:
     m, r = result["machine"], rule(result)
     threads = "PyTorch's default threads" if not result["cpu_limit"] else (
         f"{int(math.ceil(result['cpu_limit']))} thread(s) per kernel")
+    other, steal, _ = quiet(result)
     lines = [f"Measured on {m['cores']} cores / {m['memory_gb']} GB, Python {m['python']}, commit "
              f"{result['commit']}, {threads}, through the workshop hub "
-             f"(`python scripts/measure_room.py`).", "",
+             f"(`python scripts/measure_room.py`); other processes used {other:.1%} and the "
+             f"hypervisor took {steal:.1%} of the CPU time meanwhile.", "",
              "| chapter | Run All, 1 learner (s) | kernel peak RSS (MB) | kernel CPU (s) |",
              "|---|---:|---:|---:|"]
     for c in result["chapters"]:
         lines.append(f"| `{c['chapter']}` | {c['run_all_s']:.1f} | {c['peak_rss_mb']} | "
                      f"{c['cpu_s']:.1f} |")
+    room = _by_learners(result)
+    repeats = max(len(e["medians"]) for e in room.values())
     lines += ["", f"Each learner's Jupyter server: peak RSS {result['server_peak_rss_mb']} MB.", "",
-              f"| `{result['room']['chapter']}` at once | Run All per learner (s) | median (s) | "
-              f"× 1 learner |", "|---:|---|---:|---:|"]
-    for run in result["room"]["runs"]:
-        lines.append(f"| {run['learners']} | {', '.join(f'{t:.1f}' for t in run['run_all_s'])} | "
-                     f"{run['median_s']:.1f} | {run['median_s'] / r['base_s']:.2f} |")
+              f"| learners running `{result['room']['chapter']}` at once | Run All, median of "
+              f"the learners, each of {repeats} repeat(s) (s) | median (s) | × 1 learner |",
+              "|---:|---|---:|---:|"]
+    for n, e in sorted(room.items()):
+        lines.append(f"| {n} | {', '.join(f'{t:.1f}' for t in e['medians'])} | "
+                     f"{e['median_s']:.1f} | {e['median_s'] / r['base_s']:.2f} |")
     bound = " (the most tested; more may fit)" if r["per_core_is_lower_bound"] else ""
     lines += ["",
               f"* Learners per core at ≤ 2× the single-learner Run All: "
-              f"{r['learners_within_2x']} learners on {m['cores']} cores = **{r['per_core']:g} "
-              f"per core**{bound}, everyone pressing Run All at the same moment.",
+              f"{r['learners_within_2x']} learner(s) on {m['cores']} cores = "
+              f"**{r['per_core']:g} per core**{bound}, everyone pressing Run All at the same "
+              f"moment.",
               f"* Memory per learner: largest kernel peak + server = **{r['gb_per_learner']} GB**"
               f" (one open chapter; each further open chapter adds its kernel).",
               f"* A 16-core / 64 GB VM (*extrapolated*, not measured): CPU allows "
@@ -210,15 +280,29 @@ def main(argv: list[str] | None = None) -> None:
                         help="threads per kernel (0: PyTorch's default)")
     parser.add_argument("--mem-limit", default="3G",
                         help="memory limit per process (default 3G, the workshop's)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="repeats of the learners-at-once runs (default 3, interleaved)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per Run All")
     parser.add_argument("--json", type=Path, help="also write the raw numbers here")
+    parser.add_argument("--from-json", type=Path, help="print the tables of a saved --json "
+                        "file instead of measuring")
     args = parser.parse_args(argv)
     if 1 not in args.learners or min(args.learners) < 1:
         parser.error("--learners must include 1 and be positive")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     args.learners = sorted(set(args.learners))
-    result = measure(args)
+    say = (lambda line: print(line, file=sys.stderr, flush=True))  # noqa: E731
+    if args.from_json:
+        print(markdown(json.loads(args.from_json.read_text())))
+        return
+    result = measure(args, say)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
+    other, steal, wall = quiet(result)
+    if other > 0.05:
+        say(f"WARNING: other processes used {other:.0%} of the CPU during the {wall:.0f} s "
+            f"measured; the times are not valid: measure on a quiet machine")
     print(markdown(result))
 
 

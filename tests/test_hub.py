@@ -235,6 +235,8 @@ def test_a_learner_cannot_reach_another_learners_server(room):
 
 def test_limits_apply_in_the_kernels(room):
     for name, run in room.runs.items():
+        assert run.kernel["prefix"] == sys.prefix, f"{name}: kernel in another environment"
+        assert run.kernel["home"] == str(room.hub.state / "home" / name)
         assert run.kernel["torch_threads"] == 1, f"{name}: CPU limit 1 but {run.kernel}"
         assert run.kernel["rlimit_data"] == MEM_LIMIT, f"{name}: memory limit not applied"
         assert run.kernel["peak_rss_mb"] * 2**20 < MEM_LIMIT
@@ -242,7 +244,8 @@ def test_limits_apply_in_the_kernels(room):
         "try:\n    block = bytearray(4 * 2**30)\n    print('allocated 4 GiB')\n"
         "except MemoryError:\n    print('MemoryError')")
     assert out.strip() == "MemoryError", f"a 4 GiB allocation under a 3 GiB limit gave {out!r}"
-    room.say("hub: limits: 1 torch thread per kernel; RLIMIT_DATA 3 GiB in every kernel; a "
+    room.say("hub: limits: every kernel in the one shared environment and its learner's home; "
+             "1 torch thread per kernel; RLIMIT_DATA 3 GiB in every kernel; a "
              "4 GiB allocation raised MemoryError and the kernel, the server and the hub kept "
              "running")
 

@@ -371,17 +371,19 @@ class Learner:
 
 
 # The probe runs after Run All in the same kernel: peak RSS of the kernel (and of its largest
-# child process), CPU seconds (kernel + children), threads and the memory limit it runs under.
+# child process), CPU seconds (kernel + children), threads, the memory limit it runs under, its
+# environment (sys.prefix) and home.
 _PROBE = f"""
 def __workshop_probe():
-    import json, os, resource, torch
+    import json, os, resource, sys, torch
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
         resource.RUSAGE_CHILDREN)
     print({PROBE_MARK!r}, json.dumps(dict(
         pid=os.getpid(), peak_rss_mb=max(me.ru_maxrss, kids.ru_maxrss) / 1024,
         cpu_seconds=me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime,
         torch_threads=torch.get_num_threads(), rlimit_data=resource.getrlimit(
-            resource.RLIMIT_DATA)[0], cache=os.environ.get('TUTORIAL_UTILS_CACHE'))))
+            resource.RLIMIT_DATA)[0], cache=os.environ.get('TUTORIAL_UTILS_CACHE'),
+        prefix=sys.prefix, home=os.environ.get('HOME'))))
 __workshop_probe(); del __workshop_probe
 """
 
