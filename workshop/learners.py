@@ -291,7 +291,7 @@ class Learner:
             **kwargs) -> requests.Response:
         """A request to ``/user/<owner>/api<path>`` (this learner's server by default) with this
         learner's token; redirects are not followed, so a refusal shows as it is."""
-        kwargs.setdefault("timeout", 60)
+        kwargs.setdefault("timeout", 180)
         return requests.request(method, self.server_url(f"/api{path}", owner),
                                 headers={"Authorization": f"token {self.token}"},
                                 allow_redirects=False, **kwargs)
@@ -396,8 +396,9 @@ class _KernelChannel:
         self.deadline = time.monotonic() + timeout
         self.session_id = uuid.uuid4().hex
         url = learner.server_url(f"/api/kernels/{kernel_id}/channels").replace("http", "ws", 1)
+        # the server answers the handshake once the kernel is up: on a loaded machine, minutes
         self.ws = websocket.create_connection(
-            f"{url}?session_id={self.session_id}", timeout=30,
+            f"{url}?session_id={self.session_id}", timeout=min(timeout, 300),
             header=[f"Authorization: token {learner.token}"])
 
     def __enter__(self) -> _KernelChannel:
