@@ -48,11 +48,11 @@ def digits():
 
 
 @pytest.fixture(scope="session")
-def zoo():
+def zoo_models():
     """Every zoo model, loaded once per session (checksums verified)."""
-    from tutorial_utils import models
+    from tutorial_utils import models, zoo
 
-    return {name: models.load(name, train_if_missing=False) for name in models.ZOO}
+    return {name: models.load(name, train_if_missing=False) for name in zoo.ZOO}
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from torch import nn
 
 from tutorial_utils import cam, contrast, plotting
 from tutorial_utils.architectures import SmallCNN
+from tutorial_utils.forward import normalize_maps
 from tutorial_utils.layers import default_target_layer, layer_activations_and_gradients
 
 K = 14
@@ -102,10 +103,22 @@ def test_contrast_cam_is_grad_cam_of_p_minus_eq(small, raw):
     _assert_close_scaled(got, ref) if raw else torch.testing.assert_close(got, ref)
 
 
-def test_contrast_cam_q_equals_p_is_the_default(small):
+def test_contrast_cam_defaults_to_the_runner_up_and_is_grad_cam_of_a_contrast_target(small):
     x = _images()
-    pred = small(x).argmax(1)
-    torch.testing.assert_close(cam.contrast_cam(small, x), cam.contrast_cam(small, x, pred))
+    z = small(x).detach()
+    runner_up = z.topk(2, dim=1).indices[:, 1]
+    default = cam.contrast_cam(small, x)
+    torch.testing.assert_close(default, cam.contrast_cam(small, x, contrast=runner_up))
+    torch.testing.assert_close(default, cam.grad_cam(small, x, cam.contrast_target()))
+    # target is the explained class P: the default Q is the most probable class other than P
+    p = torch.tensor([3, 3, 3, 3])
+    others = z.clone()
+    others[:, 3] = -float("inf")
+    q = others.argmax(1)
+    torch.testing.assert_close(cam.contrast_cam(small, x, p),
+                               cam.contrast_cam(small, x, contrast=q))
+    torch.testing.assert_close(cam.contrast_cam(small, x, p, contrast=q),
+                               cam.grad_cam(small, x, cam.contrast_target(q)))
 
 
 def test_contrast_cam_all_matches_one_by_one(small):
@@ -114,8 +127,10 @@ def test_contrast_cam_all_matches_one_by_one(small):
     every_raw = cam.contrast_cam_all(small, x, raw=True)
     assert every.shape == (3, K, 48, 48) and every_raw.shape == (3, K, 12, 12)
     for q in range(K):
-        torch.testing.assert_close(every[:, q], cam.contrast_cam(small, x, q), atol=1e-5, rtol=0)
-        _assert_close_scaled(every_raw[:, q], cam.contrast_cam(small, x, q, raw=True), 1e-4)
+        torch.testing.assert_close(every[:, q], cam.contrast_cam(small, x, contrast=q), atol=1e-5,
+                                   rtol=0)
+        _assert_close_scaled(every_raw[:, q], cam.contrast_cam(small, x, contrast=q, raw=True),
+                             1e-4)
 
 
 def test_counterfactual_cam_negates_the_weights(small):
@@ -182,7 +197,7 @@ def test_float64_and_grayscale_inputs():
 
 def test_constant_map_becomes_zeros_without_nan():
     maps = torch.stack([torch.zeros(6, 6), torch.full((6, 6), 3.0), torch.arange(36.).view(6, 6)])
-    out = cam.normalize_cams(maps)
+    out = normalize_maps(maps)
     assert torch.isfinite(out).all()
     assert (out[0] == 0).all() and (out[1] == 0).all()
     assert out[2].min() == 0 and out[2].max() == 1
@@ -291,7 +306,7 @@ def test_bad_inputs_name_the_argument(small):
     with pytest.raises(ValueError, match="target must give one class per sample"):
         cam.grad_cam(small, x, [1, 2, 3])
     with pytest.raises(ValueError, match="contrast class 20"):
-        cam.contrast_cam(small, x, 20)
+        cam.contrast_cam(small, x, contrast=20)
     with pytest.raises(TypeError, match="layer must be an nn.Module"):
         cam.grad_cam(small, x, layer="last_conv")
     with pytest.raises(ValueError, match="layer must be a submodule"):

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from tutorial_utils import introspection as I
 from tutorial_utils import models, plotting
 from tutorial_utils.data import stratified_indices
+from tutorial_utils.gradients import contrast_directions
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def test_introspective_head_is_an_mlp_on_r_x(sign_model, small):
     intro, _ff = I.build_heads(h.shape[1], z.shape[1], hidden=6, seed=1)
     torch.testing.assert_close(intro(h, z), intro.mlp(I.contrast_features(h, z)),
                                atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(I.contrast_directions(z, normalize=False),
+    torch.testing.assert_close(contrast_directions(z),
                                z.softmax(1)[:, None] - torch.eye(z.shape[1]))
 
 
@@ -101,7 +102,7 @@ def test_bad_inputs_raise():
         stratified_indices(torch.tensor([0, 0, 1]), 2)
     with pytest.raises(ValueError, match="hidden"):
         I.MLP(4, 0, 3)
-    with pytest.raises(TypeError, match="penultimate"):
+    with pytest.raises(TypeError, match="no final nn.Linear"):
         models.features_and_logits(torch.nn.Conv2d(3, 3, 3), torch.zeros(1, 3, 8, 8))
 
 

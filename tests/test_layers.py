@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from tutorial_utils import layers
+from tutorial_utils import forward, layers
 from tutorial_utils.architectures import SmallCNN
 
 K = 14
@@ -47,9 +47,9 @@ def test_score_fn_and_logit_jacobian_agree(small):
         layers.layer_activations_and_gradients(small, x, target=1, score_fn=lambda z: z[:, 0])
 
 
-def test_capture_output_removes_its_hook_on_error(small):
+def test_capture_layer_removes_its_hook_on_error(small):
     with pytest.raises(RuntimeError, match="boom"):
-        with layers.capture_output(small.last_conv):
+        with forward.capture_layer(small.last_conv):
             raise RuntimeError("boom")
     assert len(small.last_conv._forward_hooks) == 0
 

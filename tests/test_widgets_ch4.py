@@ -8,7 +8,7 @@ import statistics
 import pytest
 import torch
 
-from tutorial_utils import cam, evaluation, interventions, models
+from tutorial_utils import cam, evaluation, forward, interventions, models
 from tutorial_utils.data import stratified_indices
 
 widgets = pytest.importorskip("tutorial_utils.widgets")
@@ -100,7 +100,7 @@ def test_occluder_explorer_every_position_and_size(sign_model, signs, sign_image
     _set(box, "row", 22)
     data = _set(box, "col", 26)
     mask = interventions.box_mask((48, 48), (22, 26), 16)
-    base = evaluation.baseline_image(image[None], "mean", sign_model)
+    base = forward.baseline_image(image[None], "mean", sign_model)
     p = models.predict_proba(sign_model, torch.where(mask, base, image[None]))[0, label]
     assert data["p_target"] == pytest.approx(float(p), abs=1e-5)
     median = _median_ms(box)
