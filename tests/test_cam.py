@@ -6,6 +6,7 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 import torch.nn.functional as F
+from _helpers import random_images
 from torch import nn
 
 from tutorial_utils import cam, contrast, plotting
@@ -17,21 +18,11 @@ K = 14
 
 
 @pytest.fixture(scope="module")
-def small():
-    torch.manual_seed(0)
-    return SmallCNN(3, K).eval()
-
-
-@pytest.fixture(scope="module")
 def resnet():
     from torchvision.models import resnet18
 
     torch.manual_seed(0)
     return resnet18(weights=None, num_classes=10).eval()
-
-
-def _images(b: int = 4, size: int = 48, seed: int = 1) -> torch.Tensor:
-    return torch.rand(b, 3, size, size, generator=torch.Generator().manual_seed(seed))
 
 
 def _captum_gradcam(model, layer, x, target):
@@ -54,7 +45,7 @@ def _assert_close_scaled(a, b, tol=1e-5):
 # ------------------------------------------------------------------- captum oracle
 @pytest.mark.parametrize("target", [None, 3, [0, 5, 13, 7]])
 def test_grad_cam_matches_captum_small_cnn(small, target):
-    x = _images()
+    x = random_images()
     t = small(x).argmax(1) if target is None else target
     ref_raw, ref_map = _captum_gradcam(small, small.last_conv, x, t)
     raw = cam.grad_cam(small, x, target, raw=True)
@@ -65,7 +56,7 @@ def test_grad_cam_matches_captum_small_cnn(small, target):
 
 
 def test_grad_cam_matches_captum_resnet18(resnet):
-    x = _images(2, 64)
+    x = random_images(2, 64)
     t = resnet(x).argmax(1)
     ref_raw, ref_map = _captum_gradcam(resnet, resnet.layer4[-1], x, t)
     _assert_close_scaled(cam.grad_cam(resnet, x, raw=True), ref_raw)
@@ -95,7 +86,7 @@ class _ContrastScore(nn.Module):
 
 @pytest.mark.parametrize("raw", [True, False])
 def test_contrast_cam_is_grad_cam_of_p_minus_eq(small, raw):
-    x = _images()
+    x = random_images()
     q = torch.tensor([2, 2, 9, 0])
     wrapper = _ContrastScore(small, q).eval()
     ref = cam.grad_cam(wrapper, x, target=0, layer=small.last_conv, raw=raw)
@@ -104,7 +95,7 @@ def test_contrast_cam_is_grad_cam_of_p_minus_eq(small, raw):
 
 
 def test_contrast_cam_defaults_to_the_runner_up_and_is_grad_cam_of_a_contrast_target(small):
-    x = _images()
+    x = random_images()
     z = small(x).detach()
     runner_up = z.topk(2, dim=1).indices[:, 1]
     default = cam.contrast_cam(small, x)
@@ -122,7 +113,7 @@ def test_contrast_cam_defaults_to_the_runner_up_and_is_grad_cam_of_a_contrast_ta
 
 
 def test_contrast_cam_all_matches_one_by_one(small):
-    x = _images(3)
+    x = random_images(3)
     every = cam.contrast_cam_all(small, x)
     every_raw = cam.contrast_cam_all(small, x, raw=True)
     assert every.shape == (3, K, 48, 48) and every_raw.shape == (3, K, 12, 12)
@@ -134,7 +125,7 @@ def test_contrast_cam_all_matches_one_by_one(small):
 
 
 def test_counterfactual_cam_negates_the_weights(small):
-    x = _images()
+    x = random_images()
     acts, grads = layer_activations_and_gradients(small, x, target=4)
     alpha = grads.mean(dim=(2, 3))
     expect = torch.relu(torch.einsum("bc,bchw->bhw", -alpha, acts))
@@ -166,7 +157,7 @@ def _gradcam_pp_reference(acts, grads):
 
 
 def test_grad_cam_pp_weights_match_elementwise_formula(small):
-    x = _images(2, 24)
+    x = random_images(2, 24)
     acts, grads = layer_activations_and_gradients(small, x, target=[1, 6])
     ref = _gradcam_pp_reference(acts, grads)
     torch.testing.assert_close(cam.gradcam_pp_weights(acts, grads).double(), ref,
@@ -179,7 +170,7 @@ def test_grad_cam_pp_weights_match_elementwise_formula(small):
 @pytest.mark.parametrize("method", [cam.grad_cam, cam.grad_cam_pp, cam.counterfactual_cam,
                                     cam.contrast_cam])
 def test_batch_equals_single_images_and_range(small, method):
-    x = _images(3)
+    x = random_images(3)
     batch = method(small, x, 5)
     single = torch.cat([method(small, x[i:i + 1], 5) for i in range(3)])
     torch.testing.assert_close(batch, single, atol=1e-5, rtol=0)
@@ -215,7 +206,7 @@ def test_state_restored_even_after_an_error():
     modes = [m.training for m in model.modules()]
     flags = [p.requires_grad for p in model.parameters()]
     hooks = _hook_state(model)
-    x = _images(2)
+    x = random_images(2)
     for method in (cam.grad_cam, cam.grad_cam_pp, cam.counterfactual_cam, cam.contrast_cam):
         method(model, x)
     cam.contrast_cam_all(model, x)
@@ -230,7 +221,7 @@ def test_state_restored_even_after_an_error():
 
 
 def test_eval_mode_result_in_training_mode_model(small):
-    x = _images(2)
+    x = random_images(2)
     expect = cam.grad_cam(small, x)
     small.train()
     try:
@@ -265,7 +256,7 @@ def test_cam_through_in_place_relu_after_the_layer():
     torch.manual_seed(0)
     model = tv.DenseNet(growth_rate=8, block_config=(2, 2), num_init_features=8,
                         num_classes=5).eval()
-    x = _images(2, 32)
+    x = random_images(2, 32)
     acts = model.features(x).detach().requires_grad_(True)
     z = model.classifier(F.adaptive_avg_pool2d(torch.relu(acts), 1).flatten(1))
     (grads,) = torch.autograd.grad(z.gather(1, z.argmax(1, keepdim=True)).sum(), acts)
@@ -284,13 +275,13 @@ def test_generic_last_conv_with_in_place_relu_matches_explicit_relu():
                              nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3))
     a, b = net(True).eval(), net(False).eval()
     b.load_state_dict(a.state_dict())
-    x = _images(2, 16)
+    x = random_images(2, 16)
     torch.testing.assert_close(cam.grad_cam(a, x, raw=True), cam.grad_cam(b, x, raw=True))
 
 
 # ------------------------------------------------------------------- bad inputs
 def test_bad_inputs_name_the_argument(small):
-    x = _images(2)
+    x = random_images(2)
     with pytest.raises(ValueError, match="x must have shape"):
         cam.grad_cam(small, x[0])
     with pytest.raises(TypeError, match=r"x is an 8-bit.*x.float\(\) / 255"):

@@ -46,7 +46,8 @@ def test_zoo_anatomy(zoo_models):
         fmap = model.last_conv(model.features(model.normalize(x)))
     assert fmap.shape[-2:] == (12, 12)
     assert isinstance(model.fc, torch.nn.Linear) and model.target_layer is model.last_conv
-    digit_map = zoo_models["digits"].last_conv(zoo_models["digits"].features(torch.rand(1, 1, 28, 28)))
+    digits = zoo_models["digits"]
+    digit_map = digits.last_conv(digits.features(torch.rand(1, 1, 28, 28)))
     assert min(digit_map.shape[-2:]) >= 6
 
 

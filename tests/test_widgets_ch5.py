@@ -1,8 +1,7 @@
-"""Chapter 5's dashboard: every control value, the view it shows, and its latency (≤ 300 ms)."""
+"""Chapter 5's dashboard: every control value and the view it shows (redraw times:
+``benchmarks/bench_widgets.py``)."""
 
 from __future__ import annotations
-
-import statistics
 
 import pytest
 import torch
@@ -11,7 +10,6 @@ from tutorial_utils import dashboard, data
 
 widgets = pytest.importorskip("tutorial_utils.widgets")
 PNG = b"\x89PNG\r\n\x1a\n"
-BUDGET_MS = 300  # DESIGN §8: the dashboard computes several methods
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +55,3 @@ def test_dashboard_explorer_every_value(sign_model, reference, picker, signs):
     for q in range(14):
         c["contrast"].value = q
         assert box.state["last"].contrast == q
-    median = 1000 * statistics.median(box.state["seconds"][1:])
-    print(f"dashboard: median update {median:.0f} ms over {len(box.state['seconds']) - 1}")
-    assert median <= BUDGET_MS
