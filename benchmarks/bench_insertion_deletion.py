@@ -1,4 +1,4 @@
-"""Batched insertion + deletion curves vs a loop with one forward pass per step (DESIGN §8).
+"""Batched insertion + deletion curves vs a loop with one forward pass per step.
 
 The batched path (``tutorial_utils.evaluation``) builds all B·(S+1) perturbed images lazily and
 evaluates them ``batch_size`` at a time. Two loop references, both with ``torch.no_grad``:

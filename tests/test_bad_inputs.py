@@ -1,4 +1,4 @@
-"""Bad input gets a clear error, never a silent wrong answer (DESIGN §10).
+"""Bad input gets a clear error naming the argument, never a silent wrong answer.
 
 One parametrised test per module: each case calls a public function with one bad argument and
 asserts the exception type and that the message names the argument. The models are small

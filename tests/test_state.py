@@ -149,7 +149,7 @@ def test_train_overfit_digits_leaves_the_rng_alone(digits):
 
 def test_missing_checkpoint_is_trained_on_the_spot_and_leaves_the_rng_alone(tmp_path, monkeypatch,
                                                                            digits):
-    """By default (DESIGN §5) a missing member is trained on the spot (one epoch on 120 digits
+    """By default a missing member is trained on the spot (one epoch on 120 digits
     here), recorded in its own folder, and the global RNG is left as it was."""
     small = digits.subset(range(6))
     small = data.ImageDataset(small.x_train[::20], small.y_train[::20], small.x_test[::10],

@@ -399,6 +399,7 @@ def check_maps(maps: object, name: str = "maps", *, dims: tuple[int, ...] = (3,)
 # Arrays of scores, labels and probabilities (NumPy, tensors or sequences)
 # --------------------------------------------------------------------------------------
 
+
 PROB_TOL = 1e-3  # tolerance on "probabilities lie in [0, 1] and sum to 1"
 
 

@@ -90,7 +90,9 @@ SHIFT = 2  # pixels
 ZOOM = 0.1  # relative size change of zoom_in / zoom_out
 
 
-# --------------------------------------------------------------------------- augmentations
+# --------------------------------------------------------------------------------------
+# Augmentations
+# --------------------------------------------------------------------------------------
 
 
 def _shift(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
@@ -210,7 +212,10 @@ def tta_predict(model: nn.Module, x: torch.Tensor, augmentations: object = DEFAU
     return (mean, probs) if per_augmentation else mean
 
 
-# --------------------------------------------------------------------------- adaptation
+# --------------------------------------------------------------------------------------
+# Adaptation
+# --------------------------------------------------------------------------------------
+
 
 _BN = nn.modules.batchnorm._BatchNorm
 
@@ -343,7 +348,10 @@ def bn_adapt(model: nn.Module, x: torch.Tensor, batch_size: int = 128) -> torch.
     return tent(model, x, steps=0, batch_size=batch_size)
 
 
-# --------------------------------------------------------------------------- evaluation
+# --------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------
+
 
 METHODS: tuple[str, ...] = ("none", "tta", "bn", "tent")
 """The methods :func:`evaluate_by_level` compares: the plain model, TTA, BN adaptation, TENT."""

@@ -1,6 +1,6 @@
 """The course's data: real MNIST digits, generated traffic signs, challenges and OOD sources.
 
-Everything here is offline and deterministic for a seed (DESIGN §2, §4). This module is the
+Everything here is offline (no download) and deterministic for a seed. This module is the
 front door of the data substrate; the sign renderer lives in :mod:`tutorial_utils.signs` and
 the challenges in :mod:`tutorial_utils.challenges` (their main names are available here too):
 

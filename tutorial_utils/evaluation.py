@@ -119,6 +119,8 @@ def _setup(model: object, x: object, batch_size: object) -> int:
 # --------------------------------------------------------------------------------------
 # 1. Heatmap masking
 # --------------------------------------------------------------------------------------
+
+
 def masked_prediction(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, target=None, *,
                       baseline: str | float | torch.Tensor = "zeros", score: str = "prob",
                       batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
@@ -141,6 +143,8 @@ def masked_prediction(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, tar
 # --------------------------------------------------------------------------------------
 # 2. Insertion and deletion
 # --------------------------------------------------------------------------------------
+
+
 def _pixel_curve(model, x, saliency, target, steps, start, end, batch_size, score) -> Curve:
     """Move pixels from ``start`` to ``end`` images in rank order; probabilities at S+1 steps.
 
@@ -247,6 +251,8 @@ def curve_auc(fractions, values) -> torch.Tensor:
 # --------------------------------------------------------------------------------------
 # 3. Structure-wise
 # --------------------------------------------------------------------------------------
+
+
 def _as_uint8(image) -> np.ndarray:
     """8-bit values of an image: ints 0..255 as they are, floats in [0, 1] → round(255·x)."""
     if isinstance(image, torch.Tensor):
@@ -339,6 +345,8 @@ def structure_wise_curve(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, 
 # --------------------------------------------------------------------------------------
 # 4. Sanity check: cascading model-parameter randomisation
 # --------------------------------------------------------------------------------------
+
+
 _OWNERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 

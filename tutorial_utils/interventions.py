@@ -89,6 +89,8 @@ region moved to a random place, and the least important pixels."""
 # --------------------------------------------------------------------------------------
 # Positive interventions
 # --------------------------------------------------------------------------------------
+
+
 def _shifted(top: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
     """``n`` copies (n, B, H, W) of each mask rolled by a random non-zero offset (wrapping)."""
     b, h, w = top.shape
@@ -224,6 +226,8 @@ def box_landscape(model: nn.Module, image: torch.Tensor, sizes: Sequence[int],
 # --------------------------------------------------------------------------------------
 # Negative interventions
 # --------------------------------------------------------------------------------------
+
+
 class AttackSweep(NamedTuple):
     """:func:`attack_sweep`: ``accuracy[attack]`` (E,) and ``images[attack]`` (E, B, C, H, W)."""
 

@@ -57,7 +57,9 @@ __all__ = [
 DEFAULT_PERCENTILES = np.linspace(0, 99, 100)
 
 
-# --------------------------------------------------------------------------- validation
+# --------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------
 
 
 def _binary(y: object, name: str) -> np.ndarray:
@@ -121,7 +123,11 @@ def _confidence_and_correct(probs: object, labels: object) -> tuple[np.ndarray, 
     return p.max(axis=1), p.argmax(axis=1) == y
 
 
-# --------------------------------------------------------------------------- detection
+# --------------------------------------------------------------------------------------
+# Detection
+# --------------------------------------------------------------------------------------
+
+
 def auroc(y_true: object, y_score: object) -> float:
     """Area under the ROC curve (Hendrycks & Gimpel 2017).
 
@@ -203,7 +209,11 @@ def detection_auroc(id_scores: object, ood_scores: object) -> float:
     return auroc(np.r_[np.ones(len(s_in), int), np.zeros(len(s_out), int)], np.r_[s_in, s_out])
 
 
-# --------------------------------------------------------------------------- calibration
+# --------------------------------------------------------------------------------------
+# Calibration
+# --------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class ReliabilityCurve:
     """Per-bin statistics of a reliability diagram (``n_bins`` equal-width bins on [0, 1]).
@@ -272,7 +282,11 @@ def ece_from_confidence(confidence: object, correct: object, n_bins: int = 15) -
     return _reliability(conf, _correct(correct, len(conf)), n_bins).ece
 
 
-# --------------------------------------------------------------------------- trust curves
+# --------------------------------------------------------------------------------------
+# Trust curves
+# --------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class TrustCurve:
     """A metric computed on the most-trusted samples, as the kept share shrinks.

@@ -77,10 +77,10 @@ __all__ = [
     "main",
 ]
 
+
 # --------------------------------------------------------------------------------------
 # Training and evaluation
 # --------------------------------------------------------------------------------------
-
 
 
 def random_shift(x: torch.Tensor, max_shift: float, gen: torch.Generator) -> torch.Tensor:

@@ -219,6 +219,7 @@ def evaluate_membership(model: nn.Module, x_members: torch.Tensor, y_members: ob
 # The chapter's table
 # --------------------------------------------------------------------------------------
 
+
 COLUMNS: tuple[str, ...] = (
     "AUROC", "TPR@1%FPR", "TPR@0.1%FPR", "Balanced acc.", "AUROC (label-free confidence)",
     "train acc.", "test acc.", "members", "non-members")

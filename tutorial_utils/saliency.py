@@ -133,6 +133,8 @@ def _input_gradients(model: nn.Module, x: torch.Tensor, target, rows: torch.Tens
 # --------------------------------------------------------------------------------------
 # Gradient methods
 # --------------------------------------------------------------------------------------
+
+
 def vanilla_gradient(model: nn.Module, x: torch.Tensor, target=None, layer: None = None, *,
                      raw: bool = False, batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
     """Vanilla gradient saliency (Simonyan et al. 2014).
@@ -244,6 +246,8 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target=None, layer: None = Non
 # --------------------------------------------------------------------------------------
 # Occlusion
 # --------------------------------------------------------------------------------------
+
+
 def _pair(value: object, name: str) -> tuple[int, int]:
     values = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
     if len(values) != 2:
@@ -322,6 +326,8 @@ def occlusion(model: nn.Module, x: torch.Tensor, target=None, layer: None = None
 # --------------------------------------------------------------------------------------
 # RISE and SHAPE
 # --------------------------------------------------------------------------------------
+
+
 def random_masks(n_masks: int, size: tuple[int, int], *, cells: int = 8, p_keep: float = 0.5,
                  seed: int = 0, generator: torch.Generator | None = None
                  ) -> Callable[[torch.Tensor], torch.Tensor]:

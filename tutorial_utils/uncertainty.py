@@ -135,6 +135,8 @@ class NotFittedError(ValueError, AttributeError):
 # --------------------------------------------------------------------------------------
 # Logit scores
 # --------------------------------------------------------------------------------------
+
+
 def max_softmax(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """Maximum softmax probability ``max_k softmax(z/T)_k`` (B,) in [1/K, 1] (Hendrycks &
     Gimpel 2017). ``logits`` (B, K), K ≥ 2; ``temperature`` T > 0."""
@@ -173,6 +175,8 @@ def energy(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
 # --------------------------------------------------------------------------------------
 # ODIN
 # --------------------------------------------------------------------------------------
+
+
 def odin(model: nn.Module, x: torch.Tensor, temperature: float = 1000.0,
          epsilon: float = 0.0014) -> torch.Tensor:
     """ODIN (Liang et al. 2018): temperature scaling plus a small input perturbation.

@@ -64,9 +64,11 @@ __all__ = [
     "save_checkpoint",
 ]
 
+
 # --------------------------------------------------------------------------------------
 # Recipes
 # --------------------------------------------------------------------------------------
+
 
 ZOO_RECIPES: dict[str, dict] = {
     "digits": dict(data="digits", classes=list(range(10)), widths=[16, 32, 64], epochs=10,
@@ -102,9 +104,11 @@ ALIASES: dict[str, tuple[str, ...]] = {"gradcon": GRADCON_ZOO, "classifiers": ZO
 
 _CHANNELS = {"digits": 1, "signs": 3}
 
+
 # --------------------------------------------------------------------------------------
 # Files: paths, manifest, checksums
 # --------------------------------------------------------------------------------------
+
 
 REBUILD_HINT = "Rebuild with: python -m tutorial_utils.models"
 

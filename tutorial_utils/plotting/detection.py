@@ -13,8 +13,15 @@ from tutorial_utils.detection import ThresholdView
 from tutorial_utils.plotting.images import _images, _imshow
 from tutorial_utils.plotting.style import HIGHLIGHT, NEUTRAL, _style
 
-__all__ = ["plot_decomposition", "plot_score_grid", "plot_auroc_map", "ThresholdFigure",
-           "plot_threshold_view", "ScoreChoiceFigure", "plot_score_choice"]
+__all__ = [
+    "plot_decomposition",
+    "plot_score_grid",
+    "plot_auroc_map",
+    "ThresholdFigure",
+    "plot_threshold_view",
+    "ScoreChoiceFigure",
+    "plot_score_choice",
+]
 
 
 def plot_decomposition(table, title: str = "predictive entropy = aleatoric + epistemic"):

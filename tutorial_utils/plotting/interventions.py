@@ -18,8 +18,13 @@ from tutorial_utils.interventions import AttackSweep, AttackView
 from tutorial_utils.plotting.images import _image, _imshow
 from tutorial_utils.plotting.style import HIGHLIGHT, NEUTRAL, _array, _new_ax, _style
 
-__all__ = ["plot_mean_se", "plot_region_examples", "OccluderFigure", "plot_attack_sweep",
-           "AttackFigure"]
+__all__ = [
+    "plot_mean_se",
+    "plot_region_examples",
+    "OccluderFigure",
+    "plot_attack_sweep",
+    "AttackFigure",
+]
 
 KIND_COLOURS = {"top": HIGHLIGHT, "random": "0.55", "bottom": NEUTRAL}
 
