@@ -54,8 +54,9 @@ module             what you find there                                          
 =================  ==================================================================  =======
 
 Imports point one way: notebooks → ``widgets`` / ``plotting`` → concept modules →
-``gradients`` / ``layers`` → ``forward`` → ``metrics`` / ``_checks`` / ``utils``. Scores follow one sign convention:
-higher = more in-distribution / more trustworthy.
+``gradients`` / ``layers`` → ``forward`` → ``_checks`` → ``utils`` (``metrics`` is a leaf any
+module may use). Scores follow one sign convention: higher = more in-distribution / more
+trustworthy.
 """
 
 from __future__ import annotations

@@ -71,6 +71,9 @@ from tutorial_utils._checks import (
     require_autograd,
     resolve_classes,
 )
+from tutorial_utils.challenges import apply_challenge, check_challenge
+from tutorial_utils.metrics import expected_calibration_error
+from tutorial_utils.models import predict_proba
 from tutorial_utils.utils import channels_last, preserved_state
 from tutorial_utils.utils import progress as progress_bar
 
@@ -395,9 +398,6 @@ def evaluate_by_level(model: nn.Module, x: torch.Tensor, y: object, kind: str,
     """
     import pandas as pd
 
-    from tutorial_utils.challenges import apply_challenge, check_challenge
-    from tutorial_utils.metrics import expected_calibration_error
-    from tutorial_utils.models import predict_proba
 
     check_inputs(model, x)
     if isinstance(methods, str):

@@ -70,6 +70,7 @@ from tutorial_utils._checks import (
 )
 from tutorial_utils.architectures import ConvAutoencoder
 from tutorial_utils.gradients import per_sample_gradients
+from tutorial_utils.metrics import auroc
 from tutorial_utils.utils import progress as progress_bar
 
 __all__ = [
@@ -359,7 +360,6 @@ def one_class_aurocs(model: GradCon, x: torch.Tensor, y: torch.Tensor, normal_cl
     least one other class. Returns ``{"gradcon", "reconstruction", "cosine"}`` → AUROC in
     [0, 1] (0.5 = chance; every score is higher = more normal).
     """
-    from tutorial_utils.metrics import auroc
 
     _check_x(_check_model(model), x)
     if not isinstance(y, torch.Tensor) or y.dim() != 1 or len(y) != len(x):
@@ -385,7 +385,6 @@ def auroc_table(detectors: Mapping[int, GradCon], x: torch.Tensor, y: torch.Tens
     """
     import pandas as pd
 
-    from tutorial_utils.metrics import auroc
 
     if not isinstance(detectors, Mapping) or not detectors:
         raise TypeError("detectors must be a non-empty dict {normal class: GradCon}")

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tutorial_utils import data
 from tutorial_utils._checks import (
     check_classes,
     check_inputs,
@@ -42,6 +43,7 @@ from tutorial_utils._checks import (
 )
 from tutorial_utils.forward import features_and_logits
 from tutorial_utils.gradients import contrast_directions, contrast_gradients
+from tutorial_utils.metrics import expected_calibration_error
 from tutorial_utils.models import num_parameters, train_classifier
 from tutorial_utils.utils import progress as progress_bar
 
@@ -317,8 +319,6 @@ def evaluate_heads(model: nn.Module, heads: dict[str, nn.Module | None], x: torc
     """
     import pandas as pd
 
-    from tutorial_utils import data
-    from tutorial_utils.metrics import expected_calibration_error
 
     check_inputs(model, x)
     if not isinstance(heads, dict) or not heads:
@@ -360,7 +360,6 @@ def level_summary(results: IntrospectionResults, n_bins: int = 15,
     """
     import pandas as pd
 
-    from tutorial_utils.metrics import expected_calibration_error
 
     heads = list(dict.fromkeys(results.table["head"])) if heads is None else list(heads)
     rows = {}
@@ -385,7 +384,6 @@ def table1(results: IntrospectionResults, heads: Sequence[str] = ("feed-forward"
     head, columns accuracy (%) and ECE (%)."""
     import pandas as pd
 
-    from tutorial_utils.metrics import expected_calibration_error
 
     def cell(hd: str, keys: list[tuple[str, int]]) -> tuple[float, float]:
         p = np.concatenate([results.probs[(hd, c, lv)] for c, lv in keys])
@@ -411,7 +409,6 @@ def level_view(results, level: int, heads: Sequence[str] = ("feed-forward", "int
     indexed by challenge with columns ``(metric, head)``; plus a pooled ``all`` row."""
     import pandas as pd
 
-    from tutorial_utils.metrics import expected_calibration_error
 
     if isinstance(level, bool) or not isinstance(level, (int, np.integer)):
         raise TypeError(f"level must be an int in 0..5, got {type(level).__name__}")
