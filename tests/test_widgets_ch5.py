@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tutorial_utils import dashboard, data
+from tutorial_utils import dashboard, data, explainers
 
 widgets = pytest.importorskip("tutorial_utils.widgets")
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -34,6 +34,18 @@ def test_dashboard_view_is_consistent(sign_model, reference, picker):
         dashboard.dashboard_view(sign_model, reference, picker[:2])
     with pytest.raises(ValueError, match="source"):
         dashboard.make_input(sign_model, picker[0], 0, "webcam")
+
+
+def test_dashboard_maps_equal_the_registry_calls(sign_model, reference, picker):
+    """The dashboard computes its maps together from one layer view; they are the registry's."""
+    x = picker[8:9]
+    view = dashboard.dashboard_view(sign_model, reference, x, contrast=9)
+    maps = {"Grad-CAM": view.gradcam, "ContrastCAM": view.contrastcam}
+    assert tuple(maps) == dashboard.EXPLANATIONS
+    torch.testing.assert_close(maps["Grad-CAM"], explainers.explain("Grad-CAM", sign_model, x)[0],
+                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(maps["ContrastCAM"], explainers.explain(
+        "ContrastCAM", sign_model, x, contrast=9)[0], atol=1e-5, rtol=0)
 
 
 def test_dashboard_explorer_every_value(sign_model, reference, picker, signs):

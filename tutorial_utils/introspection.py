@@ -143,10 +143,10 @@ class MLP(nn.Module):
 
     def __init__(self, in_features: int, hidden: int, num_classes: int) -> None:
         super().__init__()
-        for name, v in (("in_features", in_features), ("hidden", hidden),
-                        ("num_classes", num_classes)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        in_features, hidden, num_classes = (
+            check_int(v, name, low=1) for v, name in ((in_features, "in_features"),
+                                                       (hidden, "hidden"),
+                                                       (num_classes, "num_classes")))
         self.net = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(),
                                  nn.Linear(hidden, num_classes))
 
