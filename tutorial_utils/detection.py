@@ -10,25 +10,25 @@ scores of an in-distribution set and of several novel sets into one table in the
 OpenOOD v1.5 — one row per novel set plus near/far means, columns AUROC, AUPR_IN, AUPR_OUT,
 FPR@95 and detection accuracy. **The positive class is in-distribution** throughout.
 
-==================  ==============================================================
-name                score (higher = in-distribution)
-==================  ==============================================================
-MSP                 max softmax probability (Hendrycks & Gimpel 2017)
-−entropy            negative predictive entropy
-margin              top-1 minus top-2 probability
-−NLL                log-probability of the prediction
-Energy              ``logsumexp z`` (Liu et al. 2020)
-ODIN                temperature 1000 + input perturbation (Liang et al. 2018)
-Mahalanobis         −min squared distance to a class mean of ``h`` (Lee et al. 2018)
-GradNorm            ``‖∇_W KL(u ‖ softmax z)‖₁`` (Huang et al. 2021)
-confounding norm    −Σ_layers ‖∇_θ L(z, 1)‖², all-ones label (Lee & AlRegib 2020)
-MC dropout (−MI)    −mutual information over 20 dropout passes (Gal & Ghahramani 2016)
-ensemble (−MI)      −mutual information over the members (Lakshminarayanan et al. 2017)
-random              uniform noise: the chance floor (AUROC 0.5)
-gradient detector   logistic regression on log per-layer confounding norms, fitted on
-H                   ID images against one novel set (Lee & AlRegib 2023)
-GradTrust           ``max_k d_k⁴ / mean_k d_k⁴`` of the last layer's gradient (trust)
-==================  ==============================================================
+====================  ==================================================================
+name                  score (higher = in-distribution)
+====================  ==================================================================
+MSP                   max softmax probability (Hendrycks & Gimpel 2017)
+−entropy              negative predictive entropy
+margin                top-1 minus top-2 probability
+−NLL                  log-probability of the prediction
+Energy                ``logsumexp z`` (Liu et al. 2020)
+ODIN                  temperature 1000 + input perturbation (Liang et al. 2018)
+Mahalanobis           −min squared distance to a class mean of ``h`` (Lee et al. 2018)
+GradNorm              ``‖∇_W KL(u ‖ softmax z)‖₁`` (Huang et al. 2021)
+confounding norm      −Σ_layers ‖∇_θ L(z, 1)‖², all-ones label (Lee & AlRegib 2020)
+MC dropout (−MI)      −mutual information over 20 dropout passes (Gal & Ghahramani 2016)
+ensemble (−MI)        −mutual information over the members (Lakshminarayanan et al. 2017)
+random                uniform noise: the chance floor (AUROC 0.5)
+gradient detector H   logistic regression on log per-layer confounding norms, fitted
+                      on ID images against one novel set (Lee & AlRegib 2023)
+GradTrust             ``max_k d_k⁴ / mean_k d_k⁴`` of the last layer's gradient (trust)
+====================  ==================================================================
 
 References
 ----------

@@ -10,28 +10,27 @@ CAMs' target layer (``None`` for the input-space methods, which explain pixels).
 entry takes ``model, x, target`` first, an entry can be passed anywhere an explainer is
 expected and called positionally, e.g. by :func:`tutorial_utils.evaluation.sanity_check`.
 
-=========================  ============================================  =======================
-name                       function                                      question
-=========================  ============================================  =======================
-Grad-CAM                   :func:`tutorial_utils.cam.grad_cam`           why P?
-Grad-CAM++                 :func:`tutorial_utils.cam.grad_cam_pp`        why P? (several parts)
-CounterfactualCAM          :func:`tutorial_utils.cam.counterfactual_cam` what if it were absent?
-ContrastCAM                :func:`tutorial_utils.cam.contrast_cam`       why P, rather than Q?
-vanilla gradient           :func:`tutorial_utils.saliency.vanilla_gradient`  why P? (pixels)
-guided backprop            :func:`tutorial_utils.saliency.guided_backprop`
-SmoothGrad                 :func:`tutorial_utils.saliency.smoothgrad`
-occlusion                  :func:`tutorial_utils.saliency.occlusion`     what if it were hidden?
-RISE                       :func:`tutorial_utils.saliency.rise`          what suffices?
-SHAPE                      :func:`tutorial_utils.saliency.shape`         what is necessary?
-contrast input gradient    :func:`tutorial_utils.saliency.contrast_input_gradient`  why P,
-                                                                         rather than Q? (pixels)
-random map                 :func:`random_map` (a control)                — (chance)
-image itself               :func:`image_itself` (a control)              — (knows no model)
-=========================  ============================================  =======================
+=======================  ================================  ==============================
+name                     function                          question
+=======================  ================================  ==============================
+Grad-CAM                 cam.grad_cam                      why P?
+Grad-CAM++               cam.grad_cam_pp                   why P? (several parts)
+CounterfactualCAM        cam.counterfactual_cam            what if it were absent?
+ContrastCAM              cam.contrast_cam                  why P, rather than Q?
+vanilla gradient         saliency.vanilla_gradient         why P? (pixels)
+guided backprop          saliency.guided_backprop          why P? (pixels)
+SmoothGrad               saliency.smoothgrad               why P? (pixels, denoised)
+occlusion                saliency.occlusion                what if it were hidden?
+RISE                     saliency.rise                     what suffices?
+SHAPE                    saliency.shape                    what is necessary?
+contrast input gradient  saliency.contrast_input_gradient  why P, rather than Q? (pixels)
+random map               explainers.random_map             — (a control: chance)
+image itself             explainers.image_itself           — (a control: no model)
+=======================  ================================  ==============================
 
-The contrastive methods (:data:`CONTRASTIVE`) take the contrast class as ``contrast=Q``
-(default: the runner-up to P); the controls (:data:`CONTROLS`) ignore the model, as a control
-must. :func:`explain` runs one method by name, :func:`bind` fixes its options,
+Functions are named relative to ``tutorial_utils``. The contrastive methods
+(:data:`CONTRASTIVE`) take the contrast class as ``contrast=Q`` (default: the runner-up to P);
+the controls (:data:`CONTROLS`) ignore the model, as a control must. :func:`explain` runs one method by name, :func:`bind` fixes its options,
 :func:`explain_all` runs several on one batch.
 """
 
