@@ -30,8 +30,8 @@ image itself             explainers.image_itself           — (a control: no mo
 
 Functions are named relative to ``tutorial_utils``. The contrastive methods
 (:data:`CONTRASTIVE`) take the contrast class as ``contrast=Q`` (default: the runner-up to P);
-the controls (:data:`CONTROLS`) ignore the model, as a control must. :func:`explain` runs one method by name, :func:`bind` fixes its options,
-:func:`explain_all` runs several on one batch.
+the controls (:data:`CONTROLS`) ignore the model, as a control must. :func:`explain` runs one
+method by name, :func:`bind` fixes its options, :func:`explain_all` runs several on one batch.
 """
 
 from __future__ import annotations
