@@ -36,7 +36,7 @@ def _direct(name, model, ensemble, sets):
         "confounding norm": lambda: U.confounding_score(model, x),
         "MC dropout (−MI)": lambda: -U.mc_dropout(model, x, 20, seed=0).epistemic,
         "ensemble (−MI)": lambda: -U.ensemble_uncertainty(ensemble, x).epistemic,
-        "random": lambda: torch.rand(len(x), generator=torch.Generator().manual_seed(0)),
+        "random": lambda: torch.rand(len(x), generator=torch.Generator().manual_seed(1)),
         "GradTrust": lambda: trust.gradtrust(model, x),
     }
     return direct[name]()

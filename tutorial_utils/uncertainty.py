@@ -556,14 +556,15 @@ class EnsembleScore(Detector):
 
 
 class RandomScore(Detector):
-    """Uniform noise in [0, 1) (B,): the chance floor (AUROC 0.5). Call ``i`` of the detector
-    draws from a CPU generator seeded with ``seed + i``, so runs repeat exactly."""
+    """Uniform noise in [0, 1) (B,): the chance floor (AUROC 0.5). Call ``n = 1, 2, …`` of the
+    detector draws from a CPU generator seeded with ``seed + n``, so runs repeat exactly and
+    successive batches get different noise."""
 
     def __init__(self, model: nn.Module, seed: int = 0) -> None:
         super().__init__(model)
         self.seed, self.calls = check_seed(seed), 0
 
     def score_batch(self, batch: Batch) -> torch.Tensor:
-        gen = torch.Generator().manual_seed(self.seed + self.calls)
         self.calls += 1
+        gen = torch.Generator().manual_seed(self.seed + self.calls)
         return torch.rand(len(batch.x), generator=gen)
