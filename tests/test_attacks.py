@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from _helpers import model_state
 
 from tutorial_utils import attacks as A
 from tutorial_utils import gradients
@@ -23,10 +24,6 @@ def batch(signs):
 def _loss(model, x, y):
     with torch.no_grad():
         return F.cross_entropy(model(x), y, reduction="none")
-
-
-def _state(model):
-    return ([m.training for m in model.modules()], [p.requires_grad for p in model.parameters()])
 
 
 def test_fgsm_raises_the_loss_and_pgd_raises_it_more(sign_model, batch):
@@ -117,14 +114,14 @@ def test_model_state_restored_and_no_grad_contexts(sign_model, batch):
     x, y = batch[0][:4], batch[1][:4]
     sign_model.train()
     sign_model.fc.requires_grad_(False)
-    before = _state(sign_model)
+    before = model_state(sign_model)
     ref = A.fgsm(sign_model, x, y, EPS)
     with torch.no_grad():
         torch.testing.assert_close(A.fgsm(sign_model, x, y, EPS), ref)
     with torch.inference_mode():
         adv = A.pgd(sign_model, x, y, EPS, steps=2)
     assert (adv - x).abs().max() <= EPS + 1e-6
-    assert _state(sign_model) == before
+    assert model_state(sign_model) == before
     assert all(p.grad is None for p in sign_model.parameters())
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in sign_model.modules())
     sign_model.fc.requires_grad_(True)

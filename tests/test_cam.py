@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 import torch.nn.functional as F
-from _helpers import random_images
+from _helpers import model_state, random_images, scaled_close
 from torch import nn
 
 from tutorial_utils import cam, contrast, plotting
@@ -36,12 +36,6 @@ def _captum_gradcam(model, layer, x, target):
     return raw[:, 0].detach(), ((up - lo) / (hi - lo))[:, 0].detach()
 
 
-def _assert_close_scaled(a, b, tol=1e-5):
-    """|a − b| ≤ tol relative to the maps' scale (raw maps are in logit units)."""
-    scale = b.abs().max().clamp_min(1e-30)
-    assert (a - b).abs().max() / scale < tol
-
-
 # ------------------------------------------------------------------- captum oracle
 @pytest.mark.parametrize("target", [None, 3, [0, 5, 13, 7]])
 def test_grad_cam_matches_captum_small_cnn(small, target):
@@ -51,7 +45,7 @@ def test_grad_cam_matches_captum_small_cnn(small, target):
     raw = cam.grad_cam(small, x, target, raw=True)
     maps = cam.grad_cam(small, x, target)
     assert raw.shape == (4, 12, 12) and maps.shape == (4, 48, 48)
-    _assert_close_scaled(raw, ref_raw)
+    scaled_close(raw, ref_raw)
     assert torch.allclose(maps, ref_map, atol=1e-5)
 
 
@@ -59,7 +53,7 @@ def test_grad_cam_matches_captum_resnet18(resnet):
     x = random_images(2, 64)
     t = resnet(x).argmax(1)
     ref_raw, ref_map = _captum_gradcam(resnet, resnet.layer4[-1], x, t)
-    _assert_close_scaled(cam.grad_cam(resnet, x, raw=True), ref_raw)
+    scaled_close(cam.grad_cam(resnet, x, raw=True), ref_raw)
     assert torch.allclose(cam.grad_cam(resnet, x), ref_map, atol=1e-5)
 
 
@@ -91,7 +85,7 @@ def test_contrast_cam_is_grad_cam_of_p_minus_eq(small, raw):
     wrapper = _ContrastScore(small, q).eval()
     ref = cam.grad_cam(wrapper, x, target=0, layer=small.last_conv, raw=raw)
     got = cam.contrast_cam(small, x, contrast=q, raw=raw)
-    _assert_close_scaled(got, ref) if raw else torch.testing.assert_close(got, ref)
+    scaled_close(got, ref) if raw else torch.testing.assert_close(got, ref)
 
 
 def test_contrast_cam_defaults_to_the_runner_up_and_is_grad_cam_of_a_contrast_target(small):
@@ -120,7 +114,7 @@ def test_contrast_cam_all_matches_one_by_one(small):
     for q in range(K):
         torch.testing.assert_close(every[:, q], cam.contrast_cam(small, x, contrast=q), atol=1e-5,
                                    rtol=0)
-        _assert_close_scaled(every_raw[:, q], cam.contrast_cam(small, x, contrast=q, raw=True),
+        scaled_close(every_raw[:, q], cam.contrast_cam(small, x, contrast=q, raw=True),
                              1e-4)
 
 
@@ -130,7 +124,7 @@ def test_counterfactual_cam_negates_the_weights(small):
     alpha = grads.mean(dim=(2, 3))
     expect = torch.relu(torch.einsum("bc,bchw->bhw", -alpha, acts))
     got = cam.counterfactual_cam(small, x, 4, raw=True)
-    _assert_close_scaled(got, expect)
+    scaled_close(got, expect)
     ref = cam.cam_from_weights(acts, -alpha, (48, 48))
     torch.testing.assert_close(cam.counterfactual_cam(small, x, 4), ref)
     # Grad-CAM and its counterfactual use opposite signs of one signed map
@@ -163,7 +157,7 @@ def test_grad_cam_pp_weights_match_elementwise_formula(small):
     torch.testing.assert_close(cam.gradcam_pp_weights(acts, grads).double(), ref,
                                rtol=1e-4, atol=1e-6 * ref.abs().max().item())
     expect = torch.relu(torch.einsum("bc,bchw->bhw", ref.float(), acts))
-    _assert_close_scaled(cam.grad_cam_pp(small, x, [1, 6], raw=True), expect, 1e-4)
+    scaled_close(cam.grad_cam_pp(small, x, [1, 6], raw=True), expect, 1e-4)
 
 
 # ------------------------------------------------------------------- invariances
@@ -194,18 +188,13 @@ def test_constant_map_becomes_zeros_without_nan():
     assert out[2].min() == 0 and out[2].max() == 1
 
 
-def _hook_state(model):
-    return [(len(m._forward_hooks), len(m._backward_hooks), len(m._forward_pre_hooks))
-            for m in model.modules()]
-
-
 def test_state_restored_even_after_an_error():
     torch.manual_seed(0)
     model = SmallCNN(3, K)  # training mode on purpose
     model.fc.weight.requires_grad_(False)
     modes = [m.training for m in model.modules()]
     flags = [p.requires_grad for p in model.parameters()]
-    hooks = _hook_state(model)
+    hooks = model_state(model)
     x = random_images(2)
     for method in (cam.grad_cam, cam.grad_cam_pp, cam.counterfactual_cam, cam.contrast_cam):
         method(model, x)
@@ -216,7 +205,7 @@ def test_state_restored_even_after_an_error():
         cam.contrast_cam(model, x, contrast=-1)
     assert [m.training for m in model.modules()] == modes
     assert [p.requires_grad for p in model.parameters()] == flags
-    assert _hook_state(model) == hooks
+    assert model_state(model) == hooks
     assert all(p.grad is None for p in model.parameters())
 
 
@@ -262,7 +251,7 @@ def test_cam_through_in_place_relu_after_the_layer():
     (grads,) = torch.autograd.grad(z.gather(1, z.argmax(1, keepdim=True)).sum(), acts)
     expect = torch.relu(torch.einsum("bc,bchw->bhw", grads.mean(dim=(2, 3)), acts.detach()))
     assert default_target_layer(model) is model.features.norm5
-    _assert_close_scaled(cam.grad_cam(model, x, raw=True), expect)
+    scaled_close(cam.grad_cam(model, x, raw=True), expect)
     small_mobilenet = tv.mobilenet_v2(weights=None, num_classes=5, width_mult=0.25).eval()
     maps = cam.grad_cam(small_mobilenet, x)
     assert maps.shape == (2, 32, 32) and torch.isfinite(maps).all()

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from _helpers import random_images
+from _helpers import model_state, random_images
 from torch import nn
 
 from tutorial_utils import gradients as G
@@ -150,17 +150,11 @@ def test_softmax_confounding_loss_is_k_times_gradnorm_kl():
 
 
 # ------------------------------------------------------------------- hygiene and inputs
-def _state(model):
-    return ([m.training for m in model.modules()], [p.requires_grad for p in model.parameters()],
-            [(len(m._forward_hooks), len(m._backward_hooks), len(m._forward_pre_hooks))
-             for m in model.modules()])
-
-
 def test_every_function_restores_mode_flags_and_hooks():
     torch.manual_seed(0)
     model = SmallCNN(3, K).train()
     model.features[0][0].weight.requires_grad_(False)
-    before = _state(model)
+    before = model_state(model)
     x = random_images(2, 32)
     layers.layer_activations_and_gradients(model, x)
     layers.layer_logit_gradients(model, x)
@@ -173,7 +167,7 @@ def test_every_function_restores_mode_flags_and_hooks():
                  lambda: information.score_vectors(model, x, labels=-1)):
         with pytest.raises(ValueError):
             call()
-    assert _state(model) == before
+    assert model_state(model) == before
     assert all(p.grad is None for p in model.parameters())
 
 

@@ -8,6 +8,7 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
+from _helpers import model_state, scaled_close
 from torch import nn
 
 from tutorial_utils import explainers
@@ -56,12 +57,6 @@ def x():
 
 
 TARGET = torch.tensor([1, 3, 4])
-
-
-def scaled_close(ours: torch.Tensor, ref: torch.Tensor, tol: float = TOL) -> None:
-    """Equal within ``tol`` relative to the reference's largest magnitude."""
-    scale = ref.abs().max().clamp(min=1e-12)
-    torch.testing.assert_close(ours / scale, ref / scale, atol=tol, rtol=0)
 
 
 def quiet(fn, *args, **kwargs):
@@ -257,21 +252,15 @@ def test_gradient_methods_work_under_no_grad_and_leave_x_alone(model, x):
 
 
 # --------------------------------------------------------------------------- model state and hooks
-def hook_state(model: nn.Module) -> list:
-    return [(len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks),
-             len(getattr(m, "_backward_pre_hooks", {})), m.training)
-            for m in model.modules()]
-
-
 @pytest.mark.parametrize("method", METHODS)
 def test_model_state_is_restored(method):
     model = SmallCNN(3, 14).train()
     model.features[0][0].weight.requires_grad_(False)
     model.fc.eval()
-    state, flags = hook_state(model), [p.requires_grad for p in model.parameters()]
+    state, flags = model_state(model), [p.requires_grad for p in model.parameters()]
     opts = DETERMINISTIC.get(method, dict(n_samples=2))
     saliency_map(model, torch.rand(2, 3, 24, 24), method, **opts)
-    assert hook_state(model) == state
+    assert model_state(model) == state
     assert [p.requires_grad for p in model.parameters()] == flags
     assert all(p.grad is None for p in model.parameters())
 
@@ -283,11 +272,11 @@ class Exploding(nn.Module):
 
 def test_state_and_hooks_restored_after_an_exception():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(inplace=True), Exploding()).train()
-    state = hook_state(model)
+    state = model_state(model)
     for method in ("vanilla_gradient", "guided_backprop", "occlusion", "rise"):
         with pytest.raises(RuntimeError, match="boom"):
             saliency_map(model, torch.rand(1, 3, 8, 8), method, target=0)
-        assert hook_state(model) == state
+        assert model_state(model) == state
         assert model[1].inplace
     with pytest.raises(ValueError, match="target"):  # raised inside the state guard
         S.vanilla_gradient(SmallCNN(3, 14).train(), torch.rand(1, 3, 48, 48), target=99)

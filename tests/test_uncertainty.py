@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from _helpers import model_state
 from torch import nn
 
 from tutorial_utils import detection, ensembles, gradients, metrics
@@ -21,15 +22,9 @@ def _score(name: str, model: nn.Module, x: torch.Tensor, **options) -> torch.Ten
     return detection.SCORES[name](model, **options).fit(x).score(x)
 
 
-def _state(model: nn.Module):
-    return ([m.training for m in model.modules()], [p.requires_grad for p in model.parameters()])
-
-
 def _assert_clean(model: nn.Module, before) -> None:
-    """Modes and requires_grad flags as before; no hooks, no .grad left behind."""
-    assert _state(model) == before
-    for m in model.modules():
-        assert not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks
+    """Modes, hooks and requires_grad flags as before; no .grad left behind."""
+    assert model_state(model) == before
     assert all(p.grad is None for p in model.parameters())
 
 
@@ -81,7 +76,7 @@ def test_logit_scores_match_pytorch_ood():
 # ------------------------------------------------------------------- ODIN
 def test_odin_without_perturbation_at_t1_is_msp(sign_model, signs):
     x = signs.x_test[:6]
-    before = _state(sign_model)
+    before = model_state(sign_model)
     torch.testing.assert_close(U.odin(sign_model, x, temperature=1.0, epsilon=0.0),
                                _score("MSP", sign_model, x))
     _assert_clean(sign_model, before)
@@ -191,7 +186,7 @@ def _gradnorm_autograd(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def test_gradnorm_closed_form_equals_per_sample_autograd(tiny, x8, sign_model, signs):
     torch.testing.assert_close(U.gradnorm(tiny, x8), _gradnorm_autograd(tiny, x8))
     x = signs.x_test[::140]
-    before = _state(sign_model)
+    before = model_state(sign_model)
     torch.testing.assert_close(U.gradnorm(sign_model, x), _gradnorm_autograd(sign_model, x),
                                rtol=1e-4, atol=1e-5)
     sign_model.zero_grad(set_to_none=True)
@@ -323,7 +318,7 @@ def test_mc_dropout_switches_only_dropout_and_restores_everything(x8):
     torch.manual_seed(0)
     model = DropNet().train()
     model.conv.requires_grad_(False)
-    before = _state(model)
+    before = model_state(model)
     seen = {}
     handles = [m.register_forward_pre_hook(
         lambda mod, _i, name=name: seen.__setitem__(name, mod.training))
@@ -383,7 +378,7 @@ def test_ensemble_decomposition_on_constructed_members():
 def test_ensemble_uncertainty_on_the_zoo(zoo_models, signs):
     ens = zoo_models["signs-ensemble"]
     x = signs.x_test[::200]
-    before = _state(ens)
+    before = model_state(ens)
     u = U.ensemble_uncertainty(ens, x)
     assert u.probs.shape == (5, 7, 14)
     with torch.no_grad():
@@ -411,7 +406,7 @@ def test_every_score_batch_vs_single_and_state(name, sign_model, signs):
     x = signs.x_test[::280]  # 5 images of different classes
     fn = SCORE_CALLS[name]
     sign_model.train()
-    before = _state(sign_model)
+    before = model_state(sign_model)
     batch = fn(sign_model, x)
     single = torch.cat([fn(sign_model, x[i:i + 1]) for i in range(len(x))])
     assert batch.shape == (len(x),) and batch.dtype == x.dtype
