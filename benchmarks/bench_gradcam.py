@@ -16,7 +16,8 @@ import torch
 from captum.attr import LayerAttribution, LayerGradCam
 from torchvision.models import resnet18
 
-from tutorial_utils.cam import grad_cam, normalize_cams
+from tutorial_utils.cam import grad_cam
+from tutorial_utils.forward import normalize_maps
 
 BATCH, SIZE, REPEATS = 4, 224, 7
 
@@ -25,7 +26,7 @@ def captum_gradcam(model, x, target):
     attr = LayerGradCam(model, model.layer4[-1]).attribute(x, target=target,
                                                            relu_attributions=True)
     up = LayerAttribution.interpolate(attr, (SIZE, SIZE), "bilinear")
-    return normalize_cams(torch.relu(up))[:, 0].detach()
+    return normalize_maps(torch.relu(up))[:, 0].detach()
 
 
 def ours(model, x, target):

@@ -1,4 +1,4 @@
-"""Batched insertion + deletion curves vs a loop with one forward pass per step (DESIGN §8).
+"""Batched insertion + deletion curves vs a loop with one forward pass per step.
 
 The batched path (``tutorial_utils.evaluation``) builds all B·(S+1) perturbed images lazily and
 evaluates them ``batch_size`` at a time. Two loop references, both with ``torch.no_grad``:
@@ -18,13 +18,14 @@ import time
 import torch
 
 from tutorial_utils import evaluation as E
+from tutorial_utils import forward as F
 from tutorial_utils.architectures import SmallCNN
 
 
 def loop_curve(model, x, sal, classes, steps, start, end, per_image: bool) -> torch.Tensor:
     """Probabilities (B, S+1): pixels moved from ``start`` to ``end`` in saliency order."""
     b, _, h, w = x.shape
-    ranks = E.pixel_ranks(sal).view(b, 1, h, w)
+    ranks = F.pixel_ranks(sal).view(b, 1, h, w)
     rows = []
     with torch.no_grad():
         for k in range(steps + 1):
@@ -38,7 +39,7 @@ def loop_curve(model, x, sal, classes, steps, start, end, per_image: bool) -> to
 def loop_both(model, x, sal, steps, per_image: bool) -> tuple[torch.Tensor, torch.Tensor]:
     with torch.no_grad():
         classes = model(x).argmax(1)
-    blurred = E.baseline_image(x, "blur")
+    blurred = F.baseline_image(x, "blur")
     deletion = loop_curve(model, x, sal, classes, steps, x, torch.zeros_like(x), per_image)
     insertion = loop_curve(model, x, sal, classes, steps, blurred, x, per_image)
     return deletion, insertion

@@ -1,4 +1,4 @@
-"""Uncertainty scores on the zoo sign model: ours / limit, and pytorch-ood / ours (DESIGN §8).
+"""Uncertainty scores on the zoo sign model: ours / limit, and pytorch-ood / ours.
 
 Batch of 64 signs test images (48x48), the zoo's ``signs`` SmallCNN in eval mode, default number
 of threads, warm-up first, median of interleaved repeats. The *limit* of a score is the cheapest
@@ -24,7 +24,7 @@ import torch
 from _timing import medians, paired_ratio, timings
 from torch import nn
 
-from tutorial_utils import data, models
+from tutorial_utils import data, detection, models
 from tutorial_utils import uncertainty as U
 from tutorial_utils.gradients import confounding_loss
 from tutorial_utils.utils import channels_last
@@ -97,9 +97,10 @@ def main():
     maha = U.Mahalanobis(model).fit(ds.x_train, ds.y_train)
     params_fc = list(model.fc.parameters())
     params_all = list(model.parameters())
+    msp, energy = detection.SCORES["MSP"](model), detection.SCORES["Energy"](model)
     ours = {
-        "msp": (lambda: U.score("msp", model, x), "forward"),
-        "energy": (lambda: U.score("energy", model, x), "forward"),
+        "msp": (lambda: msp.score(x), "forward"),
+        "energy": (lambda: energy.score(x), "forward"),
         "mahalanobis": (lambda: maha.score(x), "forward"),
         "gradnorm": (lambda: U.gradnorm(model, x), "forward"),
         "odin": (lambda: U.odin(model, x), "fwd+bwd+fwd"),

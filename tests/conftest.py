@@ -48,11 +48,11 @@ def digits():
 
 
 @pytest.fixture(scope="session")
-def zoo():
+def zoo_models():
     """Every zoo model, loaded once per session (checksums verified)."""
-    from tutorial_utils import models
+    from tutorial_utils import models, zoo
 
-    return {name: models.load(name, train_if_missing=False) for name in models.ZOO}
+    return {name: models.load(name, train_if_missing=False) for name in zoo.ZOO}
 
 
 @pytest.fixture(scope="session")
@@ -102,3 +102,32 @@ def tiny():
 def x8():
     return torch.rand(8, 3, 12, 12, generator=torch.Generator().manual_seed(1))
 
+
+
+@pytest.fixture(scope="module")
+def small():
+    """An untrained zoo-architecture sign classifier ``SmallCNN(3, 14)``, seeded, in eval mode
+    (one per test module, so a module's changes cannot leak into another)."""
+    from tutorial_utils.architectures import SmallCNN
+
+    torch.manual_seed(0)
+    return SmallCNN(3, 14).eval()
+
+
+@pytest.fixture(scope="session")
+def small_results(sign_model, signs):
+    """Two tiny chapter-2 heads (feed-forward, introspective) evaluated on one test image per
+    class under three challenges: an :class:`~tutorial_utils.introspection.IntrospectionResults`."""
+    from tutorial_utils import introspection
+    from tutorial_utils.data import stratified_indices
+    from tutorial_utils.forward import features_and_logits
+
+    idx = stratified_indices(signs.y_train, 4, seed=0)
+    h, z = features_and_logits(sign_model, signs.x_train[idx])
+    intro, ff = introspection.build_heads(h.shape[1], 14, hidden=4, seed=0)
+    introspection.train_head(intro, h, z, signs.y_train[idx], epochs=2, progress=False)
+    introspection.train_head(ff, h, z, signs.y_train[idx], epochs=2, progress=False)
+    te = stratified_indices(signs.y_test, 1, seed=0)
+    return introspection.evaluate_heads(sign_model, {"feed-forward": ff, "introspective": intro},
+                                        signs.x_test[te], signs.y_test[te],
+                                        challenges=("noise", "haze", "snow"), progress=False)

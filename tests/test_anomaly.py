@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tutorial_utils import anomaly, metrics, models
+from tutorial_utils import anomaly, metrics, models, zoo
 from tutorial_utils.architectures import ConvAutoencoder
 
-RECORDED = models.read_manifest()
+RECORDED = zoo.read_manifest()
 
 
 def _detector(seed: int = 0) -> anomaly.GradCon:
@@ -46,7 +46,7 @@ def test_autoencoder_shapes_and_paper_size():
 
 def test_batched_per_sample_gradients_equal_a_loop(x28):
     det = _detector()
-    mse, grads = anomaly.per_sample_gradients(det, x28)
+    mse, grads = anomaly.reconstruction_gradients(det, x28)
     weights = [det.autoencoder.get_parameter(n) for n in det.weight_names]
     for b in range(len(x28)):
         xb = x28[b:b + 1]
@@ -61,7 +61,7 @@ def test_batched_per_sample_gradients_equal_a_loop(x28):
 def test_scores_combine_mse_and_the_cosine_term(x28):
     det = _detector()
     s = anomaly.gradcon_scores(det, x28, beta=0.5)
-    _, grads = anomaly.per_sample_gradients(det, x28)
+    _, grads = anomaly.reconstruction_gradients(det, x28)
     cos = torch.stack([
         torch.stack([F.cosine_similarity(g[b].flatten(), r.flatten(), dim=0)
                      for g, r in zip(grads, det.reference_gradients, strict=True)]).mean()
@@ -135,10 +135,10 @@ def test_trained_detector_scores_normal_digits_above_noise_and_blank_images(digi
 # ------------------------------------------------------------------------------ the zoo
 
 
-@pytest.mark.parametrize("name", models.GRADCON_ZOO)
+@pytest.mark.parametrize("name", zoo.GRADCON_ZOO)
 def test_gradcon_members_load_verified_and_reproduce_their_aurocs(name, digits):
     entry = RECORDED[name]
-    path = models.data_dir() / entry["file"]
+    path = zoo.data_dir() / entry["file"]
     assert path.stat().st_size <= 512 * 1024
     assert {"sha256", "recipe", "train_seconds", "test_auroc"} <= entry.keys()
     det = models.load(name, train_if_missing=False)
@@ -150,20 +150,20 @@ def test_gradcon_members_load_verified_and_reproduce_their_aurocs(name, digits):
 
 
 def test_gradcon_recipes_are_recorded():
-    for name in models.GRADCON_ZOO:
-        assert RECORDED[name]["recipe"] == models.GRADCON_RECIPES[name]
-    assert models.MEMBERS == models.ZOO + models.GRADCON_ZOO
+    for name in zoo.GRADCON_ZOO:
+        assert RECORDED[name]["recipe"] == zoo.GRADCON_RECIPES[name]
+    assert zoo.MEMBERS == zoo.ZOO + zoo.GRADCON_ZOO
 
 
 def test_corrupted_gradcon_checkpoint_says_how_to_rebuild(tmp_path, monkeypatch):
-    src = models.data_dir()
+    src = zoo.data_dir()
     shutil.copy(src / "manifest.json", tmp_path / "manifest.json")
     path = tmp_path / "gradcon-4.pt"
     blob = bytearray((src / "gradcon-4.pt").read_bytes())
     blob[-10] ^= 0xFF
     path.write_bytes(bytes(blob))
-    monkeypatch.setattr(models, "data_dir", lambda: tmp_path)
-    with pytest.raises(models.ChecksumError, match="python -m tutorial_utils.models gradcon-4"):
+    monkeypatch.setattr(zoo, "data_dir", lambda: tmp_path)
+    with pytest.raises(zoo.ChecksumError, match="python -m tutorial_utils.models gradcon-4"):
         models.load("gradcon-4")
     path.unlink()
     with pytest.raises(FileNotFoundError, match="python -m tutorial_utils.models"):
@@ -176,7 +176,7 @@ def test_command_line_expands_the_gradcon_alias(monkeypatch):
     models.main(["gradcon"])
     models.main([])
     models.main(["gradcon-2", "digits", "gradcon-2"])
-    assert seen == [models.GRADCON_ZOO, models.MEMBERS, ("gradcon-2", "digits")]
+    assert seen == [zoo.GRADCON_ZOO, zoo.MEMBERS, ("gradcon-2", "digits")]
     with pytest.raises(SystemExit):
         models.main(["gradcon-10"])
     with pytest.raises(ValueError, match="gradcon-0 .. gradcon-9"):

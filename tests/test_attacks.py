@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from _helpers import model_state
 
 from tutorial_utils import attacks as A
+from tutorial_utils import gradients
 
 EPS = 4 / 255
 
@@ -22,10 +24,6 @@ def batch(signs):
 def _loss(model, x, y):
     with torch.no_grad():
         return F.cross_entropy(model(x), y, reduction="none")
-
-
-def _state(model):
-    return ([m.training for m in model.modules()], [p.requires_grad for p in model.parameters()])
 
 
 def test_fgsm_raises_the_loss_and_pgd_raises_it_more(sign_model, batch):
@@ -64,7 +62,8 @@ def test_fgsm_equals_the_formula(tiny, x8):
     torch.testing.assert_close(A.fgsm(tiny, x8, y, 0.05), (x8 + 0.05 * g.sign()).clamp(0, 1))
     torch.testing.assert_close(A.fgsm(tiny, x8, y, 0.05, targeted=True),
                                (x8 - 0.05 * g.sign()).clamp(0, 1))
-    g2, z = A.input_gradient(tiny, x8, lambda z: F.cross_entropy(z, y, reduction="none"))
+    g2, z = gradients.input_gradient(tiny, x8,
+                                     lambda z: F.cross_entropy(z, y, reduction="none"))
     torch.testing.assert_close(g2, g)
     torch.testing.assert_close(z, tiny(x8).detach())
 
@@ -115,14 +114,14 @@ def test_model_state_restored_and_no_grad_contexts(sign_model, batch):
     x, y = batch[0][:4], batch[1][:4]
     sign_model.train()
     sign_model.fc.requires_grad_(False)
-    before = _state(sign_model)
+    before = model_state(sign_model)
     ref = A.fgsm(sign_model, x, y, EPS)
     with torch.no_grad():
         torch.testing.assert_close(A.fgsm(sign_model, x, y, EPS), ref)
     with torch.inference_mode():
         adv = A.pgd(sign_model, x, y, EPS, steps=2)
     assert (adv - x).abs().max() <= EPS + 1e-6
-    assert _state(sign_model) == before
+    assert model_state(sign_model) == before
     assert all(p.grad is None for p in sign_model.parameters())
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in sign_model.modules())
     sign_model.fc.requires_grad_(True)

@@ -1,4 +1,4 @@
-"""Bad input gets a clear error, never a silent wrong answer (DESIGN §10).
+"""Bad input gets a clear error naming the argument, never a silent wrong answer.
 
 One parametrised test per module: each case calls a public function with one bad argument and
 asserts the exception type and that the message names the argument. The models are small
@@ -25,6 +25,7 @@ from tutorial_utils import (
     data,
     detection,
     evaluation,
+    forward,
     gradients,
     information,
     landscape,
@@ -142,7 +143,7 @@ CLASSES = {
         m, x, torch.ones(2, 12, 12), torch.tensor([0.0, 1.0])), TypeError, "target"),
     "2-d tensor": (lambda m, x: information.score_vectors(m, x, labels=torch.tensor([[0], [1]])),
                    ValueError, "labels"),
-    "string": (lambda m, x: contrast.contrast_input_gradient(m, x, "stop"), TypeError,
+    "string": (lambda m, x: saliency.contrast_input_gradient(m, x, contrast="stop"), TypeError,
                "contrast"),
     "contrast_gradients classes": (lambda m, x: gradients.contrast_gradients(m, x, 1.5),
                                    TypeError, "classes"),
@@ -228,9 +229,9 @@ def test_hyper_parameter_checks(call, error, arg, net, x):
 
 # ------------------------------------------------------------------------------ arrays and maps
 ARRAYS = {
-    "normalize_cams NaN": (lambda m, x: cam.normalize_cams(torch.full((1, 2, 2), NAN)),
+    "normalize_maps NaN": (lambda m, x: forward.normalize_maps(torch.full((1, 2, 2), NAN)),
                            ValueError, "maps"),
-    "normalize_maps list": (lambda m, x: saliency.normalize_maps([[1.0]]), TypeError, "maps"),
+    "normalize_maps list": (lambda m, x: forward.normalize_maps([[1.0]]), TypeError, "maps"),
     "masked maps > 1": (lambda m, x: evaluation.masked_prediction(m, x, torch.full((2, 12, 12),
                                                                                    2.0)),
                         ValueError, "maps"),
@@ -270,12 +271,12 @@ def test_array_and_map_checks(call, error, arg, net, x):
 
 # ------------------------------------------------------------------------------ types, models, data
 MISC = {
-    "capture_output string": (lambda m, x: layers.capture_output("fc").__enter__(), TypeError,
-                              "layer"),
+    "capture_layer string": (lambda m, x: forward.capture_layer("fc").__enter__(), TypeError,
+                             "layer"),
     "score_fn not callable": (lambda m, x: layers.layer_activations_and_gradients(
         m, x, score_fn=3), TypeError, "score_fn"),
     "per_sample loss_fn vector": (lambda m, x: gradients.per_sample_gradients(
-        m, x, lambda z: z), ValueError, "loss_fn"),
+        m, x, lambda z, _xb: z), ValueError, "loss_fn"),
     "confounding layers a module": (lambda m, x: uncertainty.confounding_score(
         m, x, layers=m.fc), TypeError, "layers"),
     "restoring string": (lambda m, x: adaptation.restoring("m").__enter__(), TypeError,

@@ -6,19 +6,15 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 import torch.nn.functional as F
+from _helpers import model_state, random_images, scaled_close
 from torch import nn
 
 from tutorial_utils import cam, contrast, plotting
 from tutorial_utils.architectures import SmallCNN
+from tutorial_utils.forward import normalize_maps
 from tutorial_utils.layers import default_target_layer, layer_activations_and_gradients
 
 K = 14
-
-
-@pytest.fixture(scope="module")
-def small():
-    torch.manual_seed(0)
-    return SmallCNN(3, K).eval()
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +23,6 @@ def resnet():
 
     torch.manual_seed(0)
     return resnet18(weights=None, num_classes=10).eval()
-
-
-def _images(b: int = 4, size: int = 48, seed: int = 1) -> torch.Tensor:
-    return torch.rand(b, 3, size, size, generator=torch.Generator().manual_seed(seed))
 
 
 def _captum_gradcam(model, layer, x, target):
@@ -44,30 +36,24 @@ def _captum_gradcam(model, layer, x, target):
     return raw[:, 0].detach(), ((up - lo) / (hi - lo))[:, 0].detach()
 
 
-def _assert_close_scaled(a, b, tol=1e-5):
-    """|a − b| ≤ tol relative to the maps' scale (raw maps are in logit units)."""
-    scale = b.abs().max().clamp_min(1e-30)
-    assert (a - b).abs().max() / scale < tol
-
-
 # ------------------------------------------------------------------- captum oracle
 @pytest.mark.parametrize("target", [None, 3, [0, 5, 13, 7]])
 def test_grad_cam_matches_captum_small_cnn(small, target):
-    x = _images()
+    x = random_images()
     t = small(x).argmax(1) if target is None else target
     ref_raw, ref_map = _captum_gradcam(small, small.last_conv, x, t)
     raw = cam.grad_cam(small, x, target, raw=True)
     maps = cam.grad_cam(small, x, target)
     assert raw.shape == (4, 12, 12) and maps.shape == (4, 48, 48)
-    _assert_close_scaled(raw, ref_raw)
+    scaled_close(raw, ref_raw)
     assert torch.allclose(maps, ref_map, atol=1e-5)
 
 
 def test_grad_cam_matches_captum_resnet18(resnet):
-    x = _images(2, 64)
+    x = random_images(2, 64)
     t = resnet(x).argmax(1)
     ref_raw, ref_map = _captum_gradcam(resnet, resnet.layer4[-1], x, t)
-    _assert_close_scaled(cam.grad_cam(resnet, x, raw=True), ref_raw)
+    scaled_close(cam.grad_cam(resnet, x, raw=True), ref_raw)
     assert torch.allclose(cam.grad_cam(resnet, x), ref_map, atol=1e-5)
 
 
@@ -94,37 +80,51 @@ class _ContrastScore(nn.Module):
 
 @pytest.mark.parametrize("raw", [True, False])
 def test_contrast_cam_is_grad_cam_of_p_minus_eq(small, raw):
-    x = _images()
+    x = random_images()
     q = torch.tensor([2, 2, 9, 0])
     wrapper = _ContrastScore(small, q).eval()
     ref = cam.grad_cam(wrapper, x, target=0, layer=small.last_conv, raw=raw)
     got = cam.contrast_cam(small, x, contrast=q, raw=raw)
-    _assert_close_scaled(got, ref) if raw else torch.testing.assert_close(got, ref)
+    scaled_close(got, ref) if raw else torch.testing.assert_close(got, ref)
 
 
-def test_contrast_cam_q_equals_p_is_the_default(small):
-    x = _images()
-    pred = small(x).argmax(1)
-    torch.testing.assert_close(cam.contrast_cam(small, x), cam.contrast_cam(small, x, pred))
+def test_contrast_cam_defaults_to_the_runner_up_and_is_grad_cam_of_a_contrast_target(small):
+    x = random_images()
+    z = small(x).detach()
+    runner_up = z.topk(2, dim=1).indices[:, 1]
+    default = cam.contrast_cam(small, x)
+    torch.testing.assert_close(default, cam.contrast_cam(small, x, contrast=runner_up))
+    torch.testing.assert_close(default, cam.grad_cam(small, x, cam.contrast_target()))
+    # target is the explained class P: the default Q is the most probable class other than P
+    p = torch.tensor([3, 3, 3, 3])
+    others = z.clone()
+    others[:, 3] = -float("inf")
+    q = others.argmax(1)
+    torch.testing.assert_close(cam.contrast_cam(small, x, p),
+                               cam.contrast_cam(small, x, contrast=q))
+    torch.testing.assert_close(cam.contrast_cam(small, x, p, contrast=q),
+                               cam.grad_cam(small, x, cam.contrast_target(q)))
 
 
 def test_contrast_cam_all_matches_one_by_one(small):
-    x = _images(3)
+    x = random_images(3)
     every = cam.contrast_cam_all(small, x)
     every_raw = cam.contrast_cam_all(small, x, raw=True)
     assert every.shape == (3, K, 48, 48) and every_raw.shape == (3, K, 12, 12)
     for q in range(K):
-        torch.testing.assert_close(every[:, q], cam.contrast_cam(small, x, q), atol=1e-5, rtol=0)
-        _assert_close_scaled(every_raw[:, q], cam.contrast_cam(small, x, q, raw=True), 1e-4)
+        torch.testing.assert_close(every[:, q], cam.contrast_cam(small, x, contrast=q), atol=1e-5,
+                                   rtol=0)
+        scaled_close(every_raw[:, q], cam.contrast_cam(small, x, contrast=q, raw=True),
+                             1e-4)
 
 
 def test_counterfactual_cam_negates_the_weights(small):
-    x = _images()
+    x = random_images()
     acts, grads = layer_activations_and_gradients(small, x, target=4)
     alpha = grads.mean(dim=(2, 3))
     expect = torch.relu(torch.einsum("bc,bchw->bhw", -alpha, acts))
     got = cam.counterfactual_cam(small, x, 4, raw=True)
-    _assert_close_scaled(got, expect)
+    scaled_close(got, expect)
     ref = cam.cam_from_weights(acts, -alpha, (48, 48))
     torch.testing.assert_close(cam.counterfactual_cam(small, x, 4), ref)
     # Grad-CAM and its counterfactual use opposite signs of one signed map
@@ -151,20 +151,20 @@ def _gradcam_pp_reference(acts, grads):
 
 
 def test_grad_cam_pp_weights_match_elementwise_formula(small):
-    x = _images(2, 24)
+    x = random_images(2, 24)
     acts, grads = layer_activations_and_gradients(small, x, target=[1, 6])
     ref = _gradcam_pp_reference(acts, grads)
     torch.testing.assert_close(cam.gradcam_pp_weights(acts, grads).double(), ref,
                                rtol=1e-4, atol=1e-6 * ref.abs().max().item())
     expect = torch.relu(torch.einsum("bc,bchw->bhw", ref.float(), acts))
-    _assert_close_scaled(cam.grad_cam_pp(small, x, [1, 6], raw=True), expect, 1e-4)
+    scaled_close(cam.grad_cam_pp(small, x, [1, 6], raw=True), expect, 1e-4)
 
 
 # ------------------------------------------------------------------- invariances
 @pytest.mark.parametrize("method", [cam.grad_cam, cam.grad_cam_pp, cam.counterfactual_cam,
                                     cam.contrast_cam])
 def test_batch_equals_single_images_and_range(small, method):
-    x = _images(3)
+    x = random_images(3)
     batch = method(small, x, 5)
     single = torch.cat([method(small, x[i:i + 1], 5) for i in range(3)])
     torch.testing.assert_close(batch, single, atol=1e-5, rtol=0)
@@ -182,15 +182,10 @@ def test_float64_and_grayscale_inputs():
 
 def test_constant_map_becomes_zeros_without_nan():
     maps = torch.stack([torch.zeros(6, 6), torch.full((6, 6), 3.0), torch.arange(36.).view(6, 6)])
-    out = cam.normalize_cams(maps)
+    out = normalize_maps(maps)
     assert torch.isfinite(out).all()
     assert (out[0] == 0).all() and (out[1] == 0).all()
     assert out[2].min() == 0 and out[2].max() == 1
-
-
-def _hook_state(model):
-    return [(len(m._forward_hooks), len(m._backward_hooks), len(m._forward_pre_hooks))
-            for m in model.modules()]
 
 
 def test_state_restored_even_after_an_error():
@@ -199,8 +194,8 @@ def test_state_restored_even_after_an_error():
     model.fc.weight.requires_grad_(False)
     modes = [m.training for m in model.modules()]
     flags = [p.requires_grad for p in model.parameters()]
-    hooks = _hook_state(model)
-    x = _images(2)
+    hooks = model_state(model)
+    x = random_images(2)
     for method in (cam.grad_cam, cam.grad_cam_pp, cam.counterfactual_cam, cam.contrast_cam):
         method(model, x)
     cam.contrast_cam_all(model, x)
@@ -210,12 +205,12 @@ def test_state_restored_even_after_an_error():
         cam.contrast_cam(model, x, contrast=-1)
     assert [m.training for m in model.modules()] == modes
     assert [p.requires_grad for p in model.parameters()] == flags
-    assert _hook_state(model) == hooks
+    assert model_state(model) == hooks
     assert all(p.grad is None for p in model.parameters())
 
 
 def test_eval_mode_result_in_training_mode_model(small):
-    x = _images(2)
+    x = random_images(2)
     expect = cam.grad_cam(small, x)
     small.train()
     try:
@@ -250,13 +245,13 @@ def test_cam_through_in_place_relu_after_the_layer():
     torch.manual_seed(0)
     model = tv.DenseNet(growth_rate=8, block_config=(2, 2), num_init_features=8,
                         num_classes=5).eval()
-    x = _images(2, 32)
+    x = random_images(2, 32)
     acts = model.features(x).detach().requires_grad_(True)
     z = model.classifier(F.adaptive_avg_pool2d(torch.relu(acts), 1).flatten(1))
     (grads,) = torch.autograd.grad(z.gather(1, z.argmax(1, keepdim=True)).sum(), acts)
     expect = torch.relu(torch.einsum("bc,bchw->bhw", grads.mean(dim=(2, 3)), acts.detach()))
     assert default_target_layer(model) is model.features.norm5
-    _assert_close_scaled(cam.grad_cam(model, x, raw=True), expect)
+    scaled_close(cam.grad_cam(model, x, raw=True), expect)
     small_mobilenet = tv.mobilenet_v2(weights=None, num_classes=5, width_mult=0.25).eval()
     maps = cam.grad_cam(small_mobilenet, x)
     assert maps.shape == (2, 32, 32) and torch.isfinite(maps).all()
@@ -269,13 +264,13 @@ def test_generic_last_conv_with_in_place_relu_matches_explicit_relu():
                              nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3))
     a, b = net(True).eval(), net(False).eval()
     b.load_state_dict(a.state_dict())
-    x = _images(2, 16)
+    x = random_images(2, 16)
     torch.testing.assert_close(cam.grad_cam(a, x, raw=True), cam.grad_cam(b, x, raw=True))
 
 
 # ------------------------------------------------------------------- bad inputs
 def test_bad_inputs_name_the_argument(small):
-    x = _images(2)
+    x = random_images(2)
     with pytest.raises(ValueError, match="x must have shape"):
         cam.grad_cam(small, x[0])
     with pytest.raises(TypeError, match=r"x is an 8-bit.*x.float\(\) / 255"):
@@ -291,7 +286,7 @@ def test_bad_inputs_name_the_argument(small):
     with pytest.raises(ValueError, match="target must give one class per sample"):
         cam.grad_cam(small, x, [1, 2, 3])
     with pytest.raises(ValueError, match="contrast class 20"):
-        cam.contrast_cam(small, x, 20)
+        cam.contrast_cam(small, x, contrast=20)
     with pytest.raises(TypeError, match="layer must be an nn.Module"):
         cam.grad_cam(small, x, layer="last_conv")
     with pytest.raises(ValueError, match="layer must be a submodule"):

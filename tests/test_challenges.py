@@ -23,7 +23,6 @@ def test_every_challenge_runs_is_deterministic_and_grows_with_level(kind, signs)
     assert distances[5] > distances[1] > 0.0
 
 
-
 def test_challenge_is_pure_and_level_zero_is_a_copy(signs):
     x = signs.x_test[:4].clone()
     before = x.clone()
@@ -32,17 +31,14 @@ def test_challenge_is_pure_and_level_zero_is_a_copy(signs):
     assert torch.equal(x, before) and torch.equal(clean, x) and clean is not x
 
 
-
 def test_challenge_works_on_grayscale_digits(digits):
     out = challenges.apply_challenge(digits.x_test[:8], "gaussian blur", 3)
     assert out.shape == (8, 1, 28, 28)
 
 
-
 def test_unknown_challenge_lists_the_valid_names(signs):
     with pytest.raises(ValueError, match="valid kinds: decolorization, lens blur"):
         challenges.apply_challenge(signs.x_test[:1], "fog", 1)
-
 
 
 @pytest.mark.parametrize("level", [-1, 6])
@@ -51,11 +47,9 @@ def test_level_out_of_range(level, signs):
         challenges.apply_challenge(signs.x_test[:1], "haze", level)
 
 
-
 def test_level_must_be_an_int(signs):
     with pytest.raises(TypeError, match="level"):
         challenges.apply_challenge(signs.x_test[:1], "haze", 2.5)
-
 
 
 def test_wrong_rank_and_channels_and_dtype():

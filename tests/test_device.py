@@ -1,7 +1,7 @@
 """Device invariance: every method keeps tensors on the input's device and agrees with the CPU.
 
 On a machine without a GPU only the CPU case runs; with CUDA present the same checks compare
-the GPU results with the CPU ones (DESIGN §6: "works unchanged on CUDA when present").
+the GPU results with the CPU ones (every method works unchanged on CUDA when present).
 """
 
 from __future__ import annotations

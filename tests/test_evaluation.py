@@ -1,5 +1,6 @@
 """Tests for tutorial_utils.evaluation: analytic insertion/deletion curves, AUC identities,
-batched = per-step loop, Huffman bits by hand, structure-wise curves, state and errors."""
+batched = per-step loop, Huffman bits by hand, structure-wise curves, state and errors, and the
+model-parameter randomisation test (copies only, local RNG, ρ = 1 for an unchanged model)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.stats import spearmanr
 from torch import nn
 from torchvision.transforms.functional import gaussian_blur
 
+from tutorial_utils import cam, forward, metrics
 from tutorial_utils import evaluation as E
 from tutorial_utils.architectures import SmallCNN
+from tutorial_utils.forward import baseline_image
 
 
 class MeanModel(nn.Module):
@@ -76,7 +80,7 @@ def test_ties_are_broken_in_raster_order_and_uneven_steps_floor(images):
 
 def test_pixel_ranks():
     sal = torch.tensor([[[0.5, 0.9], [0.5, 0.1]]])
-    assert E.pixel_ranks(sal).tolist() == [[1, 0, 2, 3]]
+    assert forward.pixel_ranks(sal).tolist() == [[1, 0, 2, 3]]
 
 
 # --------------------------------------------------------------------------- batching
@@ -100,7 +104,7 @@ def test_batched_curves_equal_a_per_step_loop():
     model = SmallCNN(3, 14).eval()
     x, sal = torch.rand(3, 3, 24, 24), torch.rand(3, 24, 24)
     target = torch.tensor([0, 5, 13])
-    blurred = E.baseline_image(x, "blur")
+    blurred = baseline_image(x, "blur")
     for steps in (7, 16):
         deletion = E.deletion_curve(model, x, sal, target, steps=steps, batch_size=10)
         ref = per_step_loop(model, x, sal, target, steps, x, torch.zeros_like(x))
@@ -274,3 +278,68 @@ def setup():
 def test_bad_input_raises_naming_the_argument(call, error, words, setup):
     with pytest.raises(error, match=words):
         call(*setup)
+
+
+# --------------------------------------------------------------------------- sanity check
+def test_randomization_layers_top_first():
+    model = SmallCNN(3, 5)
+    assert E.randomization_layers(model) == ["fc", "last_conv.1", "last_conv.0", "features.3",
+                                             "features.2", "features.0"]
+
+
+def test_randomized_models_work_on_copies_with_a_local_generator():
+    torch.manual_seed(0)
+    model = SmallCNN(3, 5).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    copies = E.randomized_models(model, seed=3)
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert [n for n, _ in copies] == E.randomization_layers(model)
+    again = E.randomized_models(model, seed=3)
+    for (_, a), (_, b) in zip(copies, again, strict=True):
+        assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+    # cascade: copy 1 has fc and last_conv.1 re-initialised, everything below as trained
+    m1 = copies[1][1].state_dict()
+    assert not torch.equal(m1["fc.weight"], before["fc.weight"])
+    assert not torch.equal(m1["last_conv.1.0.weight"], before["last_conv.1.0.weight"])
+    assert torch.equal(m1["last_conv.1.1.running_var"], torch.ones(64))
+    assert torch.equal(m1["last_conv.0.0.weight"], before["last_conv.0.0.weight"])
+    bound = 1 / np.sqrt(64 * 9)
+    assert m1["last_conv.1.0.weight"].abs().max() <= bound
+    single = E.randomized_models(model, ["last_conv.0"], cascade=False)[0][1].state_dict()
+    assert torch.equal(single["fc.weight"], before["fc.weight"])
+    with pytest.raises(ValueError, match="unknown layer"):
+        E.randomized_models(model, ["head"])
+
+
+def test_rank_correlation_is_spearman():
+    gen = torch.Generator().manual_seed(0)
+    a = torch.rand(5, 6, 6, generator=gen)
+    b = (a + 0.3 * torch.rand(5, 6, 6, generator=gen)).clamp(max=0.8)  # ties at 0.8
+    rho = metrics.rank_correlation(a, b)
+    expected = [spearmanr(a[i].flatten(), b[i].flatten())[0] for i in range(5)]
+    np.testing.assert_allclose(rho.numpy(), expected, atol=1e-12)
+    ones = torch.ones(5, dtype=torch.float64)
+    torch.testing.assert_close(metrics.rank_correlation(a, a ** 3), ones)
+    torch.testing.assert_close(metrics.rank_correlation(a, -a), -ones)
+    flat = torch.zeros(2, 4, 4)
+    assert metrics.rank_correlation(flat, flat).tolist() == [1.0, 1.0]
+    assert metrics.rank_correlation(flat, a[:2, :4, :4]).tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match="same shape"):
+        metrics.rank_correlation(a, b[:2])
+
+
+def test_sanity_check_is_one_for_an_unchanged_model_and_catches_model_free_maps(x8):
+    torch.manual_seed(0)
+    model = SmallCNN(3, 4).eval()
+    grad_cam = lambda m, x, t: cam.grad_cam(m, x, t)  # noqa: E731
+    res = E.sanity_check(model, x8, grad_cam, seed=0)
+    assert res.stages[0] == "original" and res.correlation.shape == (7, 8)
+    torch.testing.assert_close(res.correlation[0], torch.ones(8, dtype=torch.float64))
+    assert res.correlation[1].mean() < 0.9  # a new fc changes Grad-CAM's channel weights
+    same = E.sanity_check(model, x8, grad_cam, layers=[])
+    assert same.stages == ["original"] and (same.correlation == 1).all()
+    edges = lambda m, x, t: x.mean(1)  # noqa: E731 - ignores the model: must "fail"
+    res = E.sanity_check(model, x8, edges)
+    assert (res.correlation == 1).all()

@@ -13,9 +13,9 @@ import textwrap
 import pytest
 import torch
 
-from tutorial_utils import data, models
+from tutorial_utils import data, models, zoo
 
-SHIPPED = models.data_dir()
+SHIPPED = zoo.data_dir()
 # ------------------------------------------------------------------------------ the sign cache
 
 
@@ -86,10 +86,10 @@ def test_an_unusable_cache_folder_falls_back_to_no_cache(tmp_path, monkeypatch):
 
 @pytest.fixture
 def zoo_copy(tmp_path, monkeypatch):
-    """A copy of the manifest and the digits checkpoint; ``models.data_dir`` points at it."""
+    """A copy of the manifest and the digits checkpoint; ``zoo.data_dir`` points at it."""
     shutil.copy(SHIPPED / "manifest.json", tmp_path / "manifest.json")
     shutil.copy(SHIPPED / "digits.pt", tmp_path / "digits.pt")
-    monkeypatch.setattr(models, "data_dir", lambda: tmp_path)
+    monkeypatch.setattr(zoo, "data_dir", lambda: tmp_path)
     return tmp_path
 
 
@@ -105,13 +105,13 @@ def _snapshot(folder):
 
 def test_invalid_manifest_json_is_a_clear_error(zoo_copy):
     (zoo_copy / "manifest.json").write_text("{ not json")
-    with pytest.raises(models.CheckpointError, match="not valid JSON.*python -m tutorial_utils"):
+    with pytest.raises(zoo.CheckpointError, match="not valid JSON.*python -m tutorial_utils"):
         models.load("digits")
 
 
 def test_manifest_entry_without_sha256_is_a_clear_error(zoo_copy):
     _edit_manifest(zoo_copy, lambda m: m["digits"].pop("sha256"))
-    with pytest.raises(models.CheckpointError, match="no valid sha256.*models digits"):
+    with pytest.raises(zoo.CheckpointError, match="no valid sha256.*models digits"):
         models.load("digits")
 
 
@@ -119,7 +119,7 @@ def test_checkpoint_of_another_architecture_is_a_clear_error(zoo_copy):
     shutil.copy(SHIPPED / "digits05.pt", zoo_copy / "digits.pt")  # 6 classes, not 10
     digest = hashlib.sha256((zoo_copy / "digits.pt").read_bytes()).hexdigest()
     _edit_manifest(zoo_copy, lambda m: m["digits"].update(sha256=digest))
-    with pytest.raises(models.CheckpointError, match="does not fit the architecture of 'digits'"):
+    with pytest.raises(zoo.CheckpointError, match="does not fit the architecture of 'digits'"):
         models.load("digits")
 
 
@@ -136,7 +136,7 @@ def test_missing_member_without_training_names_the_rebuild_command_and_writes_no
     assert _snapshot(zoo_copy) == before, "load rewrote files without being asked"
 
 
-@pytest.mark.parametrize("name", models.MEMBERS)
+@pytest.mark.parametrize("name", zoo.MEMBERS)
 def test_every_shipped_member_loads_and_verifies(name):
     model = models.load(name)
     assert not model.training

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from _helpers import model_state, random_images
 from torch import nn
 
 from tutorial_utils import gradients as G
@@ -14,16 +15,6 @@ from tutorial_utils import information, layers
 from tutorial_utils.architectures import SmallCNN
 
 K = 14
-
-
-@pytest.fixture(scope="module")
-def small():
-    torch.manual_seed(0)
-    return SmallCNN(3, K).eval()
-
-
-def _images(b: int = 4, size: int = 48, seed: int = 1) -> torch.Tensor:
-    return torch.rand(b, 3, size, size, generator=torch.Generator().manual_seed(seed))
 
 
 # ------------------------------------------------------------------- layer gradients
@@ -53,7 +44,7 @@ def _contrast_loop(model, x, classes):
 
 
 def test_closed_form_equals_per_class_autograd_loop(small):
-    x = _images(3)
+    x = random_images(3)
     g, gb = G.contrast_gradients(small, x, return_bias=True)
     assert g.shape == (3, K, K, 64) and gb.shape == (3, K, K)
     ref_w, ref_b = _contrast_loop(small, x, range(K))
@@ -66,7 +57,7 @@ def test_closed_form_equals_per_class_autograd_loop(small):
 
 
 def test_class_subsets_and_torch_func_path(small):
-    x = _images(3)
+    x = random_images(3)
     full = G.contrast_gradients(small, x)
     sub = G.contrast_gradients(small, x, classes=[5, 0])
     torch.testing.assert_close(sub, full[:, [5, 0]])
@@ -79,7 +70,7 @@ def test_class_subsets_and_torch_func_path(small):
 
 
 def test_torch_func_path_for_a_conv_layer_equals_loop(small):
-    x = _images(2)
+    x = random_images(2)
     name = "last_conv.1.0.weight"
     classes = [2, 11]
     got = G.contrast_gradients_autograd(small, x, params=name, classes=classes)[name]
@@ -94,7 +85,7 @@ def test_torch_func_path_for_a_conv_layer_equals_loop(small):
 
 
 def test_contrast_gradient_bad_inputs(small):
-    x = _images(2)
+    x = random_images(2)
     with pytest.raises(ValueError, match="classes class 14 is out of range"):
         G.contrast_gradients(small, x, classes=[0, 14])
     with pytest.raises(TypeError, match="classes must hold integer"):
@@ -125,7 +116,7 @@ def _norms_loop(model, x, loss, groups):
 
 @pytest.mark.parametrize("loss", ["sigmoid", "softmax"])
 def test_confounding_norms_equal_per_sample_loop(small, loss):
-    x = _images(3)
+    x = random_images(3)
     out = G.confounding_gradient_norms(small, x, loss)
     assert out.norms.shape == (3, 11) and out.names[-1] == "fc"
     assert out.names[0] == "features.0.0"
@@ -136,7 +127,7 @@ def test_confounding_norms_equal_per_sample_loop(small, loss):
 
 
 def test_confounding_layers_subset_and_last_layer_closed_form(small):
-    x = _images(3)
+    x = random_images(3)
     out = G.confounding_gradient_norms(small, x, "softmax", layers=[small.fc])
     assert out.names == ["fc"]
     with torch.no_grad():
@@ -159,18 +150,12 @@ def test_softmax_confounding_loss_is_k_times_gradnorm_kl():
 
 
 # ------------------------------------------------------------------- hygiene and inputs
-def _state(model):
-    return ([m.training for m in model.modules()], [p.requires_grad for p in model.parameters()],
-            [(len(m._forward_hooks), len(m._backward_hooks), len(m._forward_pre_hooks))
-             for m in model.modules()])
-
-
 def test_every_function_restores_mode_flags_and_hooks():
     torch.manual_seed(0)
     model = SmallCNN(3, K).train()
     model.features[0][0].weight.requires_grad_(False)
-    before = _state(model)
-    x = _images(2, 32)
+    before = model_state(model)
+    x = random_images(2, 32)
     layers.layer_activations_and_gradients(model, x)
     layers.layer_logit_gradients(model, x)
     G.contrast_gradients(model, x)
@@ -182,12 +167,12 @@ def test_every_function_restores_mode_flags_and_hooks():
                  lambda: information.score_vectors(model, x, labels=-1)):
         with pytest.raises(ValueError):
             call()
-    assert _state(model) == before
+    assert model_state(model) == before
     assert all(p.grad is None for p in model.parameters())
 
 
 def test_bad_images_name_the_argument(small):
-    x = _images(2)
+    x = random_images(2)
     for fn in (G.contrast_gradients, G.confounding_gradient_norms, information.fisher_information,
                layers.layer_activations_and_gradients):
         with pytest.raises(ValueError, match="x must have shape"):
@@ -200,11 +185,9 @@ def test_bad_images_name_the_argument(small):
             fn(small, bad)
 
 
-
-
 @pytest.mark.parametrize("loss", ["sigmoid", "softmax"])
 def test_hooked_norms_equal_vmap_norms(small, loss):
-    x = _images(5)
+    x = random_images(5)
     hooks = G.confounding_gradient_norms(small, x, loss, method="hooks")
     vmapped = G.confounding_gradient_norms(small, x, loss, method="vmap")
     assert hooks.names == vmapped.names
@@ -222,7 +205,7 @@ def test_hooked_norms_strided_dilated_padded_convs_equal_vmap():
                           nn.Conv2d(5, 4, (3, 2), dilation=2, padding=(2, 1)), nn.ReLU(),
                           nn.Conv2d(4, 6, 3, stride=(2, 1), bias=False), nn.Flatten(),
                           nn.LazyLinear(3))
-    x = _images(3)
+    x = random_images(3)
     model(x)  # materialise the lazy layer
     model.eval()
     hooks = G.confounding_gradient_norms(model, x, method="hooks")
@@ -234,7 +217,7 @@ def test_in_place_after_a_layer_falls_back_to_vmap():
     """ReLU(inplace=True) rewrites the conv's output: its gradient would be the ReLU's."""
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(inplace=True), nn.Flatten(),
                           nn.Linear(4 * 46 * 46, 3)).eval()
-    x = _images(2)
+    x = random_images(2)
     with pytest.raises(ValueError, match="in place"):
         G.confounding_gradient_norms(model, x, method="hooks")
     auto = G.confounding_gradient_norms(model, x)
@@ -245,7 +228,7 @@ def test_in_place_after_a_layer_falls_back_to_vmap():
 def test_hooked_norms_refuse_unsupported_layers():
     model = nn.Sequential(nn.Conv2d(3, 4, 3, groups=1), nn.Flatten(), nn.LayerNorm(4 * 46 * 46),
                           nn.Linear(4 * 46 * 46, 3)).eval()
-    x = _images(2)
+    x = random_images(2)
     with pytest.raises(ValueError, match="method='vmap'"):
         G.confounding_gradient_norms(model, x, method="hooks")
     auto = G.confounding_gradient_norms(model, x)  # falls back to vmap

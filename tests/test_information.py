@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from _helpers import random_images
 from sklearn.metrics import mutual_info_score
 
 from tutorial_utils import gradients, information
-from tutorial_utils.architectures import SmallCNN
 
 K = 14
 
@@ -119,18 +119,8 @@ def test_histogram_mi_equals_discrete_mi_on_labels(rng):
     assert mutual_info_score(a, a) == pytest.approx(information.entropy(np.bincount(a) / 3000))
 
 
-@pytest.fixture(scope="module")
-def small():
-    torch.manual_seed(0)
-    return SmallCNN(3, K).eval()
-
-
-def _images(b: int = 4, size: int = 48, seed: int = 1) -> torch.Tensor:
-    return torch.rand(b, 3, size, size, generator=torch.Generator().manual_seed(seed))
-
-
 def test_fisher_full_diagonal_equals_diagonal_estimate(small):
-    x = _images(6)
+    x = random_images(6)
     diag = information.fisher_information(small, x, seed=3)
     full = information.fisher_information(small, x, full=True, seed=3)
     assert diag.shape == (K * 64 + K,) and full.shape == (diag.numel(),) * 2
@@ -142,7 +132,7 @@ def test_fisher_full_diagonal_equals_diagonal_estimate(small):
 
 def test_score_has_zero_mean_under_the_model(small):
     """E_{y~p}[∇ log p(y|x)] = ∇ Σ_y p_y = 0, exactly (all labels enumerated)."""
-    x = _images(2)
+    x = random_images(2)
     xs = x.repeat_interleave(K, dim=0)
     ys = torch.arange(K).repeat(2)
     sv = information.score_vectors(small, xs, labels=ys)
@@ -155,7 +145,7 @@ def test_score_has_zero_mean_under_the_model(small):
 
 
 def test_sampled_fisher_matches_score_covariance(small):
-    x = _images(384, 16, seed=5)
+    x = random_images(384, 16, seed=5)
     sv = information.score_vectors(small, x, seed=0)
     fisher = information.fisher_information(small, x, full=True, seed=0)
     torch.testing.assert_close(fisher, sv.u.T @ sv.u / len(x))

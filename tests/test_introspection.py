@@ -11,16 +11,17 @@ import torch.nn.functional as F
 from tutorial_utils import introspection as I
 from tutorial_utils import models, plotting
 from tutorial_utils.data import stratified_indices
+from tutorial_utils.gradients import contrast_directions
 
 
 @pytest.fixture(scope="module")
-def small(signs):
+def sign_subset(signs):
     idx = stratified_indices(signs.y_test, 2, seed=0)
     return signs.x_test[idx], signs.y_test[idx]
 
 
-def test_contrast_features_match_autograd(sign_model, small):
-    x = small[0][:3]
+def test_contrast_features_match_autograd(sign_model, sign_subset):
+    x = sign_subset[0][:3]
     h, z = models.features_and_logits(sign_model, x)
     g = I.contrast_features(h, z, normalize=False, flatten=False)
     k, d = z.shape[1], h.shape[1]
@@ -34,32 +35,32 @@ def test_contrast_features_match_autograd(sign_model, small):
         torch.testing.assert_close(g[:, q].sum(0), gw, atol=1e-5, rtol=1e-4)
 
 
-def test_contrast_features_match_gradients_module(sign_model, small):
+def test_contrast_features_match_gradients_module(sign_model, sign_subset):
     gradients = pytest.importorskip("tutorial_utils.gradients")
-    x = small[0][:4]
+    x = sign_subset[0][:4]
     h, z = models.features_and_logits(sign_model, x)
     ours = I.contrast_features(h, z, normalize=False, flatten=False)
     torch.testing.assert_close(ours, gradients.contrast_gradients(sign_model, x).cpu(),
                                atol=1e-5, rtol=1e-4)
 
 
-def test_normalised_blocks_have_unit_norm_and_scale_invariance(sign_model, small):
-    h, z = models.features_and_logits(sign_model, small[0][:5])
+def test_normalised_blocks_have_unit_norm_and_scale_invariance(sign_model, sign_subset):
+    h, z = models.features_and_logits(sign_model, sign_subset[0][:5])
     g = I.contrast_features(h, z, flatten=False)
     torch.testing.assert_close(g.flatten(2).norm(dim=2), torch.ones(5, z.shape[1]))
     torch.testing.assert_close(I.contrast_features(3.0 * h, z), I.contrast_features(h, z))
-    r = I.introspective_features(sign_model, small[0][:5])
+    r = I.introspective_features(sign_model, sign_subset[0][:5])
     assert r.shape == (5, z.shape[1] ** 2 * h.shape[1])
     torch.testing.assert_close(r, g.flatten(1))
 
 
-def test_introspective_head_is_an_mlp_on_r_x(sign_model, small):
+def test_introspective_head_is_an_mlp_on_r_x(sign_model, sign_subset):
     # the factorised first layer gives exactly mlp(r_x), without materialising r_x
-    h, z = models.features_and_logits(sign_model, small[0])
+    h, z = models.features_and_logits(sign_model, sign_subset[0])
     intro, _ff = I.build_heads(h.shape[1], z.shape[1], hidden=6, seed=1)
     torch.testing.assert_close(intro(h, z), intro.mlp(I.contrast_features(h, z)),
                                atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(I.contrast_directions(z, normalize=False),
+    torch.testing.assert_close(contrast_directions(z),
                                z.softmax(1)[:, None] - torch.eye(z.shape[1]))
 
 
@@ -78,8 +79,8 @@ def test_train_head_uses_the_course_training_loop(sign_model, signs):
     torch.testing.assert_close(a(h, z), b(h, z))
 
 
-def test_features_are_sparse_for_a_confident_prediction(sign_model, small):
-    h, z = models.features_and_logits(sign_model, small[0][:1])
+def test_features_are_sparse_for_a_confident_prediction(sign_model, sign_subset):
+    h, z = models.features_and_logits(sign_model, sign_subset[0][:1])
     g = I.contrast_features(h, z, normalize=False, flatten=False)[0]
     p = int(z.argmax())
     # why P, rather than P? is the smallest block when the network is confident
@@ -101,7 +102,7 @@ def test_bad_inputs_raise():
         stratified_indices(torch.tensor([0, 0, 1]), 2)
     with pytest.raises(ValueError, match="hidden"):
         I.MLP(4, 0, 3)
-    with pytest.raises(TypeError, match="penultimate"):
+    with pytest.raises(TypeError, match="no final nn.Linear"):
         models.features_and_logits(torch.nn.Conv2d(3, 3, 3), torch.zeros(1, 3, 8, 8))
 
 
@@ -167,19 +168,6 @@ def test_evaluate_heads_and_tables(sign_model, signs):
     with pytest.raises(ValueError, match="levels"):
         I.evaluate_heads(sign_model, heads, signs.x_test[te], signs.y_test[te], levels=(0,),
                          progress=False)
-
-
-@pytest.fixture(scope="module")
-def small_results(sign_model, signs):
-    idx = stratified_indices(signs.y_train, 4, seed=0)
-    h, z = models.features_and_logits(sign_model, signs.x_train[idx])
-    intro, ff = I.build_heads(h.shape[1], 14, hidden=4, seed=0)
-    I.train_head(intro, h, z, signs.y_train[idx], epochs=2, progress=False)
-    I.train_head(ff, h, z, signs.y_train[idx], epochs=2, progress=False)
-    te = stratified_indices(signs.y_test, 1, seed=0)
-    return I.evaluate_heads(sign_model, {"feed-forward": ff, "introspective": intro},
-                            signs.x_test[te], signs.y_test[te],
-                            challenges=("noise", "haze", "snow"), progress=False)
 
 
 def test_level_view(small_results):

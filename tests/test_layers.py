@@ -4,26 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _helpers import random_images
 from torch import nn
 
-from tutorial_utils import layers
-from tutorial_utils.architectures import SmallCNN
+from tutorial_utils import forward, layers
 
 K = 14
 
 
-@pytest.fixture(scope="module")
-def small():
-    torch.manual_seed(0)
-    return SmallCNN(3, K).eval()
-
-
-def _images(b: int = 4, size: int = 48, seed: int = 1) -> torch.Tensor:
-    return torch.rand(b, 3, size, size, generator=torch.Generator().manual_seed(seed))
-
-
 def test_layer_gradients_batch_equals_single_and_loop(small):
-    x = _images(3)
+    x = random_images(3)
     acts, grads = layers.layer_activations_and_gradients(small, x, target=[1, 4, 9])
     assert acts.shape == grads.shape == (3, 64, 12, 12)
     for i, t in enumerate([1, 4, 9]):
@@ -33,7 +23,7 @@ def test_layer_gradients_batch_equals_single_and_loop(small):
 
 
 def test_score_fn_and_logit_jacobian_agree(small):
-    x = _images(2)
+    x = random_images(2)
     acts, jac, z = layers.layer_logit_gradients(small, x)
     assert jac.shape == (2, K, 64, 12, 12)
     torch.testing.assert_close(z, small(x))
@@ -47,9 +37,9 @@ def test_score_fn_and_logit_jacobian_agree(small):
         layers.layer_activations_and_gradients(small, x, target=1, score_fn=lambda z: z[:, 0])
 
 
-def test_capture_output_removes_its_hook_on_error(small):
+def test_capture_layer_removes_its_hook_on_error(small):
     with pytest.raises(RuntimeError, match="boom"):
-        with layers.capture_output(small.last_conv):
+        with forward.capture_layer(small.last_conv):
             raise RuntimeError("boom")
     assert len(small.last_conv._forward_hooks) == 0
 

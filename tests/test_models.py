@@ -10,47 +10,49 @@ import pytest
 import torch
 from torch import nn
 
-from tutorial_utils import data, get_device, models, plotting, seed_everything
+from tutorial_utils import data, get_device, models, plotting, seed_everything, zoo
+from tutorial_utils.architectures import SmallCNN
 
-RECORDED = models.read_manifest()
+RECORDED = zoo.read_manifest()
 
 
-@pytest.mark.parametrize("name", models.ZOO)
-def test_zoo_model_reaches_its_recorded_test_accuracy(name, zoo):
-    model = zoo[name]
-    ds = models.zoo_dataset(name)
+@pytest.mark.parametrize("name", zoo.ZOO)
+def test_zoo_model_reaches_its_recorded_test_accuracy(name, zoo_models):
+    model = zoo_models[name]
+    ds = zoo.zoo_dataset(name)
     acc = models.accuracy(model, ds.x_test, ds.y_test)
     assert acc == pytest.approx(RECORDED[name]["test_accuracy"], abs=1e-3)
     assert not model.training
 
 
-def test_accuracy_bars(zoo):
+def test_accuracy_bars(zoo_models):
     assert RECORDED["digits"]["test_accuracy"] >= 0.97
     assert RECORDED["signs"]["test_accuracy"] >= 0.97
 
 
-@pytest.mark.parametrize("name", models.ZOO)
+@pytest.mark.parametrize("name", zoo.ZOO)
 def test_checkpoints_are_small_and_recorded(name):
     entry = RECORDED[name]
-    path = models.data_dir() / entry["file"]
+    path = zoo.data_dir() / entry["file"]
     assert path.stat().st_size <= 2 * 1024 * 1024
     assert {"sha256", "recipe", "test_accuracy"} <= entry.keys()
 
 
-def test_zoo_anatomy(zoo):
-    model = zoo["signs"]
+def test_zoo_anatomy(zoo_models):
+    model = zoo_models["signs"]
     x = torch.rand(2, 3, 48, 48)
     with torch.no_grad():
         assert torch.allclose(model.fc(model.penultimate(x)), model(x), atol=1e-6)
         fmap = model.last_conv(model.features(model.normalize(x)))
     assert fmap.shape[-2:] == (12, 12)
     assert isinstance(model.fc, torch.nn.Linear) and model.target_layer is model.last_conv
-    digit_map = zoo["digits"].last_conv(zoo["digits"].features(torch.rand(1, 1, 28, 28)))
+    digits = zoo_models["digits"]
+    digit_map = digits.last_conv(digits.features(torch.rand(1, 1, 28, 28)))
     assert min(digit_map.shape[-2:]) >= 6
 
 
-def test_ensemble_is_the_mean_of_member_probabilities(zoo):
-    ens = zoo["signs-ensemble"]
+def test_ensemble_is_the_mean_of_member_probabilities(zoo_models):
+    ens = zoo_models["signs-ensemble"]
     x = torch.rand(3, 3, 48, 48)
     with torch.no_grad():
         mean_p = ens.member_logits(x).softmax(-1).mean(0)
@@ -58,8 +60,8 @@ def test_ensemble_is_the_mean_of_member_probabilities(zoo):
     assert len(ens.members) == 5
 
 
-def test_sign_accuracy_falls_as_challenge_level_rises(zoo, signs):
-    model, x, y = zoo["signs"], signs.x_test[::4], signs.y_test[::4]
+def test_sign_accuracy_falls_as_challenge_level_rises(zoo_models, signs):
+    model, x, y = zoo_models["signs"], signs.x_test[::4], signs.y_test[::4]
     for kind in ("noise", "haze", "gaussian blur"):
         accs = [models.accuracy(model, data.apply_challenge(x, kind, lvl, seed=1), y)
                 for lvl in (0, 3, 5)]
@@ -67,10 +69,10 @@ def test_sign_accuracy_falls_as_challenge_level_rises(zoo, signs):
 
 
 def _copy_zoo(tmp_path, monkeypatch, name):
-    src = models.data_dir()
+    src = zoo.data_dir()
     shutil.copy(src / "manifest.json", tmp_path / "manifest.json")
     shutil.copy(src / f"{name}.pt", tmp_path / f"{name}.pt")
-    monkeypatch.setattr(models, "data_dir", lambda: tmp_path)
+    monkeypatch.setattr(zoo, "data_dir", lambda: tmp_path)
     return tmp_path / f"{name}.pt"
 
 
@@ -79,7 +81,7 @@ def test_corrupted_checkpoint_says_how_to_rebuild(tmp_path, monkeypatch):
     blob = bytearray(path.read_bytes())
     blob[-10] ^= 0xFF
     path.write_bytes(bytes(blob))
-    with pytest.raises(models.ChecksumError, match="python -m tutorial_utils.models"):
+    with pytest.raises(zoo.ChecksumError, match="python -m tutorial_utils.models"):
         models.load("digits")
 
 
@@ -100,7 +102,7 @@ def test_training_is_deterministic_for_a_seed():
 
     def run():
         torch.manual_seed(0)
-        net = models.SmallCNN(1, 3, (4, 4, 8))
+        net = SmallCNN(1, 3, (4, 4, 8))
         models.train_classifier(net, x, y, epochs=2, batch_size=8, seed=7, progress=False)
         return torch.cat([p.flatten() for p in net.parameters()])
 
@@ -158,5 +160,11 @@ def test_plot_decision_draws_three_panels(tiny, x8):
 def test_penultimate_features_feed_the_head(tiny, x8):
     h = models.features_and_logits(tiny, x8, batch_size=3)[0]
     torch.testing.assert_close(tiny.fc(h), tiny(x8), atol=1e-6, rtol=1e-5)
-    with pytest.raises(TypeError):
-        models.features_and_logits(nn.Sequential(nn.Flatten(), nn.Linear(432, 2)), x8)
+    torch.testing.assert_close(h, tiny.penultimate(x8), atol=1e-6, rtol=1e-5)
+    # any classifier that ends in an nn.Linear: the features are read by a hook on it
+    flat = nn.Sequential(nn.Flatten(), nn.Linear(432, 2)).eval()
+    h, z = models.features_and_logits(flat, x8)
+    torch.testing.assert_close(h, x8.flatten(1))
+    torch.testing.assert_close(z, flat(x8))
+    with pytest.raises(TypeError, match="no final nn.Linear"):
+        models.features_and_logits(nn.Sequential(nn.Conv2d(3, 2, 3), nn.Flatten()), x8)

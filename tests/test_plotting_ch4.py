@@ -70,9 +70,9 @@ def test_sanity_maps_grid(x8):
 
     torch.manual_seed(0)
     model = SmallCNN(3, 4).eval()
-    check = interventions.sanity_check(model, x8[:3], lambda m, x, t: cam.grad_cam(m, x, t),
+    check = evaluation.sanity_check(model, x8[:3], lambda m, x, t: cam.grad_cam(m, x, t),
                                        layers=["fc", "last_conv.1"])
-    fig = PI.plot_sanity_maps(x8[:3], {"Grad-CAM": check, "again": check}, index=2)
+    fig = PE.plot_sanity_maps(x8[:3], {"Grad-CAM": check, "again": check}, index=2)
     assert len(fig.axes) == 2 * 4
     np.testing.assert_allclose(fig.axes[2].images[0].get_array(), check.maps[1, 2].numpy())
     assert "ρ = " in fig.axes[2].get_title()

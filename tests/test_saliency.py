@@ -8,14 +8,23 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
+from _helpers import model_state, scaled_close
 from torch import nn
 
+from tutorial_utils import explainers
 from tutorial_utils import saliency as S
 from tutorial_utils.architectures import SmallCNN
+from tutorial_utils.forward import normalize_maps
 
 captum_attr = pytest.importorskip("captum.attr")
 
 TOL = 1e-5
+METHODS = ("vanilla_gradient", "guided_backprop", "smoothgrad", "occlusion", "rise", "shape")
+
+
+def saliency_map(model, x, method, target=None, **options):
+    """Run the saliency method named ``method`` (a function of :mod:`tutorial_utils.saliency`)."""
+    return getattr(S, method)(model, x, target, **options)
 
 
 def tiny_cnn(seed: int = 0, inplace: bool = False) -> nn.Module:
@@ -50,12 +59,6 @@ def x():
 TARGET = torch.tensor([1, 3, 4])
 
 
-def scaled_close(ours: torch.Tensor, ref: torch.Tensor, tol: float = TOL) -> None:
-    """Equal within ``tol`` relative to the reference's largest magnitude."""
-    scale = ref.abs().max().clamp(min=1e-12)
-    torch.testing.assert_close(ours / scale, ref / scale, atol=tol, rtol=0)
-
-
 def quiet(fn, *args, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -63,7 +66,7 @@ def quiet(fn, *args, **kwargs):
 
 
 def captum_map(attr: torch.Tensor) -> torch.Tensor:
-    return S.normalize_maps(attr.abs().amax(dim=1))
+    return normalize_maps(attr.abs().amax(dim=1))
 
 
 # --------------------------------------------------------------------------- captum oracles
@@ -103,7 +106,7 @@ def test_occlusion_matches_captum(model, x, score):
                       raw=True, batch_size=17)
     scaled_close(raw, ref)
     maps = S.occlusion(model, x, TARGET, window=12, stride=6, baseline="grey", score=score)
-    torch.testing.assert_close(maps, S.normalize_maps(ref[:, 0].clamp(min=0)), atol=TOL, rtol=0)
+    torch.testing.assert_close(maps, normalize_maps(ref[:, 0].clamp(min=0)), atol=TOL, rtol=0)
 
 
 def test_occlusion_covers_every_pixel_when_stride_does_not_fit(model, x):
@@ -215,27 +218,27 @@ DETERMINISTIC = {
 @pytest.mark.parametrize("method", list(DETERMINISTIC))
 def test_batch_equals_single_images(method, model, x):
     opts = DETERMINISTIC[method]
-    batch = S.saliency_map(model, x, method, TARGET, raw=True, **opts)
-    single = torch.cat([S.saliency_map(model, x[i:i + 1], method, int(TARGET[i]), raw=True, **opts)
+    batch = saliency_map(model, x, method, TARGET, raw=True, **opts)
+    single = torch.cat([saliency_map(model, x[i:i + 1], method, int(TARGET[i]), raw=True, **opts)
                         for i in range(len(x))])
     torch.testing.assert_close(batch, single, atol=1e-6, rtol=1e-5)
 
 
-@pytest.mark.parametrize("method", list(S.METHODS))
+@pytest.mark.parametrize("method", METHODS)
 def test_maps_are_normalised_and_default_target_is_the_prediction(method, model, x):
     opts = DETERMINISTIC.get(method, dict(n_samples=3))
-    maps = S.saliency_map(model, x, method, **opts)
+    maps = saliency_map(model, x, method, **opts)
     assert maps.shape == (3, 48, 48) and maps.dtype == x.dtype
     assert maps.min() >= 0 and maps.max() <= 1
     assert torch.allclose(maps.flatten(1).amax(1), torch.ones(3))
     with torch.no_grad():
         predicted = model(x).argmax(1)
-    torch.testing.assert_close(maps, S.saliency_map(model, x, method, predicted, **opts))
+    torch.testing.assert_close(maps, saliency_map(model, x, method, predicted, **opts))
 
 
 def test_normalize_maps_constant_gives_zeros():
     maps = torch.stack([torch.full((4, 4), 3.0), torch.arange(16.0).view(4, 4)])
-    out = S.normalize_maps(maps)
+    out = normalize_maps(maps)
     assert out[0].abs().max() == 0
     torch.testing.assert_close(out[1], torch.arange(16.0).view(4, 4) / 15)
 
@@ -249,21 +252,15 @@ def test_gradient_methods_work_under_no_grad_and_leave_x_alone(model, x):
 
 
 # --------------------------------------------------------------------------- model state and hooks
-def hook_state(model: nn.Module) -> list:
-    return [(len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks),
-             len(getattr(m, "_backward_pre_hooks", {})), m.training)
-            for m in model.modules()]
-
-
-@pytest.mark.parametrize("method", list(S.METHODS))
+@pytest.mark.parametrize("method", METHODS)
 def test_model_state_is_restored(method):
     model = SmallCNN(3, 14).train()
     model.features[0][0].weight.requires_grad_(False)
     model.fc.eval()
-    state, flags = hook_state(model), [p.requires_grad for p in model.parameters()]
+    state, flags = model_state(model), [p.requires_grad for p in model.parameters()]
     opts = DETERMINISTIC.get(method, dict(n_samples=2))
-    S.saliency_map(model, torch.rand(2, 3, 24, 24), method, **opts)
-    assert hook_state(model) == state
+    saliency_map(model, torch.rand(2, 3, 24, 24), method, **opts)
+    assert model_state(model) == state
     assert [p.requires_grad for p in model.parameters()] == flags
     assert all(p.grad is None for p in model.parameters())
 
@@ -275,14 +272,27 @@ class Exploding(nn.Module):
 
 def test_state_and_hooks_restored_after_an_exception():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(inplace=True), Exploding()).train()
-    state = hook_state(model)
+    state = model_state(model)
     for method in ("vanilla_gradient", "guided_backprop", "occlusion", "rise"):
         with pytest.raises(RuntimeError, match="boom"):
-            S.saliency_map(model, torch.rand(1, 3, 8, 8), method, target=0)
-        assert hook_state(model) == state
+            saliency_map(model, torch.rand(1, 3, 8, 8), method, target=0)
+        assert model_state(model) == state
         assert model[1].inplace
     with pytest.raises(ValueError, match="target"):  # raised inside the state guard
         S.vanilla_gradient(SmallCNN(3, 14).train(), torch.rand(1, 3, 48, 48), target=99)
+
+
+def test_contrast_input_gradient_is_the_cross_entropy_gradient(sign_model, picker):
+    x = picker[:2]
+    maps = S.contrast_input_gradient(sign_model, x, contrast=3)
+    xg = x.clone().requires_grad_(True)
+    loss = F.cross_entropy(sign_model(xg), torch.tensor([3, 3]), reduction="sum")
+    (g,) = torch.autograd.grad(loss, xg)
+    m = g.abs().amax(1)
+    m = (m - m.amin((1, 2), keepdim=True)) / (m.amax((1, 2), keepdim=True)
+                                              - m.amin((1, 2), keepdim=True))
+    torch.testing.assert_close(maps, m, atol=1e-5, rtol=1e-4)
+    assert all(p.grad is None for p in sign_model.parameters())
 
 
 # --------------------------------------------------------------------------- bad input
@@ -293,7 +303,7 @@ def test_state_and_hooks_restored_after_an_exception():
         (lambda m, x: S.vanilla_gradient(m, x.numpy()), TypeError, "x must be a torch.Tensor"),
         (lambda m, x: S.guided_backprop(m, x.masked_fill(x > 0.9, float("nan"))), ValueError,
          "NaN"),
-        (lambda m, x: S.saliency_map(m, x, "lime"), ValueError, "unknown method"),
+        (lambda m, x: explainers.explain("lime", m, x), ValueError, "unknown explainer"),
         (lambda m, x: S.vanilla_gradient(m, x, target=5), ValueError, "out of range"),
         (lambda m, x: S.smoothgrad(m, x, target=[0, 1]), ValueError, "one class per sample"),
         (lambda m, x: S.occlusion(m, x, window=49), ValueError, "window"),

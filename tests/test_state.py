@@ -23,9 +23,10 @@ from tutorial_utils import (
     attacks,
     cam,
     challenges,
-    contrast,
     data,
     detection,
+    explainers,
+    forward,
     gradients,
     information,
     introspection,
@@ -38,6 +39,7 @@ from tutorial_utils import (
     trust,
     uncertainty,
     utils,
+    zoo,
 )
 
 
@@ -120,10 +122,9 @@ SAMPLERS = {
     "challenges.apply_challenge": lambda net, x: challenges.apply_challenge(x, "noise", 2),
     "adaptation.evaluate_by_level": lambda net, x: adaptation.evaluate_by_level(
         net, x, [0, 1, 2], "noise", levels=[1], methods=["none", "tent"], progress=False),
-    "contrast.truth_methods random map": lambda net, x: contrast.truth_methods(
-        net, early_layer=net.features[1])["random map"](x, 1),
+    "explainers random map": lambda net, x: explainers.explain("random map", net, x),
     "detection.ScoreSuite": _suite,
-    "models.build": lambda net, x: models.build("digits"),
+    "zoo.build": lambda net, x: zoo.build("digits"),
     "models.load gradcon": lambda net, x: models.load("gradcon-3"),
     "utils.seed_everything with a bad seed": lambda net, x: pytest.raises(
         ValueError, utils.seed_everything, 2 ** 70),
@@ -148,19 +149,19 @@ def test_train_overfit_digits_leaves_the_rng_alone(digits):
 
 def test_missing_checkpoint_is_trained_on_the_spot_and_leaves_the_rng_alone(tmp_path, monkeypatch,
                                                                            digits):
-    """By default (DESIGN §5) a missing member is trained on the spot (one epoch on 120 digits
+    """By default a missing member is trained on the spot (one epoch on 120 digits
     here), recorded in its own folder, and the global RNG is left as it was."""
     small = digits.subset(range(6))
     small = data.ImageDataset(small.x_train[::20], small.y_train[::20], small.x_test[::10],
                               small.y_test[::10], small.classes)
-    monkeypatch.setattr(models, "data_dir", lambda: tmp_path)
-    monkeypatch.setattr(models, "zoo_dataset", lambda name: small)
-    monkeypatch.setitem(models.ZOO_RECIPES, "digits05",
-                        {**models.ZOO_RECIPES["digits05"], "epochs": 1})
+    monkeypatch.setattr(zoo, "data_dir", lambda: tmp_path)
+    monkeypatch.setattr(zoo, "zoo_dataset", lambda name: small)
+    monkeypatch.setitem(zoo.ZOO_RECIPES, "digits05",
+                        {**zoo.ZOO_RECIPES["digits05"], "epochs": 1})
     before = _rng_state()
     model = models.load("digits05")
     assert _same(before, _rng_state())
-    assert (tmp_path / "digits05.pt").exists() and "digits05" in models.read_manifest()
+    assert (tmp_path / "digits05.pt").exists() and "digits05" in zoo.read_manifest()
     assert not model.training
 
 
@@ -177,6 +178,8 @@ GRADIENT_METHODS = {  # name: (call, works inside inference_mode)
     "grad_cam_pp": (lambda m, x: cam.grad_cam_pp(m, x), False),
     "counterfactual_cam": (lambda m, x: cam.counterfactual_cam(m, x), False),
     "contrast_cam": (lambda m, x: cam.contrast_cam(m, x, contrast=1), False),
+    "grad_cam of a contrast target": (lambda m, x: cam.grad_cam(m, x, cam.contrast_target(1)),
+                                      False),
     "contrast_cam_all": (lambda m, x: cam.contrast_cam_all(m, x), False),
     "layer_view": (lambda m, x: cam.layer_view(m, x[:1]).grads, False),
     "layer_activations_and_gradients": (
@@ -186,15 +189,16 @@ GRADIENT_METHODS = {  # name: (call, works inside inference_mode)
     "smoothgrad": (lambda m, x: saliency.smoothgrad(m, x, n_samples=2), False),
     "confounding_gradient_norms": (
         lambda m, x: gradients.confounding_gradient_norms(m, x).norms, False),
-    "contrast_input_gradient": (lambda m, x: contrast.contrast_input_gradient(m, x, 1), False),
+    "contrast_input_gradient": (lambda m, x: saliency.contrast_input_gradient(m, x, contrast=1),
+                                False),
     "voice": (lambda m, x: trust.voice(m, x).uncertainty, False),
     "tent": (lambda m, x: adaptation.tent(m, x), False),
     "per_sample_gradients": (lambda m, x: gradients.per_sample_gradients(
-        m, x, lambda z: z.logsumexp(0))["fc.weight"], True),
+        m, x, lambda z, _xb: z.logsumexp(0))["fc.weight"], True),
     "gradtrust": (lambda m, x: trust.gradtrust(m, x), True),
     "directional_change": (lambda m, x: torch.as_tensor(
         landscape.directional_change(m, x[:1], n_random=2).gradient), True),
-    "input_gradient": (lambda m, x: attacks.input_gradient(m, x, lambda z: z.logsumexp(1))[0],
+    "input_gradient": (lambda m, x: gradients.input_gradient(m, x, lambda z: z.logsumexp(1))[0],
                        True),
     "fgsm": (lambda m, x: attacks.fgsm(m, x, None, 0.01), True),
     "pgd": (lambda m, x: attacks.pgd(m, x, None, 0.01, steps=2), True),
@@ -247,9 +251,9 @@ def test_a_constant_cam_normalises_to_zeros(x):
         maps = method(net, x, target=1, layer=net.pool)
         assert maps.shape == (3, 12, 12) and torch.equal(maps, torch.zeros_like(maps))
     noisy = 0.3 + 1e-8 * torch.randn(2, 6, 6, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(cam.normalize_cams(noisy), torch.zeros_like(noisy))
+    assert torch.equal(forward.normalize_maps(noisy), torch.zeros_like(noisy))
     ramp = torch.linspace(0, 1, 36).view(1, 6, 6)
-    torch.testing.assert_close(cam.normalize_cams(ramp), ramp)
+    torch.testing.assert_close(forward.normalize_maps(ramp), ramp)
 
 
 def test_effective_rank_of_an_all_zero_spectrum_is_zero():

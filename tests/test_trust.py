@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tutorial_utils import cam, metrics, trust
-from tutorial_utils.cam import normalize_cams
+from tutorial_utils.forward import normalize_maps
 
 # ------------------------------------------------------------------------------ GradTrust
 
@@ -78,7 +78,7 @@ class _Scalar(nn.Module):
         return self.fc(self.conv(x).mean((2, 3)))
 
 
-def test_gradtrust_bad_inputs(tiny, x8, zoo, signs):
+def test_gradtrust_bad_inputs(tiny, x8, zoo_models, signs):
     with pytest.raises(ValueError, match="K >= 2"):
         trust.gradtrust_from_logits(torch.zeros(3, 1))
     with pytest.raises(ValueError, match="logits"):
@@ -87,10 +87,10 @@ def test_gradtrust_bad_inputs(tiny, x8, zoo, signs):
         trust.gradtrust_from_gradients(torch.zeros(3, 4))
     with pytest.raises(ValueError, match="K >= 2"):
         trust.gradtrust(_Scalar(), x8)
-    with pytest.raises(ValueError, match="no nn.Linear"):
+    with pytest.raises(TypeError, match="no final nn.Linear"):
         trust.gradtrust(nn.Sequential(nn.Conv2d(3, 2, 3), nn.Flatten()), x8)
     with pytest.raises(ValueError, match="not the model's output"):
-        trust.gradtrust(zoo["signs-ensemble"], signs.x_test[:2])
+        trust.gradtrust(zoo_models["signs-ensemble"], signs.x_test[:2])
     with pytest.raises(TypeError, match="layer"):
         trust.gradtrust(tiny, x8, layer=tiny.conv)
     with pytest.raises(ValueError, match="submodule"):
@@ -122,7 +122,7 @@ def test_voice_variance_equals_a_loop_over_contrast_classes(tiny, x8):
         maps = torch.stack([cam.contrast_cam(tiny, x8[b:b + 1], contrast=q)[0]
                             for q in range(k) if q != int(pred[b])])
         var = ((maps - maps.mean(0)) ** 2).mean(0)
-        torch.testing.assert_close(out.uncertainty[b], normalize_cams(var), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(out.uncertainty[b], normalize_maps(var), atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(out.explanation, cam.grad_cam(tiny, x8), atol=1e-6, rtol=1e-5)
     assert out.explanation.shape == out.uncertainty.shape == (8, 12, 12)
     assert out.iou.shape == out.snr.shape == (8,)

@@ -8,23 +8,23 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from _helpers import model_state
 from torch import nn
 
-from tutorial_utils import ensembles, gradients, metrics
+from tutorial_utils import detection, ensembles, gradients, metrics
 from tutorial_utils import uncertainty as U
 
 LOGIT_SCORES = [U.max_softmax, U.neg_entropy, U.margin, U.neg_nll, U.energy]
 
 
-def _state(model: nn.Module):
-    return ([m.training for m in model.modules()], [p.requires_grad for p in model.parameters()])
+def _score(name: str, model: nn.Module, x: torch.Tensor, **options) -> torch.Tensor:
+    """The score table's detector ``name`` on ``model``, fitted (a no-op) and scored."""
+    return detection.SCORES[name](model, **options).fit(x).score(x)
 
 
 def _assert_clean(model: nn.Module, before) -> None:
-    """Modes and requires_grad flags as before; no hooks, no .grad left behind."""
-    assert _state(model) == before
-    for m in model.modules():
-        assert not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks
+    """Modes, hooks and requires_grad flags as before; no .grad left behind."""
+    assert model_state(model) == before
     assert all(p.grad is None for p in model.parameters())
 
 
@@ -76,9 +76,9 @@ def test_logit_scores_match_pytorch_ood():
 # ------------------------------------------------------------------- ODIN
 def test_odin_without_perturbation_at_t1_is_msp(sign_model, signs):
     x = signs.x_test[:6]
-    before = _state(sign_model)
+    before = model_state(sign_model)
     torch.testing.assert_close(U.odin(sign_model, x, temperature=1.0, epsilon=0.0),
-                               U.score("msp", sign_model, x))
+                               _score("MSP", sign_model, x))
     _assert_clean(sign_model, before)
 
 
@@ -186,7 +186,7 @@ def _gradnorm_autograd(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def test_gradnorm_closed_form_equals_per_sample_autograd(tiny, x8, sign_model, signs):
     torch.testing.assert_close(U.gradnorm(tiny, x8), _gradnorm_autograd(tiny, x8))
     x = signs.x_test[::140]
-    before = _state(sign_model)
+    before = model_state(sign_model)
     torch.testing.assert_close(U.gradnorm(sign_model, x), _gradnorm_autograd(sign_model, x),
                                rtol=1e-4, atol=1e-5)
     sign_model.zero_grad(set_to_none=True)
@@ -230,8 +230,8 @@ def test_confounding_detector_separates_and_says_probability(tiny):
     dark = 0.3 * torch.rand(60, 3, 12, 12, generator=gen)
     bright = 0.7 + 0.3 * torch.rand(60, 3, 12, 12, generator=gen)
     with pytest.raises(U.NotFittedError, match="fit"):
-        U.ConfoundingDetector().score(dark)
-    det = U.ConfoundingDetector(loss="sigmoid").fit(tiny, dark[:40], bright[:40])
+        U.ConfoundingDetector(tiny).score(dark)
+    det = U.ConfoundingDetector(tiny, loss="sigmoid").fit(dark[:40], x_novel=bright[:40])
     s_id, s_novel = det.score(dark[40:]), det.score(bright[40:])
     assert s_id.shape == (20,) and ((s_id >= 0) & (s_id <= 1)).all()
     assert metrics.auroc(torch.cat([torch.ones(20), torch.zeros(20)]),
@@ -318,7 +318,7 @@ def test_mc_dropout_switches_only_dropout_and_restores_everything(x8):
     torch.manual_seed(0)
     model = DropNet().train()
     model.conv.requires_grad_(False)
-    before = _state(model)
+    before = model_state(model)
     seen = {}
     handles = [m.register_forward_pre_hook(
         lambda mod, _i, name=name: seen.__setitem__(name, mod.training))
@@ -341,8 +341,8 @@ def test_mc_dropout_seeded_and_leaves_global_rng_alone(x8):
     assert not torch.allclose(a.probs, c.probs)
 
 
-def test_mc_dropout_on_the_zoo_ensemble_tiles_every_member(zoo, signs):
-    ens = zoo["signs-ensemble"]
+def test_mc_dropout_on_the_zoo_ensemble_tiles_every_member(zoo_models, signs):
+    ens = zoo_models["signs-ensemble"]
     x = signs.x_test[::350]
     u = U.mc_dropout(ens, x, passes=5, seed=0)
     ref = _full_repeat(ens, x, 5, 0).softmax(-1)
@@ -375,10 +375,10 @@ def test_ensemble_decomposition_on_constructed_members():
     torch.testing.assert_close(v.variance, torch.tensor([0.25]))
 
 
-def test_ensemble_uncertainty_on_the_zoo(zoo, signs):
-    ens = zoo["signs-ensemble"]
+def test_ensemble_uncertainty_on_the_zoo(zoo_models, signs):
+    ens = zoo_models["signs-ensemble"]
     x = signs.x_test[::200]
-    before = _state(ens)
+    before = model_state(ens)
     u = U.ensemble_uncertainty(ens, x)
     assert u.probs.shape == (5, 7, 14)
     with torch.no_grad():
@@ -387,13 +387,13 @@ def test_ensemble_uncertainty_on_the_zoo(zoo, signs):
                                atol=1e-12, rtol=1.2e-7)
     assert set(torch.unique(u.disagreement * 5).round().tolist()) <= {0, 1, 2, 3, 4}
     _assert_clean(ens, before)
-    torch.testing.assert_close(U.score("ensemble", ens, x), -u.epistemic)
+    torch.testing.assert_close(_score("ensemble (−MI)", ens, x), -u.epistemic)
 
 
 # ------------------------------------------------------------------- invariances, hygiene
 SCORE_CALLS = {
-    **{name: (lambda m, x, name=name: U.score(name, m, x))
-       for name in ("msp", "neg_entropy", "margin", "neg_nll", "energy", "gradnorm")},
+    **{name: (lambda m, x, name=name: _score(name, m, x))
+       for name in ("MSP", "−entropy", "margin", "−NLL", "Energy", "GradNorm")},
     "odin": lambda m, x: U.odin(m, x),
     "odin_t1": lambda m, x: U.odin(m, x, temperature=1.0, epsilon=0.002),
     "confounding_fc": lambda m, x: U.confounding_score(m, x, layers=[m.fc], loss="softmax"),
@@ -406,7 +406,7 @@ def test_every_score_batch_vs_single_and_state(name, sign_model, signs):
     x = signs.x_test[::280]  # 5 images of different classes
     fn = SCORE_CALLS[name]
     sign_model.train()
-    before = _state(sign_model)
+    before = model_state(sign_model)
     batch = fn(sign_model, x)
     single = torch.cat([fn(sign_model, x[i:i + 1]) for i in range(len(x))])
     assert batch.shape == (len(x),) and batch.dtype == x.dtype
@@ -437,9 +437,9 @@ def test_scores_orient_the_zoo_sign_model(sign_model, signs):
     x_id = signs.x_test[::70]
     noise = torch.rand(20, 3, 48, 48, generator=torch.Generator().manual_seed(0))
     labels = torch.cat([torch.ones(len(x_id)), torch.zeros(20)])
-    for name in ("msp", "neg_entropy", "margin", "neg_nll", "energy", "odin", "gradnorm",
-                 "mc_dropout"):
-        s = torch.cat([U.score(name, sign_model, x_id), U.score(name, sign_model, noise)])
+    for name in ("MSP", "−entropy", "margin", "−NLL", "Energy", "ODIN", "GradNorm",
+                 "MC dropout (−MI)"):
+        s = torch.cat([_score(name, sign_model, x_id), _score(name, sign_model, noise)])
         assert metrics.auroc(labels, s) > 0.9, name
 
 
@@ -452,8 +452,8 @@ def test_auroc_equals_pytorch_ood_on_signs_vs_go(sign_model, signs):
     labels = torch.cat([torch.ones(70), torch.zeros(40)])
     clamped = nn.Sequential(_Clamp(), sign_model).eval()
     pairs = {
-        "msp": (U.score("msp", sign_model, x), det.MaxSoftmax(sign_model)),
-        "energy": (U.score("energy", sign_model, x), det.EnergyBased(sign_model)),
+        "msp": (_score("MSP", sign_model, x), det.MaxSoftmax(sign_model)),
+        "energy": (_score("Energy", sign_model, x), det.EnergyBased(sign_model)),
         "odin": (U.odin(sign_model, x), det.ODIN(clamped)),
     }
     for name, (ours, peer) in pairs.items():
@@ -481,14 +481,14 @@ def _bad_cases(tiny, x8):
         (lambda: U.odin(tiny, x8[0]), ValueError, r"unsqueeze\(0\)"),
         (lambda: U.gradnorm(tiny, x8 * 255), ValueError, "divide by 255"),
         (lambda: U.gradnorm(nn.Sequential(nn.Conv2d(3, 2, 3), nn.Flatten()), x8), TypeError,
-         "penultimate"),
+         "no final nn.Linear"),
         (lambda: U.mc_dropout(DropNet(), x8, passes=0), ValueError, "passes must be >= 1"),
         (lambda: U.mc_dropout(DropNet(), x8, passes=2.5), TypeError, "passes must be an int"),
         (lambda: U.mc_dropout(tiny, x8), ValueError, "no dropout layer"),
         (lambda: U.ensemble_uncertainty(tiny, x8), TypeError, "member_logits"),
         (lambda: U.confounding_score(tiny, x8, sign=0), ValueError, "sign must be -1"),
         (lambda: U.confounding_score(tiny, x8, loss="mse"), ValueError, "loss must be one of"),
-        (lambda: U.score("nope", tiny, x8), ValueError, "unknown score 'nope'"),
+        (lambda: U.ConfoundingDetector(tiny).fit(x8), TypeError, "x_novel"),
         (lambda: U.Mahalanobis(tiny).fit(x8, torch.zeros(3, dtype=torch.long)), ValueError,
          r"y must have shape \(8,\)"),
         (lambda: U.Mahalanobis(tiny).fit(x8, torch.zeros(8)), TypeError, "integer class labels"),
@@ -517,8 +517,8 @@ def test_scores_on_cuda_match_cpu(sign_model, signs):
     gpu = type(sign_model)(3, 14).cuda().eval()
     gpu.load_state_dict(sign_model.state_dict())
     xg = x.cuda()
-    for name in ("msp", "energy", "gradnorm", "odin"):
-        ours, ref = U.score(name, gpu, xg), U.score(name, sign_model, x)
+    for name in ("MSP", "Energy", "GradNorm", "ODIN"):
+        ours, ref = _score(name, gpu, xg), _score(name, sign_model, x)
         assert ours.device == xg.device
         torch.testing.assert_close(ours.cpu(), ref, rtol=1e-3, atol=1e-4)
     cpu_state, cuda_state = torch.get_rng_state(), torch.cuda.get_rng_state()

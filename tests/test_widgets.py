@@ -1,25 +1,19 @@
-"""Every explorer of the course, driven through every value of its controls, with its latency."""
+"""Every explorer of the course, driven through every value of its controls (redraw times:
+``benchmarks/bench_widgets.py``)."""
 
 from __future__ import annotations
 
 import base64
-import statistics
 
 import pytest
 import torch
 
-from tutorial_utils import contrast, data, introspection, models, robustness
+from tutorial_utils import contrast, data, models, robustness
 from tutorial_utils.challenges import CHALLENGES
 from tutorial_utils.data import stratified_indices
 
 widgets = pytest.importorskip("tutorial_utils.widgets")
 PNG = b"\x89PNG\r\n\x1a\n"
-BUDGET_MS = 150  # DESIGN §8: median widget update on the CPU
-
-
-def _median_ms(explorer, skip: int = 1) -> float:
-    """Median redraw time in ms, leaving out the first ``skip`` redraws (built with the widget)."""
-    return 1000 * statistics.median(explorer.state["seconds"][skip:])
 
 
 def test_saved_output_carries_a_snapshot_and_a_note(sign_model, picker, signs):
@@ -69,16 +63,13 @@ def test_challenge_explorer_shows_the_classified_image(sign_cache):
     assert float(p.max()) == pytest.approx(view.top_probs[0], abs=0.02)  # 8-bit storage
 
 
-def test_challenge_explorer_controls_and_latency(explorer):
+def test_challenge_explorer_controls(explorer):
     assert tuple(explorer.controls["kind"].options) == CHALLENGES
     lvl = explorer.controls["level"]
     assert (lvl.min, lvl.max, lvl.step) == (0, 5, 1)
     explorer.controls["kind"].value = "snow"
     for level in (5, 4, 3, 2, 1, 0, 1, 2):  # revisits: the computation is cached, only redraws
         explorer.controls["level"].value = level
-    median = _median_ms(explorer)
-    print(f"challenge explorer: median update {median:.0f} ms")
-    assert median <= BUDGET_MS
 
 
 def test_challenge_explorer_rejects_bad_initial_values(sign_cache):
@@ -91,7 +82,7 @@ def reps(sign_model, signs):
     return signs.x_test[contrast.representatives(sign_model, signs.x_test, signs.y_test)]
 
 
-def test_contrast_explorer_every_value_and_latency(sign_model, signs, picker, reps):
+def test_contrast_explorer_every_value(sign_model, signs, picker, reps):
     first = [int(torch.nonzero(signs.y_test == k)[0]) for k in range(len(signs.classes))]
     k = len(signs.classes)
     _, regions = data.counterfactual(signs, torch.tensor(first).repeat_interleave(k),
@@ -108,7 +99,6 @@ def test_contrast_explorer_every_value_and_latency(sign_model, signs, picker, re
         images.add(box.image.value)
     assert len(images) == len(picker)
     sample.value = 8  # no left
-    start = box.state["calls"]
     for rnd in range(2):
         for q in range(k):  # every contrast class, twice
             contrast_w.value = q if rnd == 0 else (k - 1 - q)
@@ -116,27 +106,11 @@ def test_contrast_explorer_every_value_and_latency(sign_model, signs, picker, re
             assert signs.classes[contrast_w.value] in box.info.value
     contrast_w.value = 8  # Q = P
     assert "why not" in box.state["last"]["question"]
-    median = _median_ms(box, skip=start)
-    print(f"contrast explorer: median update {median:.0f} ms")
-    assert median <= BUDGET_MS
     with pytest.raises(ValueError, match="regions"):
         widgets.contrast_explorer(sign_model, picker, signs.classes, regions=regions[:3])
 
 
-@pytest.fixture(scope="module")
-def small_results(sign_model, signs):
-    idx = stratified_indices(signs.y_train, 4, seed=0)
-    h, z = models.features_and_logits(sign_model, signs.x_train[idx])
-    intro, ff = introspection.build_heads(h.shape[1], 14, hidden=4, seed=0)
-    introspection.train_head(intro, h, z, signs.y_train[idx], epochs=2, progress=False)
-    introspection.train_head(ff, h, z, signs.y_train[idx], epochs=2, progress=False)
-    te = stratified_indices(signs.y_test, 1, seed=0)
-    return introspection.evaluate_heads(sign_model, {"feed-forward": ff, "introspective": intro},
-                                        signs.x_test[te], signs.y_test[te],
-                                        challenges=("noise", "haze", "snow"), progress=False)
-
-
-def test_level_explorer_every_level_and_latency(small_results):
+def test_level_explorer_every_level(small_results):
     box = widgets.level_explorer(small_results)
     slider = box.controls["level"]
     assert (slider.min, slider.max) == (0, 5)
@@ -148,4 +122,3 @@ def test_level_explorer_every_level_and_latency(small_results):
         assert list(box.state["last"].index)[-1] == "all"
         seen.add(box.image.value)
     assert len(seen) == 6
-    assert _median_ms(box) <= BUDGET_MS

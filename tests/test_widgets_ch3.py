@@ -1,8 +1,7 @@
-"""Chapter 3's explorers, driven through every value of their controls, with their latency."""
+"""Chapter 3's explorers, driven through every value of their controls (redraw times:
+``benchmarks/bench_widgets.py``)."""
 
 from __future__ import annotations
-
-import statistics
 
 import pytest
 
@@ -10,11 +9,6 @@ from tutorial_utils import data, detection, metrics, trust
 
 widgets = pytest.importorskip("tutorial_utils.widgets")
 PNG = b"\x89PNG\r\n\x1a\n"
-BUDGET_MS = 150
-
-
-def _median_ms(explorer, skip: int = 1) -> float:
-    return 1000 * statistics.median(explorer.state["seconds"][skip:])
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +37,6 @@ def test_score_explorer_every_value(scores):
                 want = metrics.detection_report(clean[name], grid[(k, lv)][name])["AUROC"]
                 assert area == pytest.approx(want) and f"{area:.3f}" in box.info.value
                 assert box.image.value[:8] == PNG
-    assert _median_ms(box) <= BUDGET_MS
     with pytest.raises(ValueError, match="level"):
         widgets.score_explorer(clean, grid, level=2)
 
@@ -62,7 +55,6 @@ def test_threshold_explorer_every_value(scores):
             assert view.tpr >= keep / 100 - 1e-9
             seen.add(box.image.value)
     assert len(seen) > 5
-    assert _median_ms(box, skip=2) <= BUDGET_MS
     with pytest.raises(ValueError, match="keep_percent"):
         detection.threshold_view(clean["MSP"], go_scores["MSP"], 0)
 
@@ -76,6 +68,5 @@ def test_voice_explorer_every_sample(sign_model, picker):
         assert iou == pytest.approx(float(voice.iou[s]))
         assert snr == pytest.approx(float(voice.snr[s]))
         assert f"s{s}" in box.info.value and box.image.value[:8] == PNG
-    assert _median_ms(box) <= BUDGET_MS
     with pytest.raises(ValueError, match="labels"):
         widgets.voice_explorer(picker[:6], voice, ["only one"])

@@ -12,47 +12,61 @@ module             what you find there                                          
 ``signs``          the traffic-sign renderer (templates, scenes, sign masks)             all
 ``challenges``     CURE-TSR's 12 challenge types at levels 0–5                         all
 ``architectures``  the small CNN, the deep ensemble, the convolutional autoencoder     all
-``models``         training, predictions (logits, probabilities, features), the zoo    all
-``layers``         target layers, hooks, gradients w.r.t. activations                  2–5
-``gradients``      parameter gradients: contrast, per-sample, confounding label        1–3
+``forward``        the forward pass, once: logits, hooks, the final layer and its      all
+                   features, targets (classes or callables), baselines, map scaling
+``gradients``      input gradients, ``p − e_q``, contrast gradients, the per-sample     1–5
+                   gradient engine, confounding-label norms
+``layers``         target layers and gradients w.r.t. their activations (CAM engine)   2–5
+``models``         the training loop, predictions, ``load`` (the zoo's front door),    all
+                   rebuilding the zoo (``python -m tutorial_utils.models``)
+``zoo``            the checkpointed zoo: recipes, files, manifest, checksums           all
 ``information``    entropy, mutual information, Fisher information                     1
 ``manifolds``      Isomap, covariance spectrum, effective rank                         1
 ``landscape``      loss change along −∇, the loss plane                                1
 ``robustness``     accuracy and confidence under every challenge and level             1
 ``cam``            Grad-CAM, Grad-CAM++, CounterfactualCAM, ContrastCAM                2–5
+``saliency``       input gradients, guided backprop, SmoothGrad, occlusion, RISE,      2, 4
+                   SHAPE, the contrast input gradient
+``explainers``     every explanation method by name: ``fn(model, x, target, layer)``   2, 4, 5
 ``contrast``       "why P, rather than Q?": galleries, counterfactual ground truth     2
-``saliency``       input gradients, guided backprop, SmoothGrad, occlusion, RISE, SHAPE  2, 4
 ``introspection``  introspective learning (contrast-gradient features, two heads)      2
 ``uncertainty``    MSP, entropy, margin, Energy, ODIN, Mahalanobis, GradNorm,          3
-                   confounding-label scores and detector
+                   confounding-label scores; the detector contract (fit / score)
 ``ensembles``      MC dropout and deep ensembles: aleatoric + epistemic                3
-``detection``      every score at once, OpenOOD-style tables, decision thresholds      3
+``detection``      the score table, every score at once, OpenOOD-style tables,         3, 5
+                   decision thresholds
 ``anomaly``        GradCon: anomaly detection with a gradient constraint               3
 ``trust``          GradTrust (trust in a prediction), VOICE (uncertainty of a map)     3, 5
 ``attacks``        FGSM and PGD                                                        3, 4
-``interventions``  occlusion interventions, sanity checks, intervention views          4
-``evaluation``     masking, insertion/deletion, structure-wise (Huffman bits)          4
-``privacy``        membership inference (loss and confidence attacks)                  4
+``interventions``  occlusion interventions, box prompts, attack sweeps and views       4
+``evaluation``     masking, insertion/deletion, structure-wise (Huffman bits), sanity  4
+                   checks
+``privacy``        membership inference (loss and confidence attacks, the table)       4
 ``adaptation``     test-time augmentation, BatchNorm adaptation, TENT                  5
 ``dashboard``      one image, every method                                             5
-``metrics``        AUROC, AUPR, FPR@95, ECE, AUAC/AUFC                                 all
+``metrics``        AUROC, AUPR, FPR@95, ECE, AUAC/AUFC, Spearman's ρ, mean ± SE        all
 ``claims``         ``claim(statement, holds, **numbers)``: result sentences checked    all
 ``exercises``      checkers that tell a learner what is wrong with an attempt          all
 ``plotting``       figures in one style; ``plotting.X`` draws concept ``X``            all
 ``widgets``        every interactive explorer (the only module that imports ipywidgets)  all
 ``utils``          seeding, devices, model-state context managers, progress bars       all
+``_checks``        input validation shared by every module (private)                   —
 =================  ==================================================================  =======
 
 Imports point one way: notebooks → ``widgets`` / ``plotting`` → concept modules →
-``gradients`` / ``layers`` / ``metrics`` / ``utils``. Scores follow one sign convention:
-higher = more in-distribution / more trustworthy.
+``gradients`` / ``layers`` → ``forward`` → ``_checks`` → ``utils`` (``metrics`` is a leaf any
+module may use). Scores follow one sign convention: higher = more in-distribution / more
+trustworthy.
 """
 
 from __future__ import annotations
 
 import importlib
 
-__all__ = ["get_device", "seed_everything"]
+__all__ = [
+    "get_device",
+    "seed_everything",
+]
 __version__ = "0.1.0"
 
 

@@ -227,17 +227,23 @@ def check_seed(seed: object, name: str = "seed") -> int:
     return check_int(seed, name, low=-2**63, high=2**64 - 1)
 
 
+def _real(value: object, name: str, kind: str = "a number") -> float:
+    """``value`` as a float: an int, float, NumPy scalar or 1-element tensor, never a bool;
+    ``TypeError`` saying ``name`` must be ``kind`` otherwise (the range is checked by callers)."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype != torch.bool:
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be {kind}, got {type(value).__name__}")
+    return float(value)
+
+
 def check_number(value: object, name: str, *, low: float | None = None,
                  high: float | None = None, low_open: bool = False,
                  high_open: bool = False) -> float:
     """A finite real number (int, float, NumPy scalar or 1-element tensor; not a bool) in the
     interval given by ``low``/``high`` (closed unless ``low_open``/``high_open``)."""
-    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype != torch.bool:
-        value = value.item()
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-            value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    value = float(value)
+    value = _real(value, name)
     left = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
     right = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
     bound = " and ".join(b for b in (left, right) if b)
@@ -256,7 +262,65 @@ def check_bool(value: object, name: str) -> bool:
     return bool(value)
 
 
+def check_fraction(value: object, name: str = "fraction") -> float:
+    """A share of the pixels in ``(0, 1]`` (int, float, NumPy scalar or 1-element tensor)."""
+    value = _real(value, name, "a number in (0, 1]")
+    if not 0 < value <= 1:
+        raise ValueError(f"{name} must lie in (0, 1] (a share of the pixels), got {value}")
+    return value
+
+
+def check_threshold(value: object, name: str = "threshold") -> float:
+    """A threshold on min-max normalised maps: a number in ``[0, 1)``."""
+    value = _real(value, name, "a float in [0, 1)")
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} must lie in [0, 1) (maps are min-max normalised to [0, 1]), "
+                         f"got {value}")
+    return value
+
+
+def check_epsilon(value: object, name: str = "epsilon", *, zero_ok: bool = True) -> float:
+    """A perturbation size in pixel units: a finite number in ``[0, 1]`` (``zero_ok=False``
+    also rejects 0). A value above 1 gets "did you mean value/255?"."""
+    value = _real(value, name, "a float in pixel units (e.g. 8/255)")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+        bound = ">= 0" if zero_ok else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound} in pixel units, got {value}")
+    if value > 1:
+        raise ValueError(f"{name}={value} exceeds the pixel range [0, 1]; ε is in pixel units "
+                         f"of [0, 1] images: did you mean {name}={value:g}/255?")
+    return value
+
+
+def check_sign(sign: object) -> int:
+    """``-1`` or ``+1`` (an int or NumPy int), the orientation of a gradient score."""
+    if isinstance(sign, (bool, np.bool_)) or not isinstance(sign, (int, np.integer)) \
+            or sign not in (-1, 1):
+        raise ValueError(f"sign must be -1 (smaller gradient = more in-distribution) or +1 "
+                         f"(larger gradient = more in-distribution), got {sign!r}")
+    return int(sign)
+
+
+def check_choice(value: object, options: Sequence[str], name: str, *, extra: str = "") -> str:
+    """``value`` if it is one of ``options``; ``ValueError`` listing them otherwise."""
+    if not isinstance(value, str) or value not in options:
+        more = f", {extra}" if extra else ""
+        raise ValueError(f"{name} must be one of {tuple(options)}{more}; got {value!r}")
+    return value
+
+
+def make_generator(seed: object = 0, generator: object = None) -> torch.Generator:
+    """A CPU generator: ``generator`` itself, or a fresh one seeded with ``seed``
+    (:func:`check_seed`)."""
+    if generator is not None:
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        return generator
+    return torch.Generator().manual_seed(check_seed(seed))
+
+
 def check_callable(value: object, name: str) -> object:
+    """``value`` if it is callable; ``TypeError`` naming ``name`` otherwise."""
     if not callable(value):
         raise TypeError(f"{name} must be callable, got {type(value).__name__}")
     return value
@@ -276,6 +340,40 @@ def require_autograd(caller: str) -> None:
                            "on locally)")
 
 
+def check_matrix(value: object, name: str, shape: str = "(B, K)") -> torch.Tensor:
+    """A finite, non-empty floating-point tensor of shape ``(B, K)`` (logits, features)."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape {shape}, "
+                        f"got {type(value).__name__}")
+    if not torch.is_floating_point(value):
+        raise TypeError(f"{name} must be floating point (got {value.dtype}); use {name}.float()")
+    if value.dim() != 2:
+        hint = f"; add a batch dimension with {name}[None]" if value.dim() == 1 else ""
+        raise ValueError(f"{name} must have shape {shape}, got {tuple(value.shape)}{hint}")
+    if value.shape[0] == 0 or value.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(value.shape)})")
+    if not torch.isfinite(value).all():
+        raise ValueError(f"{name} contains NaN or infinite values; clean the input first")
+    return value
+
+
+def check_logits(logits: object, name: str = "logits") -> torch.Tensor:
+    """Logits ``(B, K)`` with K ≥ 2 classes (:func:`check_matrix`)."""
+    if check_matrix(logits, name).shape[1] < 2:
+        raise ValueError(f"{name} must hold K >= 2 classes per sample, got K={logits.shape[1]}")
+    return logits
+
+
+def check_labels(y: object, n: int, name: str = "y") -> torch.Tensor:
+    """A tensor of ``n`` integer class labels ``(n,)``."""
+    if not isinstance(y, torch.Tensor) or y.dtype.is_floating_point or y.dtype == torch.bool:
+        raise TypeError(f"{name} must be a tensor of integer class labels (N,)")
+    if y.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), one label per image, got "
+                         f"{tuple(y.shape)}")
+    return y
+
+
 def check_maps(maps: object, name: str = "maps", *, dims: tuple[int, ...] = (3,),
                unit: bool = False, shape: str = "(B, H, W)") -> torch.Tensor:
     """A finite, non-empty floating-point tensor of maps with ``dim()`` in ``dims``; with
@@ -293,13 +391,14 @@ def check_maps(maps: object, name: str = "maps", *, dims: tuple[int, ...] = (3,)
         raise ValueError(f"{name} contains NaN or infinite values")
     if unit and (low < -PIXEL_TOL or high > 1 + PIXEL_TOL):
         raise ValueError(f"{name} must lie in [0, 1], got values in [{low:.3g}, {high:.3g}]; "
-                         f"normalise them first (saliency.normalize_maps({name}))")
+                         f"normalise them first (forward.normalize_maps({name}))")
     return maps
 
 
 # --------------------------------------------------------------------------------------
 # Arrays of scores, labels and probabilities (NumPy, tensors or sequences)
 # --------------------------------------------------------------------------------------
+
 
 PROB_TOL = 1e-3  # tolerance on "probabilities lie in [0, 1] and sum to 1"
 
@@ -317,6 +416,7 @@ def as_array(x: object, name: str) -> np.ndarray:
     raise TypeError(f"{name} must be a numpy array, torch tensor or sequence, "
                     f"got {type(x).__name__}")
 
+
 def check_vector(x: object, name: str, *, numeric: bool = True) -> np.ndarray:
     """A non-empty 1-D numeric array without NaN/inf."""
     a = as_array(x, name)
@@ -331,10 +431,13 @@ def check_vector(x: object, name: str, *, numeric: bool = True) -> np.ndarray:
         raise ValueError(f"{name} contains NaN or infinite values; clean the input first")
     return a
 
+
 def check_same_length(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
+    """``ValueError`` unless the arrays ``a`` and ``b`` have the same length."""
     if len(a) != len(b):
         raise ValueError(f"{name_a} and {name_b} must have the same length, "
                          f"got {len(a)} and {len(b)}")
+
 
 def check_probabilities(probs: object, name: str = "probs") -> np.ndarray:
     """A finite ``(N, K)`` float array with entries in [0, 1] and rows summing to 1."""

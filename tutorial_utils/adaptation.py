@@ -71,6 +71,9 @@ from tutorial_utils._checks import (
     require_autograd,
     resolve_classes,
 )
+from tutorial_utils.challenges import apply_challenge, check_challenge
+from tutorial_utils.metrics import expected_calibration_error
+from tutorial_utils.models import predict_proba
 from tutorial_utils.utils import channels_last, preserved_state
 from tutorial_utils.utils import progress as progress_bar
 
@@ -90,7 +93,9 @@ SHIFT = 2  # pixels
 ZOOM = 0.1  # relative size change of zoom_in / zoom_out
 
 
-# --------------------------------------------------------------------------- augmentations
+# --------------------------------------------------------------------------------------
+# Augmentations
+# --------------------------------------------------------------------------------------
 
 
 def _shift(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
@@ -210,7 +215,10 @@ def tta_predict(model: nn.Module, x: torch.Tensor, augmentations: object = DEFAU
     return (mean, probs) if per_augmentation else mean
 
 
-# --------------------------------------------------------------------------- adaptation
+# --------------------------------------------------------------------------------------
+# Adaptation
+# --------------------------------------------------------------------------------------
+
 
 _BN = nn.modules.batchnorm._BatchNorm
 
@@ -343,7 +351,10 @@ def bn_adapt(model: nn.Module, x: torch.Tensor, batch_size: int = 128) -> torch.
     return tent(model, x, steps=0, batch_size=batch_size)
 
 
-# --------------------------------------------------------------------------- evaluation
+# --------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------
+
 
 METHODS: tuple[str, ...] = ("none", "tta", "bn", "tent")
 """The methods :func:`evaluate_by_level` compares: the plain model, TTA, BN adaptation, TENT."""
@@ -387,9 +398,6 @@ def evaluate_by_level(model: nn.Module, x: torch.Tensor, y: object, kind: str,
     """
     import pandas as pd
 
-    from tutorial_utils.challenges import apply_challenge, check_challenge
-    from tutorial_utils.metrics import expected_calibration_error
-    from tutorial_utils.models import predict_proba
 
     check_inputs(model, x)
     if isinstance(methods, str):

@@ -14,17 +14,23 @@ that direction into a score and, while training, makes it sharper:
   ``β = 0.12`` (the authors' evaluation setting). **Higher = more normal**, the course's sign.
   The baseline is the reconstruction error alone, ``−MSE(x)``.
 
-Per-sample gradients are computed for a whole batch at once with ``torch.func``
-(``vmap(grad_and_value(...))`` over the samples, the decoder weights passed through
-``functional_call``): one vectorised pass instead of a Python loop over images.
+Per-sample gradients are computed for a whole batch at once by the package's one per-sample
+engine, :func:`tutorial_utils.gradients.per_sample_gradients` (``vmap(grad_and_value(...))``
+over the samples, the decoder weights passed through ``functional_call``): one vectorised pass
+instead of a Python loop over images.
+
+A :class:`GradCon` follows the detector contract of :mod:`tutorial_utils.uncertainty`:
+``GradCon().fit(x_normal)`` trains it and returns it, ``score(x)`` gives the GradCon score
+(B,), higher = more normal.
 
 =======================  ==========================================================
 name                     what it is
 =======================  ==========================================================
-GradCon                  ``nn.Module``: the autoencoder + reference gradients ``ḡ_i``
-train_gradcon            seeded training with the gradient constraint (progress bar)
+GradCon                  ``nn.Module``: the autoencoder + reference gradients ``ḡ_i``;
+                         ``fit(x)`` trains it, ``score(x)`` scores (higher = normal)
+train_gradcon            a seeded GradCon, trained with the gradient constraint
 gradcon_loss             the training loss of one batch (MSE, cosine term, total)
-per_sample_gradients     ``MSE(x_b)`` and ``∂MSE(x_b)/∂φ_i`` for every sample, batched
+reconstruction_gradients ``MSE(x_b)`` and ``∂MSE(x_b)/∂φ_i`` for every sample, batched
 gradcon_scores           :class:`GradConScores`: GradCon score, ``−MSE``, cosine term
 one_class_aurocs         AUROC of each score, one normal class vs the rest
 auroc_table              per-class AUROC table of several detectors (+ mean, random row)
@@ -35,10 +41,8 @@ test on the whole test set with that digit as the normal (positive) class. The z
 small autoencoder per digit, ``models.load("gradcon-3")`` etc. (ten files of ~0.35 MB
 rather than one of 3.5 MB: each loads, verifies and rebuilds on its own).
 
-Imports point one way: this module uses ``architectures``, ``metrics`` and ``_checks`` and
-never imports :mod:`tutorial_utils.models`; ``models`` imports this module (inside the
-functions that build, train and load the GradCon zoo members), so the zoo keeps one front
-door (``models.load``, ``python -m tutorial_utils.models gradcon``) without a cycle.
+The zoo (:mod:`tutorial_utils.zoo`, :mod:`tutorial_utils.models`) imports this module to
+build, train and load its GradCon members; this module never imports the zoo.
 
 References
 ----------
@@ -58,12 +62,15 @@ from torch import nn
 
 from tutorial_utils._checks import (
     check_images,
+    check_int,
+    check_number,
     check_positive_int,
     check_seed,
     require_autograd,
 )
 from tutorial_utils.architectures import ConvAutoencoder
-from tutorial_utils.utils import preserved_state
+from tutorial_utils.gradients import per_sample_gradients
+from tutorial_utils.metrics import auroc
 from tutorial_utils.utils import progress as progress_bar
 
 __all__ = [
@@ -73,7 +80,7 @@ __all__ = [
     "GradConScores",
     "train_gradcon",
     "gradcon_loss",
-    "per_sample_gradients",
+    "reconstruction_gradients",
     "gradcon_scores",
     "one_class_aurocs",
     "auroc_table",
@@ -135,6 +142,62 @@ class GradCon(nn.Module):
         """:func:`gradcon_scores` of this detector."""
         return gradcon_scores(self, x, beta=beta, batch_size=batch_size)
 
+    def fit(self, x: torch.Tensor, y: object = None, *, epochs: int = 100, alpha: float = ALPHA,
+            batch_size: int = 32, lr: float = 3e-3, seed: int = 0, progress: bool = True,
+            desc: str = "GradCon") -> GradCon:
+        """Train this detector on normal images ``x`` (N, C, 28, 28) in [0, 1]; returns ``self``.
+
+        Adam (lr ``lr``) on :func:`gradcon_loss` with weight ``alpha``; after each step's
+        backward pass the decoder gradients of the whole loss join the running averages
+        ``ḡ_i`` (as in the authors' code). The shuffling comes from a local generator seeded
+        with ``seed``. ``y`` is not used (the detector learns one class; the argument keeps
+        the detector contract ``fit(x, y=None)``). Shows a ``tqdm.auto`` progress bar and
+        leaves the detector in eval mode; ``.history`` holds the per-epoch
+        ``(loss, mse, cosine)`` means.
+
+        One departure from the authors' code: the bias of the last decoder layer starts at
+        ``logit(mean pixel of x)``, so the sigmoid output starts at the mean intensity instead
+        of 0.5. The authors train 1000 epochs on ~6,000 images per digit; with our 400 images
+        and ~1,300 steps, 9 of 10 default-initialised autoencoders collapsed to a constant
+        output (ReLUs killed by the first steps' push towards the black background), and none
+        did with this start.
+        """
+        _check_x(self, x)
+        epochs = check_positive_int(epochs, "epochs")
+        batch_size = check_positive_int(batch_size, "batch_size")
+        alpha = check_number(alpha, "alpha", low=0.0)
+        lr = check_number(lr, "lr", low=0.0)
+        seed = check_seed(seed)
+        with torch.no_grad():
+            mean = x.mean().clamp(1e-3, 1 - 1e-3)
+            self.autoencoder.decoder_layers[-1].bias.fill_(float(torch.logit(mean)))
+        gen = torch.Generator().manual_seed(seed)
+        opt = torch.optim.Adam(self.autoencoder.parameters(), lr=lr)
+        weights = [self.autoencoder.get_parameter(n) for n in self.weight_names]
+        history: list[tuple[float, float, float]] = []
+        self.train()
+        bar = progress_bar(range(epochs), desc=desc, enabled=progress)
+        for _ in bar:
+            order = torch.randperm(len(x), generator=gen).to(x.device)
+            sums = np.zeros(3)
+            for start in range(0, len(x), batch_size):
+                xb = x[order[start:start + batch_size]]
+                loss, mse, cos = gradcon_loss(self, xb, alpha)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                self.update_reference([w.grad for w in weights])
+                opt.step()
+                sums += np.array([loss.item(), mse.item(), cos.item()]) * len(xb)
+            history.append(tuple((sums / len(x)).tolist()))
+            bar.set_postfix(mse=f"{history[-1][1]:.4f}", cos=f"{history[-1][2]:.3f}")
+        self.eval()
+        self.history = history
+        return self
+
+    def score(self, x: torch.Tensor, beta: float = BETA) -> torch.Tensor:
+        """The GradCon score ``−MSE + β·cosine`` (B,) of images ``x``, higher = more normal."""
+        return gradcon_scores(self, x, beta=beta).gradcon
+
 
 class GradConScores(NamedTuple):
     """Per-sample scores ``(B,)``, all **higher = more normal**.
@@ -177,14 +240,6 @@ def _check_x(model: GradCon, x: object, name: str = "x") -> torch.Tensor:
     return x
 
 
-def _check_float(value: object, name: str, low: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a float, got {type(value).__name__}")
-    if not np.isfinite(value) or value < low:
-        raise ValueError(f"{name} must be a finite number >= {low}, got {value}")
-    return float(value)
-
-
 def gradcon_loss(model: GradCon, xb: torch.Tensor, alpha: float = ALPHA
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """GradCon's training loss on a batch: ``(loss, mse, cosine)`` as 0-d tensors.
@@ -197,7 +252,7 @@ def gradcon_loss(model: GradCon, xb: torch.Tensor, alpha: float = ALPHA
     """
     require_autograd("gradcon_loss")
     _check_x(_check_model(model), xb, "xb")
-    alpha = _check_float(alpha, "alpha")
+    alpha = check_number(alpha, "alpha", low=0.0)
     with torch.enable_grad():
         recon = model(xb)
         mse = F.mse_loss(recon, xb)
@@ -215,58 +270,22 @@ def train_gradcon(x: torch.Tensor, *, epochs: int = 100, alpha: float = ALPHA,
                   batch_size: int = 32, lr: float = 3e-3,
                   widths: tuple[int, int, int, int] = (16, 16, 32, 32), seed: int = 0,
                   progress: bool = True, desc: str = "GradCon") -> GradCon:
-    """Train a :class:`GradCon` detector on normal images ``x`` (N, C, 28, 28) in [0, 1].
+    """A :class:`GradCon` detector trained on normal images ``x`` (N, C, 28, 28) in [0, 1].
 
-    Adam (lr ``lr``) on :func:`gradcon_loss` with weight ``alpha``; after each step's
-    backward pass the decoder gradients of the whole loss join the running averages ``ḡ_i``
-    (as in the authors' code). Deterministic for ``seed``: the initial weights and the
-    shuffling come from local generators and the global RNG is left as it was. Shows a
-    ``tqdm.auto`` progress bar. Returns the detector in eval mode; ``.history`` holds the
-    per-epoch ``(loss, mse, cosine)`` means.
-
-    One departure from the authors' code: the bias of the last decoder layer starts at
-    ``logit(mean pixel of x)``, so the sigmoid output starts at the mean intensity instead
-    of 0.5. The authors train 1000 epochs on ~6,000 images per digit; with our 400 images
-    and ~1,300 steps, 9 of 10 default-initialised autoencoders collapsed to a constant
-    output (ReLUs killed by the first steps' push towards the black background), and none
-    did with this start.
+    The initial weights come from ``seed`` (inside ``torch.random.fork_rng``: the global RNG
+    is left as it was), then :meth:`GradCon.fit` trains it (Adam on :func:`gradcon_loss` with
+    weight ``alpha``, shuffled by a generator seeded with ``seed``). Deterministic for
+    ``seed``; returns the detector in eval mode with ``.history``.
     """
     check_images(x, "x")
-    epochs = check_positive_int(epochs, "epochs")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    alpha = _check_float(alpha, "alpha")
-    lr = _check_float(lr, "lr")
-    seed = check_seed(seed)
     if tuple(x.shape[-2:]) != (28, 28):
         raise ValueError(f"x must hold 28x28 images, got {tuple(x.shape[-2:])}")
+    seed = check_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = GradCon(in_channels=x.shape[1], widths=widths).to(x.device)
-    with torch.no_grad():
-        mean = x.mean().clamp(1e-3, 1 - 1e-3)
-        model.autoencoder.decoder_layers[-1].bias.fill_(float(torch.logit(mean)))
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.autoencoder.parameters(), lr=lr)
-    weights = [model.autoencoder.get_parameter(n) for n in model.weight_names]
-    history: list[tuple[float, float, float]] = []
-    model.train()
-    bar = progress_bar(range(epochs), desc=desc, enabled=progress)
-    for _ in bar:
-        order = torch.randperm(len(x), generator=gen).to(x.device)
-        sums = np.zeros(3)
-        for start in range(0, len(x), batch_size):
-            xb = x[order[start:start + batch_size]]
-            loss, mse, cos = gradcon_loss(model, xb, alpha)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            model.update_reference([w.grad for w in weights])
-            opt.step()
-            sums += np.array([loss.item(), mse.item(), cos.item()]) * len(xb)
-        history.append(tuple((sums / len(x)).tolist()))
-        bar.set_postfix(mse=f"{history[-1][1]:.4f}", cos=f"{history[-1][2]:.3f}")
-    model.eval()
-    model.history = history
-    return model
+    return model.fit(x, epochs=epochs, alpha=alpha, batch_size=batch_size, lr=lr, seed=seed,
+                     progress=progress, desc=desc)
 
 
 # --------------------------------------------------------------------------------------
@@ -274,33 +293,20 @@ def train_gradcon(x: torch.Tensor, *, epochs: int = 100, alpha: float = ALPHA,
 # --------------------------------------------------------------------------------------
 
 
-def per_sample_gradients(model: GradCon, x: torch.Tensor
-                         ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def reconstruction_gradients(model: GradCon, x: torch.Tensor
+                             ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Per-sample reconstruction error and its decoder-weight gradients, batched.
 
     Returns ``mse`` (B,) with ``mse[b] = mean((AE(x_b) − x_b)²)`` and, for each decoder
     layer ``i``, ``grads[i]`` (B, *φ_i.shape) with ``grads[i][b] = ∂mse[b]/∂φ_i`` — exactly
-    what a loop of B separate backward passes gives, computed by ``torch.func.vmap`` over
-    ``grad_and_value`` of a ``functional_call``. No ``.grad`` field is written.
+    what a loop of B separate backward passes gives, computed by the per-sample engine
+    :func:`tutorial_utils.gradients.per_sample_gradients`. No ``.grad`` field is written.
     """
-    from torch.func import functional_call, grad_and_value, vmap
-
     _check_model(model)
     _check_x(model, x)
-    ae = model.autoencoder
-    names = model.weight_names
-    fixed = {n: p.detach() for n, p in ae.named_parameters() if n not in names}
-    buffers = dict(ae.named_buffers())
-
-    def sample_mse(decoder_weights: dict, xi: torch.Tensor) -> torch.Tensor:
-        xi = xi[None]
-        recon = functional_call(ae, {**fixed, **buffers, **decoder_weights}, (xi,))
-        return F.mse_loss(recon, xi)
-
-    weights = {n: ae.get_parameter(n).detach() for n in names}
-    with preserved_state(model), torch.enable_grad():
-        grads, mse = vmap(grad_and_value(sample_mse), in_dims=(None, 0))(weights, x.detach())
-    return mse.detach(), [grads[n].detach() for n in names]
+    grads, mse = per_sample_gradients(model.autoencoder, x, F.mse_loss,
+                                      params=model.weight_names, return_loss=True)
+    return mse, [grads[n] for n in model.weight_names]
 
 
 def _cosines(model: GradCon, grads: list[torch.Tensor]) -> torch.Tensor:
@@ -322,11 +328,11 @@ def gradcon_scores(model: GradCon, x: torch.Tensor, beta: float = BETA,
 
     ``gradcon = −MSE + β·mean_i cos(∂MSE/∂φ_i, ḡ_i)`` per sample, with the baseline
     ``reconstruction = −MSE`` and the gradient term ``cosine`` alone
-    (:class:`GradConScores`). Per-sample gradients come from :func:`per_sample_gradients`
+    (:class:`GradConScores`). Per-sample gradients come from :func:`reconstruction_gradients`
     in chunks of ``batch_size``. The detector needs trained reference gradients.
     """
     _check_model(model)
-    beta = _check_float(beta, "beta")
+    beta = check_number(beta, "beta", low=0.0)
     batch_size = check_positive_int(batch_size, "batch_size")
     _check_x(model, x)
     if int(model.ref_count) == 0:
@@ -334,7 +340,7 @@ def gradcon_scores(model: GradCon, x: torch.Tensor, beta: float = BETA,
                          "train_gradcon or load a zoo member: models.load('gradcon-0')")
     mses, coss = [], []
     for start in range(0, len(x), batch_size):
-        mse, grads = per_sample_gradients(model, x[start:start + batch_size])
+        mse, grads = reconstruction_gradients(model, x[start:start + batch_size])
         mses.append(mse)
         coss.append(_cosines(model, grads).mean(dim=1))
     mse, cos = torch.cat(mses), torch.cat(coss)
@@ -354,13 +360,11 @@ def one_class_aurocs(model: GradCon, x: torch.Tensor, y: torch.Tensor, normal_cl
     least one other class. Returns ``{"gradcon", "reconstruction", "cosine"}`` → AUROC in
     [0, 1] (0.5 = chance; every score is higher = more normal).
     """
-    from tutorial_utils.metrics import auroc
 
     _check_x(_check_model(model), x)
     if not isinstance(y, torch.Tensor) or y.dim() != 1 or len(y) != len(x):
         raise ValueError("y must be a 1-d tensor of labels, one per image in x")
-    if isinstance(normal_class, bool) or not isinstance(normal_class, (int, np.integer)):
-        raise TypeError(f"normal_class must be an int label, got {type(normal_class).__name__}")
+    normal_class = check_int(normal_class, "normal_class")
     positive = (y == normal_class).cpu().numpy()
     if positive.all() or not positive.any():
         raise ValueError(f"y must contain normal_class={normal_class} and other classes")
@@ -381,7 +385,6 @@ def auroc_table(detectors: Mapping[int, GradCon], x: torch.Tensor, y: torch.Tens
     """
     import pandas as pd
 
-    from tutorial_utils.metrics import auroc
 
     if not isinstance(detectors, Mapping) or not detectors:
         raise TypeError("detectors must be a non-empty dict {normal class: GradCon}")

@@ -1,6 +1,6 @@
 """The course's architectures: a small VGG-style CNN and a deep ensemble of them.
 
-Every zoo classifier has the same anatomy (DESIGN §5)::
+Every zoo classifier has the same anatomy::
 
     normalize -> features -> last_conv (the CAM target layer, map >= 6x6)
               -> global average pool -> dropout -> fc (the single final nn.Linear, W of (K, D))
@@ -26,7 +26,13 @@ from torch import nn
 
 from tutorial_utils._checks import check_int, check_number
 
-__all__ = ["conv_bn_relu", "Normalize", "SmallCNN", "Ensemble", "ConvAutoencoder"]
+__all__ = [
+    "conv_bn_relu",
+    "Normalize",
+    "SmallCNN",
+    "Ensemble",
+    "ConvAutoencoder",
+]
 
 
 def conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:

@@ -1,11 +1,18 @@
 """Class activation maps: Grad-CAM, Grad-CAM++, CounterfactualCAM and ContrastCAM.
 
-One call style (as pytorch-grad-cam / captum)::
+One call style for every map, ``fn(model, x, target=None, layer=None, **options)`` (as
+pytorch-grad-cam / captum)::
 
     maps = grad_cam(model, x, target=None, layer=None)            # (B, H, W) in [0, 1]
     raw = grad_cam(model, x, target, raw=True)                    # (B, h, w) >= 0
     why_not = contrast_cam(model, x, contrast=q)                  # "why P, rather than q?"
+    same = grad_cam(model, x, target=contrast_target(q))          # ContrastCAM, spelt out
     every_q = contrast_cam_all(model, x)                          # (B, K, H, W), one backward
+
+``target`` is the class whose decision is explained: an int, one class per image, ``None`` (the
+prediction) or a callable on the logits ``fn(z) -> (B,)`` whose gradient is explained instead
+of a logit (:mod:`tutorial_utils.forward`; pytorch-grad-cam's "targets"). ContrastCAM is
+Grad-CAM of the callable :func:`~tutorial_utils.forward.contrast_target` ``CE(z, Q)``.
 
 Every map is ``ReLU(Σ_c α_c A_c)`` over the channels of the target layer's activations
 ``A`` (B, C, h, w) (default layer: :func:`~tutorial_utils.layers.default_target_layer`);
@@ -55,10 +62,11 @@ from torch import nn
 from tutorial_utils._checks import (
     check_class,
     check_images,
-    check_maps,
     require_autograd,
     resolve_classes,
 )
+from tutorial_utils.forward import ContrastTarget, contrast_target, normalize_maps
+from tutorial_utils.gradients import contrast_directions
 from tutorial_utils.layers import layer_activations_and_gradients, layer_logit_gradients
 
 __all__ = [
@@ -67,8 +75,8 @@ __all__ = [
     "counterfactual_cam",
     "contrast_cam",
     "contrast_cam_all",
+    "contrast_target",
     "cam_from_weights",
-    "normalize_cams",
     "gradcam_weights",
     "gradcam_pp_weights",
     "LayerView",
@@ -78,29 +86,10 @@ __all__ = [
 
 WeightFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
+
 # --------------------------------------------------------------------------------------
 # Base machinery
 # --------------------------------------------------------------------------------------
-
-
-CONSTANT_RTOL = 1e-5
-"""A map whose span is at most this fraction of its largest magnitude counts as constant."""
-
-
-def normalize_cams(maps: torch.Tensor) -> torch.Tensor:
-    """Min-max each map over its last two dims to [0, 1].
-
-    A constant map becomes zeros — also one that is constant only up to rounding (span ≤
-    :data:`CONSTANT_RTOL` × its largest magnitude), such as a 1×1 layer's map after bilinear
-    upsampling, which would otherwise be stretched into noise.
-    """
-    check_maps(maps, "maps", dims=tuple(range(2, 9)), shape="(..., H, W)")
-    low = maps.amin(dim=(-2, -1), keepdim=True)
-    high = maps.amax(dim=(-2, -1), keepdim=True)
-    span = high - low
-    constant = span <= CONSTANT_RTOL * torch.maximum(high.abs(), low.abs())
-    safe = torch.where(constant, torch.ones_like(span), span)
-    return torch.where(constant, torch.zeros_like(maps), (maps - low) / safe)
 
 
 def _check_acts_alpha(acts: object, alpha: object) -> None:
@@ -127,16 +116,16 @@ def cam_from_weights(acts: torch.Tensor, alpha: torch.Tensor, size: tuple[int, i
     a = alpha if several else alpha[:, None]
     maps = torch.relu(torch.einsum("bmc,bchw->bmhw", a, acts))
     if not raw:
-        maps = normalize_cams(F.interpolate(maps, size=size, mode="bilinear",
+        maps = normalize_maps(F.interpolate(maps, size=size, mode="bilinear",
                                             align_corners=False))
     return maps if several else maps[:, 0]
 
 
 def _cam(model: nn.Module, x: torch.Tensor, layer: nn.Module | None, target,
-         score_fn: Callable | None, weigh: WeightFn, raw: bool, caller: str) -> torch.Tensor:
+         weigh: WeightFn, raw: bool, caller: str) -> torch.Tensor:
     """Shared engine: one forward, one backward, weights ``weigh(A, dA)`` (B, C), the map."""
     require_autograd(caller)
-    acts, grads = layer_activations_and_gradients(model, x, layer, target, score_fn)
+    acts, grads = layer_activations_and_gradients(model, x, layer, target)
     if acts.dim() != 4:
         raise ValueError(f"layer output must be (B, C, h, w) for a CAM, got {tuple(acts.shape)}; "
                          "pass layer=<a convolutional block>")
@@ -190,14 +179,15 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target=None, layer: nn.Module | 
     Args:
         model: classifier returning logits (B, K).
         x: images (B, C, H, W), pixels in [0, 1].
-        target: int, one class per image, or ``None`` (the prediction).
+        target: int, one class per image, ``None`` (the prediction) or a callable on the
+            logits ``fn(z) -> (B,)`` (e.g. :func:`~tutorial_utils.forward.contrast_target`).
         layer: target layer (default: the last conv block).
         raw: return ``ReLU(Σ_c α_c A_c)`` at layer resolution (B, h, w), in logit units.
 
     Returns:
         (B, H, W) maps in [0, 1] (or the raw maps).
     """
-    return _cam(model, x, layer, target, None, gradcam_weights, raw, "grad_cam")
+    return _cam(model, x, layer, target, gradcam_weights, raw, "grad_cam")
 
 
 def counterfactual_cam(model: nn.Module, x: torch.Tensor, target=None,
@@ -207,8 +197,7 @@ def counterfactual_cam(model: nn.Module, x: torch.Tensor, target=None,
     Highlights regions whose removal would *increase* ``z_target`` ("what if this region
     were absent?"). Same arguments and shapes as :func:`grad_cam`.
     """
-    return _cam(model, x, layer, target, None, _negated(gradcam_weights), raw,
-                "counterfactual_cam")
+    return _cam(model, x, layer, target, _negated(gradcam_weights), raw, "counterfactual_cam")
 
 
 def grad_cam_pp(model: nn.Module, x: torch.Tensor, target=None, layer: nn.Module | None = None,
@@ -216,56 +205,48 @@ def grad_cam_pp(model: nn.Module, x: torch.Tensor, target=None, layer: nn.Module
     """Grad-CAM++ (Chattopadhay et al. 2018) with the closed-form weights of
     :func:`gradcam_pp_weights`, computed from first-order gradients of ``z_target``.
     Same arguments and shapes as :func:`grad_cam`."""
-    return _cam(model, x, layer, target, None, gradcam_pp_weights, raw, "grad_cam_pp")
+    return _cam(model, x, layer, target, gradcam_pp_weights, raw, "grad_cam_pp")
 
 
-def _contrast_score(contrast, target) -> Callable[[torch.Tensor], torch.Tensor]:
-    def score(z: torch.Tensor) -> torch.Tensor:
-        if target is not None:
-            resolve_classes(target, z.detach(), "target")  # validated; see contrast_cam
-        q = resolve_classes(contrast, z.detach(), "contrast")
-        return F.cross_entropy(z, q, reduction="none")
-
-    return score
-
-
-def contrast_cam(model: nn.Module, x: torch.Tensor, contrast=None, target=None,
-                 layer: nn.Module | None = None, *, raw: bool = False) -> torch.Tensor:
+def contrast_cam(model: nn.Module, x: torch.Tensor, target=None,
+                 layer: nn.Module | None = None, *, contrast=None, raw: bool = False
+                 ) -> torch.Tensor:
     """ContrastCAM (Prabhushankar et al. 2020): "why P, rather than Q?".
 
-    Backpropagates ``CE(z, Q)`` instead of a logit, with no sign flip: by
+    Grad-CAM of the score ``CE(z, Q)`` instead of a logit, with no sign flip
+    (``grad_cam(model, x, contrast_target(contrast, target), layer)``): by
     ``∂CE/∂z = p − e_Q`` the channel weights are ``α = (p − e_Q)ᵀ J`` with
-    ``J[k, c] = mean_uv ∂z_k/∂A_c``. ``Q = P`` asks "why not P with 100% confidence?".
+    ``J[k, c] = mean_uv ∂z_k/∂A_c``.
 
     Args:
-        contrast: Q — int, one class per image, or ``None`` (the prediction P).
-        target: the explained class P. The network's answer is its whole output ``z``, so P
-            does not change the map; it is accepted (and range-checked) for a uniform call
-            signature with the other CAMs.
+        target: P, the class whose decision is explained — int, one class per image, or
+            ``None`` (the prediction). It picks the default Q; the map itself depends on Q.
         layer, raw: as in :func:`grad_cam` (raw maps in units of loss).
+        contrast: Q — int, one class per image, or ``None``: the most probable class other
+            than P (the runner-up). ``contrast=P`` asks "why not P with 100% confidence?".
 
     Returns:
         (B, H, W) maps in [0, 1] (or the raw maps).
     """
-    return _cam(model, x, layer, None, _contrast_score(contrast, target), gradcam_weights, raw,
+    return _cam(model, x, layer, ContrastTarget(contrast, target), gradcam_weights, raw,
                 "contrast_cam")
 
 
-def contrast_cam_all(model: nn.Module, x: torch.Tensor, layer: nn.Module | None = None, *,
-                     raw: bool = False) -> torch.Tensor:
+def contrast_cam_all(model: nn.Module, x: torch.Tensor, target=None,
+                     layer: nn.Module | None = None, *, raw: bool = False) -> torch.Tensor:
     """ContrastCAMs for every contrast class Q = 0..K-1 at once: (B, K, H, W) (or raw).
 
     One forward and one batched backward (:func:`~tutorial_utils.layers.layer_logit_gradients`)
     give ``J`` (B, K, C); then ``α_Q = (p − e_Q)ᵀ J`` for all Q — no K backward passes.
-    ``[:, q]`` equals ``contrast_cam(model, x, contrast=q)``.
+    ``[:, q]`` equals ``contrast_cam(model, x, target, contrast=q)``. ``target`` (P, default
+    the prediction) is checked like everywhere else; every map is "why P, rather than q?".
     """
     acts, grads, z = layer_logit_gradients(model, x, layer)
+    resolve_classes(target, z, "target")
     if acts.dim() != 4:
         raise ValueError(f"layer output must be (B, C, h, w) for a CAM, got {tuple(acts.shape)}")
     jac = grads.mean(dim=(3, 4))  # (B, K, C)
-    k = z.shape[1]
-    u = z.softmax(1)[:, None, :] - torch.eye(k, dtype=z.dtype, device=z.device)  # (B, Q, K)
-    return cam_from_weights(acts, u @ jac, x.shape[-2:], raw)
+    return cam_from_weights(acts, contrast_directions(z) @ jac, x.shape[-2:], raw)
 
 
 # --------------------------------------------------------------------------------------
@@ -314,9 +295,7 @@ class LayerView:
             if q is None:
                 raise ValueError("kind='contrast' needs the contrast class q")
             q = self._check_class(q, "q")
-            e = torch.zeros_like(self.probs)
-            e[q] = 1.0
-            return (self.probs - e) @ self.jacobian
+            return self._contrast_directions(torch.tensor([q]))[0] @ self.jacobian
         t = self.pred if q is None else self._check_class(q, "q")
         if kind == "gradcam":
             return self.jacobian[t]
@@ -341,13 +320,17 @@ class LayerView:
         return F.interpolate(m[None, None], size=self.image.shape[-2:], mode="bilinear",
                              align_corners=False)[0, 0]
 
+    def _contrast_directions(self, classes: torch.Tensor | None = None) -> torch.Tensor:
+        """``p − e_q`` (Q, K) for the contrast classes (default all K)."""
+        return contrast_directions(self.logits[None], classes)[0]
+
     def contrast_maps(self) -> torch.Tensor:
         """ContrastCAMs for every contrast class Q = 0..K-1 at once: (K, H, W)."""
-        eye = torch.eye(self.num_classes, dtype=self.probs.dtype)
-        return self.cam((self.probs[None] - eye) @ self.jacobian)
+        return self.cam(self._contrast_directions() @ self.jacobian)
 
 
-def layer_view(model: nn.Module, x: torch.Tensor, layer: nn.Module | None = None) -> LayerView:
+def layer_view(model: nn.Module, x: torch.Tensor, *, layer: nn.Module | None = None
+               ) -> LayerView:
     """One forward pass of a single image ``x`` (1, C, H, W) and one batched backward of all
     K logits to the target layer (default:
     :func:`~tutorial_utils.layers.default_target_layer`), via
@@ -374,7 +357,7 @@ def gradcam_steps(model: nn.Module, x: torch.Tensor, target: int | None = None,
     gradients, ``weighted`` Σ α_k A_k (h, w) (signed), ``relu`` (h, w), ``map`` (H, W) in
     [0, 1], plus ``target``, ``probs`` and ``view`` (the :class:`LayerView`).
     """
-    view = layer_view(model, x, layer)
+    view = layer_view(model, x, layer=layer)
     if weights is None:
         t = view.pred if target is None else view._check_class(target, "target")
         w = torch.zeros(view.num_classes)

@@ -24,7 +24,13 @@ import torch.nn.functional as F
 
 from tutorial_utils._checks import check_images, check_seed
 
-__all__ = ["CHALLENGES", "MAX_LEVEL", "check_challenge", "apply_challenge", "challenge_stack"]
+__all__ = [
+    "CHALLENGES",
+    "MAX_LEVEL",
+    "check_challenge",
+    "apply_challenge",
+    "challenge_stack",
+]
 
 CHALLENGES: tuple[str, ...] = (
     "decolorization",

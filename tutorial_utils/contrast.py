@@ -30,27 +30,35 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from tutorial_utils import explainers
 from tutorial_utils._checks import (
     check_class,
     check_classes,
     check_inputs,
     check_maps,
     check_positive_int,
-    check_seed,
-    require_autograd,
-    resolve_classes,
+    make_generator,
 )
-from tutorial_utils.cam import LayerView, contrast_cam, grad_cam, layer_view
-from tutorial_utils.models import predict_logits
-from tutorial_utils.utils import preserved_state
+from tutorial_utils.cam import LayerView, contrast_cam, layer_view
+from tutorial_utils.data import ImageDataset, counterfactual
+from tutorial_utils.forward import logits
 from tutorial_utils.utils import progress as progress_bar
 
-__all__ = ["representatives", "contrast_gallery", "ContrastState", "contrast_state",
-           "contrast_panel", "NEAR_PAIRS", "FAR_PAIRS", "region_ratio",
-           "contrast_input_gradient", "truth_methods", "ground_truth_table", "truth_panel"]
+__all__ = [
+    "representatives",
+    "contrast_gallery",
+    "ContrastState",
+    "contrast_state",
+    "contrast_panel",
+    "NEAR_PAIRS",
+    "FAR_PAIRS",
+    "TRUTH_METHODS",
+    "region_ratio",
+    "ground_truth_table",
+    "truth_panel",
+]
 
 NEAR_PAIRS: tuple[tuple[str, str], ...] = (
     ("no left", "no right"), ("no right", "no left"), ("no stopping", "no parking"),
@@ -60,11 +68,24 @@ FAR_PAIRS: tuple[tuple[str, str], ...] = (
     ("no left", "stop"), ("priority", "yield"), ("bicycle", "parking"))
 """Sign pairs that differ almost everywhere (shape and colour)."""
 
+TRUTH_METHODS: dict[str, tuple[str, dict]] = {
+    "Grad-CAM": ("Grad-CAM", {}),
+    "ContrastCAM (last block)": ("ContrastCAM", {}),
+    "ContrastCAM (early layer)": ("ContrastCAM", {"layer": "early"}),
+    "contrast input gradient": ("contrast input gradient", {}),
+    "random map": ("random map", {}),
+}
+"""What :func:`ground_truth_table` compares: column name → (explainer in
+:data:`tutorial_utils.explainers.EXPLAINERS`, options). Grad-CAM explains P and ignores Q; the
+contrastive methods get ``contrast=Q``; ``layer="early"`` stands for the early layer of the
+table (default ``model.features[3]`` of a zoo CNN, 24×24 for signs); the random map is the
+chance floor."""
+
 
 def representatives(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Index into ``x`` of one representative per class: the image of that class to which the
     model gives the highest probability for it. Returns (K,) long (−1 if a class is absent)."""
-    probs = predict_logits(model, x).softmax(1)
+    probs = logits(model, x).softmax(1)
     k = probs.shape[1]
     y = check_classes(y, len(x), k, "y", per_sample=True).to(probs.device)
     own = probs[torch.arange(len(y)), y]
@@ -89,14 +110,14 @@ def contrast_gallery(model: nn.Module, images: torch.Tensor, contrasts: Sequence
     if len(contrasts) != len(images):
         raise ValueError(f"contrasts must give one (Q1, Q2) pair per image: got {len(contrasts)} "
                          f"for {len(images)} images")
-    k = int(predict_logits(model, images[:1]).shape[1])
+    k = int(logits(model, images[:1]).shape[1])
     contrasts = [tuple(check_class(q, k, "contrasts") for q in pair) for pair in contrasts]
     if not isinstance(rep_images, torch.Tensor) or len(rep_images) != k:
         raise ValueError(f"rep_images must hold one representative image per class ({k}), got "
                          f"{getattr(rep_images, 'shape', type(rep_images).__name__)}")
     rows = []
     for i, (q1, q2) in enumerate(contrasts):
-        v = layer_view(model, images[i:i + 1], layer)
+        v = layer_view(model, images[i:i + 1], layer=layer)
         maps = v.contrast_maps()
         rows.append(dict(image=v.image, pred=v.pred, probs=v.probs,
                          gradcam=v.cam(v.weights("gradcam")),
@@ -120,7 +141,7 @@ def contrast_state(model: nn.Module, x: torch.Tensor,
                    layer: nn.Module | None = None) -> ContrastState:
     """Precompute Grad-CAM, CounterfactualCAM and the ContrastCAMs of all K classes for one
     image with one forward and one batched backward."""
-    v = layer_view(model, x, layer)
+    v = layer_view(model, x, layer=layer)
     return ContrastState(v, v.cam(v.weights("gradcam")), v.cam(v.weights("counterfactual")),
                          v.contrast_maps())
 
@@ -165,44 +186,6 @@ def region_ratio(maps: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
     return inside / r.mean(1)
 
 
-def contrast_input_gradient(model: nn.Module, x: torch.Tensor, contrast) -> torch.Tensor:
-    """``max_c |∂CE(f(x), Q)/∂x_c|`` per pixel, min-max normalised: (B, H, W) in [0, 1].
-
-    The input-space analogue of ContrastCAM ("why P, rather than Q?" as a one-shot
-    perturbation): ``∂CE/∂x = Σ_k (p_k − e_Q,k) ∂z_k/∂x``. One forward and one backward.
-    """
-    require_autograd("contrast_input_gradient")
-    check_inputs(model, x)
-    with preserved_state(model), torch.enable_grad():
-        for prm in model.parameters():
-            prm.requires_grad_(False)
-        xg = x.detach().clone().requires_grad_(True)
-        z = model(xg)
-        q = resolve_classes(contrast, z.detach(), "contrast")
-        (g,) = torch.autograd.grad(F.cross_entropy(z, q, reduction="sum"), xg)
-    m = g.abs().amax(dim=1)
-    low, high = m.amin((1, 2), keepdim=True), m.amax((1, 2), keepdim=True)
-    return (m - low) / (high - low).clamp_min(1e-12)
-
-
-def truth_methods(model: nn.Module, early_layer: nn.Module | None = None, seed: int = 0) -> dict:
-    """The methods :func:`ground_truth_table` compares: ``{name: fn(x, q) -> (B, H, W)}``.
-
-    Grad-CAM (explains P, ignores Q), ContrastCAM at the last block and at ``early_layer``
-    (default ``model.features[3]`` of a zoo CNN, 24×24 for signs), the contrast input gradient,
-    and a random map (the chance floor, seeded).
-    """
-    early = _early_layer(model, early_layer)
-    gen = torch.Generator().manual_seed(check_seed(seed))
-    return {
-        "Grad-CAM": lambda x, q: grad_cam(model, x),
-        "ContrastCAM (last block)": lambda x, q: contrast_cam(model, x, contrast=q),
-        "ContrastCAM (early layer)": lambda x, q: contrast_cam(model, x, contrast=q, layer=early),
-        "contrast input gradient": lambda x, q: contrast_input_gradient(model, x, q),
-        "random map": lambda x, q: torch.rand(x.shape[0], *x.shape[-2:], generator=gen),
-    }
-
-
 def _early_layer(model: nn.Module, early_layer: nn.Module | None) -> nn.Module:
     """``early_layer``, or ``model.features[3]`` of a zoo CNN."""
     if early_layer is not None:
@@ -221,20 +204,23 @@ def _correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)
 
 
-def ground_truth_table(model: nn.Module, ds, pairs: Sequence[tuple[str, str]] | None = None,
-                       n: int = 100, methods: dict | None = None, progress: bool = True):
+def ground_truth_table(model: nn.Module, ds: ImageDataset,
+                       pairs: Sequence[tuple[str, str]] | None = None, n: int = 100,
+                       methods: dict[str, tuple[str, dict]] | None = None, *,
+                       early_layer: nn.Module | None = None, seed: int = 0,
+                       progress: bool = True):
     """In-region ratio of every method on ``n`` counterfactual scenes per sign pair.
 
     For each pair (P, Q) the first ``n`` test scenes of class P are re-rendered with sign Q
-    (:func:`tutorial_utils.data.counterfactual`); each method explains "why P, rather than Q?"
-    and :func:`region_ratio` scores its map against the pixels that differ. Returns a pandas
+    (:func:`tutorial_utils.data.counterfactual`); each method (:data:`TRUTH_METHODS`, or
+    ``methods`` in the same form) explains "why P, rather than Q?" and :func:`region_ratio`
+    scores its map against the pixels that differ. The random map draws from one generator
+    seeded with ``seed``, pair after pair. Returns a pandas
     DataFrame, one row per pair: ``pair`` ("near"/"far"), ``P``, ``Q``, ``region share``,
     ``corr(ContrastCAM, Grad-CAM)`` (median), and per method the mean ratio and its standard
     error over scenes (columns ``<method>`` and ``<method> se``).
     """
     import pandas as pd
-
-    from tutorial_utils.data import counterfactual
 
     if pairs is None:
         pairs = NEAR_PAIRS + FAR_PAIRS
@@ -246,14 +232,27 @@ def ground_truth_table(model: nn.Module, ds, pairs: Sequence[tuple[str, str]] | 
     unknown = [pq for pq in pairs if len(pq) != 2 or not all(c in index for c in pq)]
     if unknown:
         raise ValueError(f"pairs must hold (P, Q) sign names from ds.classes, got {unknown}")
-    methods = truth_methods(model) if methods is None else methods
+    methods = TRUTH_METHODS if methods is None else methods
+    early = _early_layer(model, early_layer) if any(
+        o.get("layer") == "early" for _, o in methods.values()) else None
+    gen = make_generator(seed)
+
+    def maps_of(name: str, options: dict, x: torch.Tensor, q: int) -> torch.Tensor:
+        options = {**options, "layer": early} if options.get("layer") == "early" else options
+        if name in explainers.CONTRASTIVE:
+            options = {**options, "contrast": q}
+        if name == "random map":
+            options = {**options, "generator": gen}
+        return explainers.explain(name, model, x, **options)
+
     rows = []
     for p_name, q_name in progress_bar(pairs, desc="sign pairs", enabled=progress):
         p, q = index[p_name], index[q_name]
         idx = torch.nonzero(ds.y_test == p).flatten()[:n]
         _, regions = counterfactual(ds, idx, q)
         x = ds.x_test[idx]
-        maps = {name: fn(x, q).cpu() for name, fn in methods.items()}
+        maps = {label: maps_of(name, dict(options), x, q).cpu()
+                for label, (name, options) in methods.items()}
         kind = "near" if (p_name, q_name) in NEAR_PAIRS else "far"
         row = dict(pair=kind, P=p_name, Q=q_name, **{"region share": float(regions.float().mean())})
         if "Grad-CAM" in maps and "ContrastCAM (last block)" in maps:
@@ -290,7 +289,7 @@ def truth_panel(model: nn.Module, image: torch.Tensor, region: torch.Tensor, q: 
     out = dict(image=v.image, region=region.bool(), pred=v.pred, q=int(q), probs=v.probs,
                counterfactual=counterfactual,
                gradcam=v.cam(v.weights("gradcam")), contrast=v.cam(v.weights("contrast", q)),
-               contrast_early=contrast_cam(model, x, contrast=q, layer=early)[0].cpu(),
+               contrast_early=contrast_cam(model, x, layer=early, contrast=q)[0].cpu(),
                signed_gradcam=v.signed_map(v.weights("gradcam")),
                signed_contrast=v.signed_map(v.weights("contrast", q)))
     out["difference"] = out["contrast"] - out["gradcam"]

@@ -24,14 +24,23 @@ from torch import nn
 from tutorial_utils import uncertainty as U
 from tutorial_utils._checks import check_images, check_inputs, resolve_classes
 from tutorial_utils.attacks import fgsm, pgd
-from tutorial_utils.cam import layer_view, normalize_cams
-from tutorial_utils.challenges import check_challenge
+from tutorial_utils.cam import layer_view
+from tutorial_utils.challenges import apply_challenge, check_challenge
+from tutorial_utils.detection import SCORES
 from tutorial_utils.evaluation import curve_auc, deletion_curve
-from tutorial_utils.models import features_and_logits
-from tutorial_utils.trust import explanation_iou, gradtrust, map_snr
+from tutorial_utils.trust import explanation_iou, explanation_uncertainty, map_snr
 
-__all__ = ["SOURCES", "GAUGES", "Reference", "build_reference", "make_input", "DashboardView",
-           "dashboard_view", "gauge_percentiles"]
+__all__ = [
+    "SOURCES",
+    "GAUGES",
+    "EXPLANATIONS",
+    "Reference",
+    "build_reference",
+    "make_input",
+    "DashboardView",
+    "dashboard_view",
+    "gauge_percentiles",
+]
 
 SOURCES: tuple[str, ...] = ("test image", "GO sign", "FGSM attack", "PGD attack")
 """What the dashboard shows: a test image (optionally challenged), the held-out GO sign, or an
@@ -39,17 +48,29 @@ adversarial version of the test image (ε = 4/255)."""
 
 GAUGES: tuple[str, ...] = ("MSP", "−entropy", "Energy", "Mahalanobis", "GradNorm",
                            "confounding norm", "GradTrust")
+"""The gauges: entries of the score table :data:`tutorial_utils.detection.SCORES`."""
+
+EXPLANATIONS: tuple[str, ...] = ("Grad-CAM", "ContrastCAM")
+"""The maps the dashboard shows, by their names in :data:`tutorial_utils.explainers.EXPLAINERS`
+(computed together from one :func:`~tutorial_utils.cam.layer_view`; equal to the registry's
+calls, tested)."""
+
 ATTACK_EPSILON = 4 / 255
 
 
 @dataclass
 class Reference:
-    """In-distribution reference for the gauges: every gauge's scores on clean test images
-    (sorted, for percentiles) and the fitted Mahalanobis detector."""
+    """In-distribution reference for the gauges: the fitted detector of every gauge and its
+    scores on clean test images (sorted, for percentiles)."""
 
     model: nn.Module
-    mahalanobis: U.Mahalanobis
+    detectors: dict[str, U.Detector]
     scores: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def mahalanobis(self) -> U.Mahalanobis:
+        """The fitted Mahalanobis detector."""
+        return self.detectors["Mahalanobis"]
 
     def percentile(self, name: str, value: float) -> float:
         """Share (%) of clean reference images scoring at most ``value``."""
@@ -57,31 +78,29 @@ class Reference:
         return float(100.0 * np.searchsorted(ref, value, side="right") / len(ref))
 
 
-def _gauge_scores(model: nn.Module, mahalanobis: U.Mahalanobis, x: torch.Tensor
+def _gauge_scores(detectors: dict[str, U.Detector], model: nn.Module, x: torch.Tensor
                   ) -> dict[str, torch.Tensor]:
-    """Every gauge's score (B,) for images ``x`` (one features pass + two small backwards)."""
-    h, z = features_and_logits(model, x)
-    p = z.softmax(1)
-    return {"MSP": U.max_softmax(z), "−entropy": U.neg_entropy(z), "Energy": U.energy(z),
-            "Mahalanobis": mahalanobis.score_features(h),
-            "GradNorm": (p - 1 / p.shape[1]).abs().sum(1) * h.abs().sum(1),
-            "confounding norm": U.confounding_score(model, x), "GradTrust": gradtrust(model, x)}
+    """Every gauge's score (B,) for images ``x``: one features pass and two small backwards,
+    shared through one :class:`~tutorial_utils.uncertainty.Batch`."""
+    batch = U.Batch(model, x)
+    return {name: det.score_batch(batch) for name, det in detectors.items()}
 
 
 def build_reference(model: nn.Module, x_fit: torch.Tensor, y_fit: torch.Tensor,
                     x_ref: torch.Tensor) -> Reference:
-    """Fit Mahalanobis on ``(x_fit, y_fit)`` (training images) and score the clean reference
-    images ``x_ref`` with every gauge."""
+    """Build the detector of every gauge (:data:`tutorial_utils.detection.SCORES`), fit it on
+    ``(x_fit, y_fit)`` (training images; only Mahalanobis learns from them) and score the
+    clean reference images ``x_ref`` with every gauge."""
     check_inputs(model, x_ref, "x_ref")
-    maha = U.Mahalanobis(model).fit(x_fit, y_fit)
-    scores = _gauge_scores(model, maha, x_ref)
-    return Reference(model, maha, {k: np.sort(v.detach().cpu().numpy().astype(float))
-                                   for k, v in scores.items()})
+    detectors = {name: SCORES[name](model).fit(x_fit, y_fit) for name in GAUGES}
+    scores = _gauge_scores(detectors, model, x_ref)
+    return Reference(model, detectors, {k: np.sort(v.detach().cpu().numpy().astype(float))
+                                        for k, v in scores.items()})
 
 
 def gauge_percentiles(reference: Reference, x: torch.Tensor) -> dict[str, np.ndarray]:
     """Every gauge's percentile (B,) for a batch ``x`` (the dashboard's gauges, batched)."""
-    scores = _gauge_scores(reference.model, reference.mahalanobis, x)
+    scores = _gauge_scores(reference.detectors, reference.model, x)
     return {k: np.array([reference.percentile(k, float(v)) for v in s.detach().cpu()])
             for k, s in scores.items()}
 
@@ -93,8 +112,6 @@ def make_input(model: nn.Module, image: torch.Tensor, label: int, source: str = 
     ``level`` (0 = clean), or the GO sign ``go`` (C, H, W), or an FGSM / PGD version of the
     (challenged) image against its true ``label`` (ε = 4/255, PGD 10 steps, seeded). A batch
     ``(B, C, H, W)`` with one label per image (and B GO signs) works the same way."""
-    from tutorial_utils.challenges import apply_challenge
-
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     x = check_images(image[None] if isinstance(image, torch.Tensor) and image.dim() == 3
@@ -152,11 +169,10 @@ def dashboard_view(model: nn.Module, reference: Reference, x: torch.Tensor,
         resolve_classes(contrast, p[None], "contrast")[0])
     gradcam = view.cam(view.weights("gradcam"))
     maps = view.contrast_maps()                                   # (K, H, W)
-    others = torch.cat([maps[:view.pred], maps[view.pred + 1:]])
-    uncertainty = normalize_cams(others.var(dim=0, correction=0)[None])[0]
+    uncertainty = explanation_uncertainty(maps[None], torch.tensor([view.pred]))[0]
     iou = float(explanation_iou(gradcam[None], uncertainty[None])[0])
     snr = float(map_snr(uncertainty[None])[0])
-    raw = _gauge_scores(model, reference.mahalanobis, x)
+    raw = _gauge_scores(reference.detectors, model, x)
     scores = {k: float(v[0]) for k, v in raw.items()}
     curve = deletion_curve(model, x, gradcam[None].to(x.device), steps=deletion_steps)
     probs = curve.probs[0].detach().cpu().numpy()

@@ -1,6 +1,6 @@
 """The course's data: real MNIST digits, generated traffic signs, challenges and OOD sources.
 
-Everything here is offline and deterministic for a seed (DESIGN §2, §4). This module is the
+Everything here is offline (no download) and deterministic for a seed. This module is the
 front door of the data substrate; the sign renderer lives in :mod:`tutorial_utils.signs` and
 the challenges in :mod:`tutorial_utils.challenges` (their main names are available here too):
 
@@ -56,6 +56,7 @@ __all__ = [
     "apply_challenge",
     "check_challenge",
     "stratified_indices",
+    "first_indices",
     "counterfactual",
     "sign_masks",
     "class_examples",
@@ -132,6 +133,20 @@ def stratified_indices(y: torch.Tensor, per_class: int,
         pick = idx[:per_class] if gen is None else idx[torch.randperm(len(idx), generator=gen)]
         out.append(pick[:per_class].sort().values)
     return torch.cat(out)
+
+
+def first_indices(y: torch.Tensor, classes: object) -> list[int]:
+    """The index of the first sample of each class in ``classes`` (in that order) in the labels
+    ``y`` (N,); ``ValueError`` naming a class that does not occur."""
+    if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.is_floating_point():
+        raise TypeError("y must be a 1-d tensor of integer labels")
+    out = []
+    for k in check_classes(classes, None, None, "classes").tolist():
+        hits = torch.nonzero(y == k).flatten()
+        if len(hits) == 0:
+            raise ValueError(f"classes: class {k} does not occur in y")
+        out.append(int(hits[0]))
+    return out
 
 
 def cache_dir() -> Path:

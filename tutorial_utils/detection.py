@@ -1,27 +1,34 @@
 """Detection benchmarks: every score on in-distribution and novel sets, OpenOOD-style tables.
 
-A :class:`ScoreSuite` computes all of chapter 3's scores for a batch of images in one call
-(each a ``(B,)`` tensor, **higher = more in-distribution**); :func:`detection_table` turns the
+:data:`SCORES` is the one table of the course's scores: display name → a detector class of the
+contract in :mod:`tutorial_utils.uncertainty` (``Detector(model, **options)``, ``fit(x, y=None)
+-> self``, ``score(x) -> (B,)``). A :class:`ScoreSuite` builds and fits the table's detectors
+for one model and computes all of chapter 3's scores for a batch of images in one call
+(each a ``(B,)`` tensor, **higher = more in-distribution**), sharing the forward pass, the
+features and the confounding-label backward between them; :func:`detection_table` turns the
 scores of an in-distribution set and of several novel sets into one table in the words of
 OpenOOD v1.5 — one row per novel set plus near/far means, columns AUROC, AUPR_IN, AUPR_OUT,
 FPR@95 and detection accuracy. **The positive class is in-distribution** throughout.
 
-==================  ==============================================================
-name                score (higher = in-distribution)
-==================  ==============================================================
-MSP                 max softmax probability (Hendrycks & Gimpel 2017)
-−entropy            negative predictive entropy
-margin              top-1 minus top-2 probability
-−NLL                log-probability of the prediction
-Energy              ``logsumexp z`` (Liu et al. 2020)
-ODIN                temperature 1000 + input perturbation (Liang et al. 2018)
-Mahalanobis         −min squared distance to a class mean of ``h`` (Lee et al. 2018)
-GradNorm            ``‖∇_W KL(u ‖ softmax z)‖₁`` (Huang et al. 2021)
-confounding norm    −Σ_layers ‖∇_θ L(z, 1)‖², all-ones label (Lee & AlRegib 2020)
-MC dropout (−MI)    −mutual information over 20 dropout passes (Gal & Ghahramani 2016)
-ensemble (−MI)      −mutual information over the members (Lakshminarayanan et al. 2017)
-random              uniform noise: the chance floor (AUROC 0.5)
-==================  ==============================================================
+====================  ==================================================================
+name                  score (higher = in-distribution)
+====================  ==================================================================
+MSP                   max softmax probability (Hendrycks & Gimpel 2017)
+−entropy              negative predictive entropy
+margin                top-1 minus top-2 probability
+−NLL                  log-probability of the prediction
+Energy                ``logsumexp z`` (Liu et al. 2020)
+ODIN                  temperature 1000 + input perturbation (Liang et al. 2018)
+Mahalanobis           −min squared distance to a class mean of ``h`` (Lee et al. 2018)
+GradNorm              ``‖∇_W KL(u ‖ softmax z)‖₁`` (Huang et al. 2021)
+confounding norm      −Σ_layers ‖∇_θ L(z, 1)‖², all-ones label (Lee & AlRegib 2020)
+MC dropout (−MI)      −mutual information over 20 dropout passes (Gal & Ghahramani 2016)
+ensemble (−MI)        −mutual information over the members (Lakshminarayanan et al. 2017)
+random                uniform noise: the chance floor (AUROC 0.5)
+gradient detector H   logistic regression on log per-layer confounding norms, fitted
+                      on ID images against one novel set (Lee & AlRegib 2023)
+GradTrust             ``max_k d_k⁴ / mean_k d_k⁴`` of the last layer's gradient (trust)
+====================  ==================================================================
 
 References
 ----------
@@ -46,17 +53,51 @@ from tutorial_utils._checks import (
     check_number,
     check_positive_int,
     check_seed,
+    check_vector,
 )
-from tutorial_utils.gradients import confounding_gradient_norms
-from tutorial_utils.metrics import detection_report
-from tutorial_utils.models import features_and_logits
+from tutorial_utils.metrics import detection_auroc, detection_report
+from tutorial_utils.trust import GradTrustScore
+from tutorial_utils.utils import progress as progress_bar
 
-__all__ = ["SCORE_NAMES", "ScoreSuite", "detection_table", "auroc_table", "COLUMNS",
-           "ThresholdView", "threshold_view"]
+__all__ = [
+    "SCORES",
+    "SCORE_NAMES",
+    "ScoreSuite",
+    "detection_table",
+    "auroc_table",
+    "COLUMNS",
+    "ThresholdView",
+    "threshold_view",
+]
+
+SCORES: dict[str, Callable[..., U.Detector]] = {
+    "MSP": lambda model: U.LogitScore(model, U.max_softmax),
+    "−entropy": lambda model: U.LogitScore(model, U.neg_entropy),
+    "margin": lambda model: U.LogitScore(model, U.margin),
+    "−NLL": lambda model: U.LogitScore(model, U.neg_nll),
+    "Energy": lambda model, temperature=1.0: U.LogitScore(model, U.energy,
+                                                          temperature=temperature),
+    "ODIN": U.ODINScore,
+    "Mahalanobis": U.Mahalanobis,
+    "GradNorm": U.GradNormScore,
+    "confounding norm": U.ConfoundingNorm,
+    "MC dropout (−MI)": U.MCDropoutScore,
+    "ensemble (−MI)": U.EnsembleScore,
+    "random": U.RandomScore,
+    "gradient detector H": U.ConfoundingDetector,
+    "GradTrust": GradTrustScore,
+}
+"""Every score of the course under the name the tables print: ``SCORES[name](model,
+**options)`` is a detector with ``fit(x, y=None, ...) -> self`` and ``score(x) -> (B,)``, higher
+= more in-distribution. ``"ensemble (−MI)"`` is built on the ensemble itself; ``"gradient
+detector H"`` needs ``fit(x_id, x_novel=...)``; every other ``fit`` takes the ID images and
+their labels (a no-op for the scores that learn nothing)."""
 
 SCORE_NAMES: tuple[str, ...] = (
     "MSP", "−entropy", "margin", "−NLL", "Energy", "ODIN", "Mahalanobis", "GradNorm",
     "confounding norm", "MC dropout (−MI)", "ensemble (−MI)", "random")
+"""The scores a :class:`ScoreSuite` computes by default (chapter 3's table)."""
+
 COLUMNS: dict[str, str] = {"AUROC": "AUROC", "AUPR-In": "AUPR_IN", "AUPR-Out": "AUPR_OUT",
                            "FPR@95TPR": "FPR@95", "Detection acc.": "detection acc."}
 
@@ -64,17 +105,23 @@ COLUMNS: dict[str, str] = {"AUROC": "AUROC", "AUPR-In": "AUPR_IN", "AUPR-Out": "
 class ScoreSuite:
     """All of chapter 3's scores for a batch: ``suite(x) -> {name: (B,) tensor}``.
 
+    Builds the detector of every name in ``names`` from :data:`SCORES` and fits it once on
+    ``(fit_x, fit_y)`` (only Mahalanobis learns from them); every call then scores one
+    :class:`~tutorial_utils.uncertainty.Batch`, so the forward pass, the features and the
+    confounding-label backward are shared.
+
     Args:
-        model: a zoo classifier (``penultimate`` + ``fc``).
-        fit_x, fit_y: training images and labels, used once to fit Mahalanobis.
+        model: a classifier ending in an ``nn.Linear`` (e.g. a zoo model).
+        fit_x, fit_y: training images and labels, the in-distribution data the detectors fit.
         ensemble: an :class:`~tutorial_utils.architectures.Ensemble` for "ensemble (−MI)"
             (left out when ``None``).
         layers: the layers of the confounding-label norm (default: every layer).
-        names: the scores to compute (default :data:`SCORE_NAMES`).
+        names: the scores to compute (default :data:`SCORE_NAMES`; any key of :data:`SCORES`
+            that needs no more than ``fit(fit_x, fit_y)``).
         seed: seeds MC dropout and the random score (local generators only).
-        detector: a fitted :class:`~tutorial_utils.uncertainty.ConfoundingDetector` (all
-            layers, sigmoid loss), scored as "gradient detector H" from the same per-layer
-            norms as "confounding norm" (one backward for both).
+        detector: a fitted :class:`~tutorial_utils.uncertainty.ConfoundingDetector`, scored as
+            "gradient detector H" from the same per-layer norms as "confounding norm" when it
+            uses the same loss and layers (one backward for both).
         extra: more scores ``{name: fn(x) -> (B,)}``, computed after the built-in ones.
     """
 
@@ -86,50 +133,43 @@ class ScoreSuite:
                  extra: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] | None = None
                  ) -> None:
         names = tuple(SCORE_NAMES if names is None else names)
-        unknown = [n for n in names if n not in SCORE_NAMES]
+        unknown = [n for n in names if n not in SCORES or n == "gradient detector H"]
         if unknown:
-            raise ValueError(f"names: unknown score(s) {unknown}; valid: {', '.join(SCORE_NAMES)}")
+            raise ValueError(f"names: unknown score(s) {unknown}; valid: {', '.join(SCORE_NAMES)}"
+                             f", GradTrust (the gradient detector H is passed as detector=...)")
         if "ensemble (−MI)" in names and ensemble is None:
             names = tuple(n for n in names if n != "ensemble (−MI)")
         check_inputs(model, fit_x, "fit_x")
+        options = {
+            "ODIN": dict(temperature=check_number(odin_temperature, "odin_temperature",
+                                                  low=0.0, low_open=True),
+                         epsilon=check_number(odin_epsilon, "odin_epsilon", low=0.0)),
+            "confounding norm": dict(layers=layers),
+            "MC dropout (−MI)": dict(passes=check_positive_int(mc_passes, "mc_passes"),
+                                     seed=check_seed(seed)),
+            "random": dict(seed=seed),
+        }
         self.model, self.ensemble, self.layers, self.names = model, ensemble, layers, names
-        self.seed, self.mc_passes = check_seed(seed), check_positive_int(mc_passes, "mc_passes")
-        self.odin = dict(temperature=check_number(odin_temperature, "odin_temperature", low=0.0,
-                                                  low_open=True),
-                         epsilon=check_number(odin_epsilon, "odin_epsilon", low=0.0))
-        self.mahalanobis = U.Mahalanobis(model).fit(fit_x, fit_y) if "Mahalanobis" in names \
-            else None
+        self.detectors: dict[str, U.Detector] = {
+            name: SCORES[name](ensemble if name == "ensemble (−MI)" else model,
+                               **options.get(name, {})).fit(fit_x, fit_y)
+            for name in names}
         self.detector, self.extra = detector, dict(extra or {})
-        self._calls = 0
+
+    @property
+    def mahalanobis(self) -> U.Mahalanobis | None:
+        """The fitted Mahalanobis detector (``None`` when it is not among the names)."""
+        return self.detectors.get("Mahalanobis")
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every score of ``self.names`` for images ``x`` (B, C, H, W): ``{name: (B,)}``."""
-        check_inputs(self.model, x)
-        h, z = features_and_logits(self.model, x)
-        p = z.softmax(1)
-        need_norms = "confounding norm" in self.names or self.detector is not None
-        norms = (confounding_gradient_norms(self.model, x, layers=self.layers).norms
-                 if need_norms else None)
-        lazy: dict[str, Callable[[], torch.Tensor]] = {
-            "MSP": lambda: U.max_softmax(z),
-            "−entropy": lambda: U.neg_entropy(z),
-            "margin": lambda: U.margin(z),
-            "−NLL": lambda: U.neg_nll(z),
-            "Energy": lambda: U.energy(z),
-            "ODIN": lambda: U.odin(self.model, x, **self.odin),
-            "Mahalanobis": lambda: self.mahalanobis.score_features(h),
-            "GradNorm": lambda: (p - 1 / p.shape[1]).abs().sum(1) * h.abs().sum(1),
-            "confounding norm": lambda: -norms.sum(1),
-            "MC dropout (−MI)": lambda: -U.mc_dropout(self.model, x, self.mc_passes,
-                                                      seed=self.seed).epistemic,
-            "ensemble (−MI)": lambda: -U.ensemble_uncertainty(self.ensemble, x).epistemic,
-            "random": lambda: torch.rand(len(x), generator=torch.Generator().manual_seed(
-                self.seed + self._calls)),
-        }
-        self._calls += 1
-        out = {name: lazy[name]().detach().float().cpu() for name in self.names}
+        batch = U.Batch(self.model, x)
+        out = {}
+        for name, det in self.detectors.items():
+            scored = batch if name != "ensemble (−MI)" else U.Batch(self.ensemble, x)
+            out[name] = det.score_batch(scored).detach().float().cpu()
         if self.detector is not None:
-            out["gradient detector H"] = self.detector.score_norms(norms).float().cpu()
+            out["gradient detector H"] = self.detector.score_batch(batch).float().cpu()
         out.update({name: fn(x).detach().float().cpu() for name, fn in self.extra.items()})
         return out
 
@@ -184,8 +224,6 @@ def auroc_table(model_scores: Callable[[torch.Tensor], Mapping[str, torch.Tensor
     """
     import pandas as pd
 
-    from tutorial_utils.utils import progress as progress_bar
-
     check_callable(model_scores, "model_scores")
     if not isinstance(sets, Mapping):
         raise TypeError(f"sets must be a dict {{key: images}}, got {type(sets).__name__}")
@@ -194,8 +232,7 @@ def auroc_table(model_scores: Callable[[torch.Tensor], Mapping[str, torch.Tensor
     for key, x in progress_bar(sets.items(), desc="sets", total=len(sets), enabled=progress):
         scores = model_scores(x)
         for name, s in scores.items():
-            rows.append(dict(key=key, score=name,
-                             AUROC=detection_report(id_scores[name], s)["AUROC"]))
+            rows.append(dict(key=key, score=name, AUROC=detection_auroc(id_scores[name], s)))
     return pd.DataFrame(rows)
 
 
@@ -217,13 +254,10 @@ class ThresholdView(NamedTuple):
 def threshold_view(id_scores: object, novel_scores: object, keep_percent: float) -> ThresholdView:
     """Place the threshold so that ``keep_percent`` % of the in-distribution inputs are kept
     (a TPR target, e.g. 95), and see which novel inputs it flags (score below it)."""
-    from tutorial_utils._checks import check_vector
-
     s_id = check_vector(id_scores, "id_scores").astype(float)
     s_nov = check_vector(novel_scores, "novel_scores").astype(float)
-    if isinstance(keep_percent, bool) or not isinstance(keep_percent, (int, float)) \
-            or not 0 < keep_percent <= 100:
-        raise ValueError(f"keep_percent must be a number in (0, 100], got {keep_percent!r}")
+    keep_percent = check_number(keep_percent, "keep_percent", low=0.0, high=100.0,
+                                low_open=True)
     ranked = np.sort(s_id)  # the lowest score kept: at least keep_percent % of ID stay
     t = float(ranked[min(int(np.floor((1 - keep_percent / 100) * len(ranked))), len(ranked) - 1)])
     order = np.argsort(s_nov, kind="stable")

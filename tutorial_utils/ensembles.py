@@ -46,7 +46,11 @@ from torch import nn
 from tutorial_utils._checks import check_inputs, check_positive_int, check_seed
 from tutorial_utils.utils import channels_last, preserved_state
 
-__all__ = ["PredictiveUncertainty", "mc_dropout", "ensemble_uncertainty"]
+__all__ = [
+    "PredictiveUncertainty",
+    "mc_dropout",
+    "ensemble_uncertainty",
+]
 
 
 class PredictiveUncertainty(NamedTuple):

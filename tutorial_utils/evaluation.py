@@ -1,6 +1,6 @@
-"""Evaluating explanations by intervening on the input: masking, insertion/deletion, Huffman bits.
+"""Evaluating explanations: masking, insertion/deletion, Huffman bits, sanity checks.
 
-Three ways to test a saliency map ``S`` (B, H, W) of an image batch ``x`` (B, C, H, W) with pixels
+Four ways to test a saliency map ``S`` (B, H, W) of an image batch ``x`` (B, C, H, W) with pixels
 in ``[0, 1]``, in the order of the course's intervenability chapter (AlRegib & Prabhushankar,
 "Explanatory paradigms in neural networks", IEEE SPM 2022, and their ICIP/WACV tutorials):
 
@@ -13,7 +13,16 @@ in ``[0, 1]``, in the order of the course's intervenability chapter (AlRegib & P
 3. **Structure-wise** :func:`structure_wise_curve` with :func:`huffman_bits` (Prabhushankar &
    AlRegib, "Extracting causal visual features for limited label classification", ICIP 2021):
    threshold the map, keep the pixels above the threshold, and plot the accuracy on the masked
-   images against how many Huffman-coded bits they need relative to the original.
+   images against how many Huffman-coded bits they need relative to the original
+   (:meth:`StructureCurve.accuracy_at` reads it at one bit budget).
+4. **Sanity check** :func:`sanity_check` (Adebayo et al., "Sanity checks for saliency maps",
+   NeurIPS 2018): re-initialise the model's layers from the top down
+   (:func:`randomized_models`) and measure how much the maps change (Spearman's ρ,
+   :func:`tutorial_utils.metrics.rank_correlation`). A method whose maps survive random
+   weights does not explain what the model learned.
+
+Every method is given as an explainer ``fn(model, x, target=None, layer=None, **options)``
+(the contract of :mod:`tutorial_utils.explainers`) or by its name in that registry.
 
 Every perturbed image is evaluated in mini-batches of ``batch_size`` images — never one forward
 per step — with the model in eval mode; its mode and ``requires_grad`` flags are restored.
@@ -21,42 +30,54 @@ per step — with the model in eval mode; its mode and ``requires_grad`` flags a
 
 from __future__ import annotations
 
+import copy
 import heapq
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
+from tutorial_utils import explainers
 from tutorial_utils._checks import (
-    PIXEL_TOL,
-    check_images,
+    check_callable,
+    check_choice,
     check_inputs,
     check_maps_like,
     check_number,
     check_positive_int,
-    resolve_classes,
+    check_seed,
 )
-from tutorial_utils.utils import channels_last, preserved_state
+from tutorial_utils.forward import (
+    SCORE_KINDS,
+    baseline_image,
+    batched_scores,
+    logits,
+    pixel_ranks,
+    predicted_classes,
+    predicted_target,
+)
+from tutorial_utils.metrics import rank_correlation
+from tutorial_utils.utils import preserved_state
 
 __all__ = [
-    "BASELINES",
     "Curve",
     "StructureCurve",
-    "baseline_image",
     "masked_prediction",
     "deletion_curve",
     "insertion_curve",
     "curve_auc",
+    "huffman_code_lengths",
     "huffman_bits",
     "structure_wise_curve",
+    "randomization_layers",
+    "randomized_models",
+    "SanityCheck",
+    "sanity_check",
 ]
 
-BASELINES = ("zeros", "grey", "mean", "blur")
-"""Named baselines: black (0), mid-grey (0.5), the data-set mean colour, a Gaussian blur of x."""
-
-SCORES = ("prob", "logit")
 DEFAULT_BATCH_SIZE = 64  # CPU sweet spot: larger batches fall out of cache
 DEFAULT_THRESHOLDS = tuple(i / 10 for i in range(10))
 
@@ -76,117 +97,18 @@ class StructureCurve(NamedTuple):
     accuracy: torch.Tensor
     bits_ratio: torch.Tensor
 
-
-# --------------------------------------------------------------------------- shared helpers
-def check_score(score: str) -> str:
-    if score not in SCORES:
-        raise ValueError(f"score must be one of {SCORES}, got {score!r}")
-    return score
-
-
-def logits_of(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``model(x)``, checked to be logits of shape (B, K); runs in channels-last layout."""
-    z = model(channels_last(x))
-    if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[0] != x.shape[0]:
-        shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
-        raise ValueError(f"model must return logits of shape (B, K) = ({x.shape[0]}, K), "
-                         f"got {shape}")
-    return z
+    def accuracy_at(self, budget: float) -> float:
+        """The accuracy at a bits ratio of ``budget`` (e.g. 0.7 = 70% of the original bits),
+        linearly interpolated between the thresholds (held constant beyond them)."""
+        budget = check_number(budget, "budget", low=0.0)
+        order = np.argsort(self.bits_ratio.cpu().numpy())
+        return float(np.interp(budget, self.bits_ratio.cpu().numpy()[order],
+                               self.accuracy.cpu().numpy()[order]))
 
 
-def class_scores(logits: torch.Tensor, classes: torch.Tensor, score: str = "prob") -> torch.Tensor:
-    """The target's softmax probability (``score='prob'``) or logit, shape (N,)."""
-    values = logits.softmax(dim=1) if score == "prob" else logits
-    return values.gather(1, classes.view(-1, 1)).squeeze(1)
-
-
-@torch.no_grad()
-def batched_scores(model: nn.Module, make_images, classes: torch.Tensor, batch_size: int,
-                   score: str = "prob") -> torch.Tensor:
-    """Scores (N,) of N virtual images, built and evaluated ``batch_size`` at a time.
-
-    ``make_images(idx)`` returns the images (len(idx), C, H, W) for the flat indices ``idx``;
-    ``classes`` (N,) holds their target classes. The model must already be in the wanted mode.
-    """
-    out = []
-    for start in range(0, len(classes), batch_size):
-        idx = torch.arange(start, min(start + batch_size, len(classes)), device=classes.device)
-        out.append(class_scores(logits_of(model, make_images(idx)), classes[idx], score))
-    return torch.cat(out)
-
-
-def predicted_classes(model: nn.Module, x: torch.Tensor, target, batch_size: int,
-                      name: str = "target") -> torch.Tensor:
-    """Resolve ``target`` (int, sequence, tensor or ``None`` = prediction on ``x``) to (B,)."""
-    with torch.no_grad():
-        logits = torch.cat([logits_of(model, x[i:i + batch_size])
-                            for i in range(0, len(x), batch_size)])
-    return resolve_classes(target, logits, name=name)
-
-
-def _blur(x: torch.Tensor, sigma: float | None) -> torch.Tensor:
-    from torchvision.transforms.functional import gaussian_blur
-
-    h, w = x.shape[-2:]
-    sigma = max(h, w) / 16 if sigma is None else check_number(sigma, "blur_sigma", low=0.0,
-                                                               low_open=True)
-    size = [min(2 * round(3 * sigma) + 1, 2 * ((n - 1) // 2) + 1) for n in (h, w)]
-    return gaussian_blur(x, kernel_size=[size[1], size[0]], sigma=[sigma, sigma])
-
-
-def _dataset_mean(model: nn.Module | None, x: torch.Tensor) -> torch.Tensor:
-    """Per-channel mean colour: the model's ``Normalize`` statistics (1, C, 1, 1), else each
-    image's own mean colour (B, C, 1, 1) — never the batch's, so an image's result does not
-    depend on what else is in the batch."""
-    if model is not None:
-        for module in model.modules():
-            mean = getattr(module, "mean", None)
-            if isinstance(mean, torch.Tensor) and mean.numel() == x.shape[1]:
-                return mean.detach().to(x).view(1, -1, 1, 1)
-    return x.mean(dim=(2, 3), keepdim=True)
-
-
-def baseline_image(x: torch.Tensor, baseline: str | float | torch.Tensor = "zeros",
-                   model: nn.Module | None = None, blur_sigma: float | None = None,
-                   name: str = "baseline") -> torch.Tensor:
-    """The "removed" value of every pixel, a tensor of ``x``'s shape (B, C, H, W).
-
-    ``baseline`` is ``'zeros'`` (black), ``'grey'`` (0.5), ``'mean'`` (the data-set mean colour
-    stored in the model's ``Normalize`` layer; without one, each image's own mean colour),
-    ``'blur'`` (``torchvision`` Gaussian blur of x, σ = ``blur_sigma`` px, default
-    max(H, W)/16), a number, or a tensor broadcastable to ``x`` (pixel space, [0, 1]).
-    """
-    check_images(x)
-    if isinstance(baseline, str):
-        if baseline not in BASELINES:
-            raise ValueError(f"{name} must be one of {BASELINES}, a number or a tensor; "
-                             f"got {baseline!r}")
-        if baseline == "blur":
-            return _blur(x, blur_sigma)
-        value = {"zeros": lambda: torch.zeros(1), "grey": lambda: torch.full((1,), 0.5),
-                 "mean": lambda: _dataset_mean(model, x)}[baseline]()
-    elif isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
-        value = torch.tensor(float(baseline))
-    elif isinstance(baseline, torch.Tensor):
-        value = baseline.detach()
-    else:
-        raise TypeError(f"{name} must be a name in {BASELINES}, a number or a tensor, "
-                        f"got {type(baseline).__name__}")
-    value = value.to(device=x.device, dtype=x.dtype)
-    try:
-        out = value.expand_as(x) if value.dim() <= x.dim() else None
-    except RuntimeError:
-        out = None
-    if out is None:
-        raise ValueError(f"{name} of shape {tuple(value.shape)} does not broadcast to x's "
-                         f"shape {tuple(x.shape)}")
-    low, high = (float(v) for v in torch.aminmax(out)) if out.numel() else (0.0, 0.0)
-    if not (np.isfinite(low) and np.isfinite(high)):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    if low < -PIXEL_TOL or high > 1 + PIXEL_TOL:
-        raise ValueError(f"{name} must be a pixel value in [0, 1] like the images, got values in "
-                         f"[{low:.3g}, {high:.3g}]" + ("; divide by 255" if high > 2 else ""))
-    return out
+# --------------------------------------------------------------------------------------
+# Shared steps
+# --------------------------------------------------------------------------------------
 
 
 def _setup(model: object, x: object, batch_size: object) -> int:
@@ -194,7 +116,11 @@ def _setup(model: object, x: object, batch_size: object) -> int:
     return check_positive_int(batch_size, "batch_size")
 
 
-# --------------------------------------------------------------------------- 1. heatmap masking
+# --------------------------------------------------------------------------------------
+# 1. Heatmap masking
+# --------------------------------------------------------------------------------------
+
+
 def masked_prediction(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, target=None, *,
                       baseline: str | float | torch.Tensor = "zeros", score: str = "prob",
                       batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
@@ -206,22 +132,17 @@ def masked_prediction(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, tar
     """
     batch_size = _setup(model, x, batch_size)
     maps = check_maps_like(maps, x, "maps", unit=True)
-    check_score(score)
+    check_choice(score, SCORE_KINDS, "score")
     keep = maps.unsqueeze(1).to(x.dtype)
-    with preserved_state(model):
-        classes = predicted_classes(model, x, target, batch_size)
-        masked = x * keep + baseline_image(x, baseline, model) * (1 - keep)
-        return batched_scores(model, lambda i: masked[i], classes, batch_size, score)
+    target = predicted_target(model, x, target, batch_size)
+    masked = x * keep + baseline_image(x, baseline, model) * (1 - keep)
+    return batched_scores(model, lambda i: masked[i], target,
+                          torch.arange(len(x), device=x.device), batch_size, score)
 
 
-# ------------------------------------------------------------------ 2. insertion / deletion
-def pixel_ranks(saliency: torch.Tensor) -> torch.Tensor:
-    """Rank (B, H·W) of every pixel, 0 = most important; ties go to the lower raster index."""
-    flat = saliency.flatten(1)
-    order = torch.sort(flat, dim=1, descending=True, stable=True).indices
-    ranks = torch.empty_like(order)
-    ranks.scatter_(1, order, torch.arange(flat.shape[1], device=flat.device).expand_as(order))
-    return ranks
+# --------------------------------------------------------------------------------------
+# 2. Insertion and deletion
+# --------------------------------------------------------------------------------------
 
 
 def _pixel_curve(model, x, saliency, target, steps, start, end, batch_size, score) -> Curve:
@@ -239,9 +160,9 @@ def _pixel_curve(model, x, saliency, target, steps, start, end, batch_size, scor
         moved = ranks[img] < counts[step].view(-1, 1, 1, 1)
         return torch.where(moved, end[img], start[img])
 
-    classes = predicted_classes(model, x, target, batch_size)
-    flat_classes = classes.repeat_interleave(steps + 1)
-    probs = batched_scores(model, make_images, flat_classes, batch_size, score)
+    target = predicted_target(model, x, target, batch_size)
+    rows = torch.arange(b, device=x.device).repeat_interleave(steps + 1)
+    probs = batched_scores(model, make_images, target, rows, batch_size, score)
     return Curve(counts.to(x.dtype) / (h * w), probs.view(b, steps + 1))
 
 
@@ -252,7 +173,7 @@ def _curve_args(model, x, saliency, steps, batch_size, score):
     if steps > x.shape[2] * x.shape[3]:
         raise ValueError(f"steps must be <= the number of pixels H*W = {x.shape[2] * x.shape[3]}, "
                          f"got {steps}")
-    check_score(score)
+    check_choice(score, SCORE_KINDS, "score")
     return saliency, steps, batch_size
 
 
@@ -327,7 +248,11 @@ def curve_auc(fractions, values) -> torch.Tensor:
     return torch.trapezoid(v, f, dim=-1)
 
 
-# --------------------------------------------------------------------------- 3. structure-wise
+# --------------------------------------------------------------------------------------
+# 3. Structure-wise
+# --------------------------------------------------------------------------------------
+
+
 def _as_uint8(image) -> np.ndarray:
     """8-bit values of an image: ints 0..255 as they are, floats in [0, 1] → round(255·x)."""
     if isinstance(image, torch.Tensor):
@@ -409,11 +334,129 @@ def structure_wise_curve(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, 
         keep = maps.unsqueeze(0).unsqueeze(2) >= thr.view(t, 1, 1, 1, 1)  # (T, B, 1, H, W)
         masked = torch.where(keep, x.unsqueeze(0), base.unsqueeze(0)).clamp(0, 1)
         flat = masked.reshape(t * b, *x.shape[1:])
-        with torch.no_grad():
-            predicted = torch.cat([logits_of(model, flat[i:i + batch_size]).argmax(1)
-                                   for i in range(0, t * b, batch_size)])
+        predicted = logits(model, flat, batch_size, check=False).argmax(1)
     correct = (predicted.view(t, b) == labels.view(1, b)).to(x.dtype)
     original = [huffman_bits(img.clamp(0, 1)) for img in x]
     ratios = torch.tensor([[huffman_bits(masked[i, j]) / original[j] for j in range(b)]
                            for i in range(t)], dtype=x.dtype)
     return StructureCurve(thr, correct.mean(1), ratios.mean(1).to(x.device))
+
+
+# --------------------------------------------------------------------------------------
+# 4. Sanity check: cascading model-parameter randomisation
+# --------------------------------------------------------------------------------------
+
+
+_OWNERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
+def randomization_layers(model: nn.Module) -> list[str]:
+    """Names of the model's layers, **top (output) first**, for cascading randomisation.
+
+    A layer is a convolution or linear module together with the parameterised modules that
+    follow it before the next one (e.g. its BatchNorm); it is named by the common prefix of
+    their names (``'last_conv.1'`` for ``last_conv.1.0`` + ``last_conv.1.1``).
+    """
+    groups: list[list[str]] = []
+    for name, module in model.named_modules():
+        is_leaf = next(module.children(), None) is None
+        owns_parameters = next(module.parameters(recurse=False), None) is not None
+        if not (is_leaf and owns_parameters):
+            continue
+        if isinstance(module, _OWNERS) or not groups:
+            groups.append([name])
+        else:
+            groups[-1].append(name)
+    if not groups:
+        raise ValueError("model has no layer with parameters to randomise")
+    names = []
+    for group in groups:
+        parts = [g.split(".") for g in group]
+        common = [p[0] for p in zip(*parts, strict=False) if len(set(p)) == 1]
+        names.append(".".join(common) if len(group) > 1 and common else group[0])
+    return names[::-1]
+
+
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.InstanceNorm1d, nn.InstanceNorm2d,
+          nn.InstanceNorm3d, nn.LayerNorm, nn.GroupNorm)
+
+
+@torch.no_grad()
+def _reinitialise(module: nn.Module, gen: torch.Generator) -> None:
+    """Re-initialise every parameter below ``module`` as PyTorch would at construction, but
+    from ``gen``: weights and biases of conv/linear layers ~ U(±1/√fan_in); norm layers back
+    to weight 1, bias 0 and fresh running statistics (mean 0, variance 1)."""
+    for m in module.modules():
+        if isinstance(m, _NORMS):
+            if getattr(m, "weight", None) is not None:
+                m.weight.fill_(1.0)
+            if getattr(m, "bias", None) is not None:
+                m.bias.zero_()
+            if getattr(m, "running_mean", None) is not None:
+                m.running_mean.zero_()
+                m.running_var.fill_(1.0)
+            continue
+        weight = getattr(m, "weight", None)
+        fan_in = weight[0].numel() if isinstance(weight, torch.Tensor) and weight.dim() > 1 else 1
+        bound = 1 / math.sqrt(fan_in)
+        for p in m.parameters(recurse=False):
+            draw = (torch.rand(p.shape, generator=gen, dtype=p.dtype) * 2 - 1) * bound
+            p.copy_(draw.to(p.device))
+
+
+def randomized_models(model: nn.Module, layers: Sequence[str] | None = None, *, seed: int = 0,
+                      cascade: bool = True) -> list[tuple[str, nn.Module]]:
+    """``[(layer name, model copy)]``: with ``cascade`` (Adebayo et al. 2018), copy i has
+    layers ``0..i`` of ``layers`` (default :func:`randomization_layers`, top first)
+    re-initialised; without it, only layer i. ``model`` itself is never modified; each copy is
+    in ``model``'s mode. Deterministic for ``seed`` (a local generator)."""
+    layers = randomization_layers(model) if layers is None else list(layers)
+    known = dict(model.named_modules())
+    missing = [n for n in layers if n not in known]
+    if missing:
+        raise ValueError(f"unknown layer name(s) {missing}; valid: randomization_layers(model)")
+    gen = torch.Generator().manual_seed(check_seed(seed))
+    out = []
+    current = copy.deepcopy(model) if cascade else None  # randomised further at every stage
+    for name in layers:
+        stage = current if cascade else copy.deepcopy(model)
+        _reinitialise(dict(stage.named_modules())[name], gen)
+        out.append((name, copy.deepcopy(stage) if cascade else stage))
+    return out
+
+
+class SanityCheck(NamedTuple):
+    """:func:`sanity_check`: ``stages`` ('original', then each layer randomised so far),
+    ``correlation`` (S+1, B) Spearman ρ with the original map, ``maps`` (S+1, B, H, W)."""
+
+    stages: list[str]
+    correlation: torch.Tensor
+    maps: torch.Tensor
+
+
+def sanity_check(model: nn.Module, x: torch.Tensor, explain: str | Callable[..., torch.Tensor],
+                 target=None, layers: Sequence[str] | None = None, *, seed: int = 0,
+                 cascade: bool = True, options: dict | None = None) -> SanityCheck:
+    """Model-parameter randomisation test (Adebayo et al. 2018) of one explanation method.
+
+    ``explain`` is an explainer ``fn(model, x, target)`` returning maps (B, H, W) — any entry
+    of :data:`tutorial_utils.explainers.EXPLAINERS`, called positionally as every explainer can
+    be — or the name of one (``options`` then go to it, e.g. ``{"window": 7}``). The maps of
+    ``model`` are compared (Spearman ρ, :func:`tutorial_utils.metrics.rank_correlation`) with
+    those of copies whose layers are re-initialised from the top down
+    (:func:`randomized_models`). ``target`` is fixed to the *original* model's prediction, so
+    every map explains the same class. A method whose maps barely change once the weights are
+    random cannot be explaining what the model learned.
+    """
+    check_inputs(model, x)
+    if isinstance(explain, str):
+        explain = explainers.bind(explain, **(options or {}))
+    elif options:
+        raise TypeError("options go with an explainer's name; bind them into the callable "
+                        "instead (explainers.bind(name, **options))")
+    check_callable(explain, "explain")
+    classes = predicted_classes(model, x, target, DEFAULT_BATCH_SIZE)
+    stages = [("original", model)] + randomized_models(model, layers, seed=seed, cascade=cascade)
+    maps = torch.stack([explain(m, x, classes).detach() for _, m in stages]).cpu()
+    corr = torch.stack([rank_correlation(maps[0], m) for m in maps])
+    return SanityCheck([name for name, _ in stages], corr, maps)

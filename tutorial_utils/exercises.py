@@ -22,8 +22,18 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-__all__ = ["gradcam_weights", "contrast_weights", "occlusion_patch", "softmax_temperature",
-           "entropy_bits", "fisher_matrix", "choice", "deletion_auc", "fgsm_step", "tpr_at_fpr"]
+__all__ = [
+    "gradcam_weights",
+    "contrast_weights",
+    "occlusion_patch",
+    "softmax_temperature",
+    "entropy_bits",
+    "fisher_matrix",
+    "choice",
+    "deletion_auc",
+    "fgsm_step",
+    "tpr_at_fpr",
+]
 
 
 class _NotAttempted(Exception):

@@ -1,23 +1,29 @@
-"""Parameter gradients at inference: contrast gradients, per-sample gradients, confounding labels.
+"""Gradients at inference, once: input gradients, contrast directions, per-sample gradients.
 
-Notation (DESIGN §7): logits ``z = f(x)`` (B, K), ``p = softmax(z)``, prediction
+Notation: logits ``z = f(x)`` (B, K), ``p = softmax(z)``, prediction
 ``P = argmax z``, penultimate features ``h`` (B, D) = the input of the final ``nn.Linear``
 with weight ``W`` (K, D) and bias ``b`` (K,). Every gradient here is the gradient **of a loss**
 with respect to the network's *parameters* (never an update step ``−η∇``), taken at inference:
 the model stays in eval mode, its parameters are not changed, and ``.grad`` fields are never
-written. Gradients with respect to a layer's *activations* (the CAM engine) live in
-:mod:`tutorial_utils.layers`; score vectors and the Fisher information in
+written. The gradient with respect to the *input* (:func:`input_gradient`) serves the
+attacks, ODIN and the input-space saliency maps; :func:`per_sample_gradients` is the one
+per-sample engine (``torch.func``) behind the confounding-label norms, the Fisher information,
+GradTrust and GradCon. Gradients with respect to a layer's *activations* (the CAM engine) live
+in :mod:`tutorial_utils.layers`; score vectors and the Fisher information in
 :mod:`tutorial_utils.information`.
 
 ==============================  =============================================================
 function                        what it returns
 ==============================  =============================================================
-final_linear                    the ``nn.Linear`` that produces the logits
+input_gradient                  ``∇ₓ Σ_b loss(f(x))_b`` (B, C, H, W) and the logits
+input_gradient_mode             context: eval mode, frozen parameters, gradients switched on
+contrast_directions             ``p − e_q = ∂CE(z, q)/∂z`` for every contrast class q (B, Q, K)
 contrast_gradients              ``∇_W CE(z, q) = (p − e_q) hᵀ`` for every class q, closed form
 contrast_gradients_autograd     the same for any parameters, via ``torch.func`` (vmap over
                                 samples and classes)
 select_params                   split a model's tensors into chosen parameters and the rest
-per_sample_gradients            ``∇_θ loss(f(x_b), t_b)`` for every sample, via ``torch.func``
+per_sample_gradients            ``∇_θ loss(f(x_b), x_b[, t_b])`` for every sample, via
+                                ``torch.func`` (any module: classifier, layer, autoencoder)
 confounding_loss                the loss against the all-ones label (sigmoid or softmax)
 confounding_gradient_norms      per-sample, per-layer ‖∇_θ L(z, 1)‖² for the all-ones label
 ==============================  =============================================================
@@ -37,27 +43,43 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, grad, vjp, vmap
+from torch.func import functional_call, grad, grad_and_value, vjp, vmap
 
 from tutorial_utils._checks import (
     check_callable,
     check_classes,
     check_inputs,
+    check_matrix,
     check_model,
     check_positive_int,
     require_autograd,
 )
+from tutorial_utils.forward import capture_layer, features_and_logits, final_linear, logits
 from tutorial_utils.utils import channels_last, preserved_state
 
-__all__ = ["final_linear", "contrast_gradients", "contrast_gradients_autograd", "select_params",
-           "per_sample_gradients", "confounding_loss", "confounding_gradient_norms",
-           "GradientNorms"]
+__all__ = [
+    "input_gradient",
+    "input_gradient_mode",
+    "contrast_directions",
+    "contrast_gradients",
+    "contrast_gradients_autograd",
+    "select_params",
+    "per_sample_gradients",
+    "CONFOUNDING_LOSSES",
+    "check_confounding_loss",
+    "confounding_loss",
+    "confounding_gradient_norms",
+    "GradientNorms",
+]
+
+LossFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _class_list(classes: object, num_classes: int, name: str = "classes") -> torch.Tensor:
@@ -70,40 +92,69 @@ def _class_list(classes: object, num_classes: int, name: str = "classes") -> tor
     return out
 
 
-def final_linear(model: nn.Module) -> nn.Linear:
-    """The layer producing the logits: ``model.fc`` if it is an ``nn.Linear``, else the last
-    ``nn.Linear`` in ``model.modules()`` order (``TypeError`` if there is none)."""
-    fc = getattr(check_model(model), "fc", None)
-    if isinstance(fc, nn.Linear):
-        return fc
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise TypeError("model has no final nn.Linear layer; use contrast_gradients_autograd "
-                        "with params=...")
-    return linears[-1]
+# --------------------------------------------------------------------------------------
+# Input gradients
+# --------------------------------------------------------------------------------------
 
 
-def _features_and_logits(model: nn.Module, x: torch.Tensor, fc: nn.Linear
-                         ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Input ``h`` (B, D) of ``fc`` and the logits (B, K), in eval mode, without a graph."""
-    store: dict = {}
+@contextlib.contextmanager
+def input_gradient_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode, frozen parameters, gradients on (even inside ``no_grad`` / ``inference_mode``);
+    the model's modes and ``requires_grad`` flags are restored on exit."""
+    with torch.inference_mode(False), torch.enable_grad(), preserved_state(model):
+        for p in model.parameters():
+            p.requires_grad_(False)
+        yield
 
-    def hook(_module: nn.Module, inputs: tuple) -> None:
-        store["h"] = inputs[0]
 
-    with preserved_state(model), torch.no_grad():
-        handle = fc.register_forward_pre_hook(hook)
-        try:
-            z = model(channels_last(x))
-        finally:
-            handle.remove()
-        fc_out = fc(store["h"]) if "h" in store else None
-    h = store.get("h")
-    if (h is None or h.dim() != 2 or z.shape != (x.shape[0], fc.out_features)
-            or not torch.allclose(fc_out, z, rtol=1e-4, atol=1e-5)):
-        raise ValueError("the model's logits must be the output of its final nn.Linear "
-                         "(z = W h + b); for other models use contrast_gradients_autograd")
-    return h, z
+def input_gradient(model: nn.Module, x: torch.Tensor, loss_fn: LossFn, *, check: bool = True
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``∇ₓ Σ_b loss_fn(f(x))_b`` and the logits ``f(x)``: one forward, one input backward.
+
+    ``loss_fn(z)`` maps logits (B, K) to one value per image (B,) — a loss for an attack, a
+    class score for a saliency map. In eval mode images do not interact, so ``g[b] =
+    ∂ loss_b / ∂x_b`` (units: loss per pixel intensity). Parameters are frozen during the pass,
+    so no parameter gradient is computed or stored; works under ``torch.no_grad()`` and
+    ``torch.inference_mode()`` (gradients are switched on locally). The forward pass runs in
+    channels-last layout, as every forward pass of the course. ``check=False`` skips the input
+    checks (for loops over already-checked images).
+
+    Returns ``(g (B, C, H, W), z (B, K))``, both detached, on ``x``'s device.
+    """
+    if check:
+        check_inputs(model, x)
+        check_callable(loss_fn, "loss_fn")
+    with input_gradient_mode(model):
+        xg = x.detach()
+        if torch.is_inference(xg):
+            xg = xg.clone()
+        xg = channels_last(xg).requires_grad_(True)
+        z = model(xg)
+        loss = loss_fn(z)
+        if not isinstance(loss, torch.Tensor) or loss.shape != (x.shape[0],):
+            raise ValueError(f"loss_fn must return one loss per image, shape ({x.shape[0]},)")
+        (g,) = torch.autograd.grad(loss.sum(), xg)
+    return g, z.detach()
+
+
+# --------------------------------------------------------------------------------------
+# Contrast directions and contrast gradients
+# --------------------------------------------------------------------------------------
+
+
+def contrast_directions(logits: torch.Tensor, classes: torch.Tensor | None = None, *,
+                        normalize: bool = False) -> torch.Tensor:
+    """``u`` (B, Q, K) with ``u[:, i] = p − e_{q_i} = ∂CE(z, q_i)/∂z`` (``p = softmax(z)``).
+
+    ``classes`` (Q,) long: the contrast classes (default: all K, ``Q = K``). Row ``q_i`` of
+    ``u[:, i]`` is ``p_q − 1 ≤ 0``, every other entry ``p_k ≥ 0``. With ``normalize`` each
+    direction is divided by its norm ``‖p − e_q‖`` (clamped at 1e-12).
+    """
+    k = logits.shape[-1]
+    eye = torch.eye(k, dtype=logits.dtype, device=logits.device)
+    onehot = eye if classes is None else eye[classes.to(logits.device)]
+    u = logits.softmax(dim=-1)[:, None, :] - onehot[None]
+    return u / u.norm(dim=2, keepdim=True).clamp_min(1e-12) if normalize else u
 
 
 def contrast_gradients(model: nn.Module, x: torch.Tensor, classes=None, *,
@@ -129,11 +180,9 @@ def contrast_gradients(model: nn.Module, x: torch.Tensor, classes=None, *,
         ``g`` (B, Q, K, D) with ``g[b, i] = ∇_W CE(z_b, classes[i])``; with ``return_bias``
         the pair ``(g, g_bias)`` with ``g_bias`` (B, Q, K). One forward pass, no backward.
     """
-    check_inputs(model, x)
-    fc = final_linear(model)
-    h, z = _features_and_logits(model, x, fc)
+    h, z = features_and_logits(model, x, None)
     q = _class_list(classes, z.shape[1]).to(z.device)
-    u = z.softmax(dim=1)[:, None, :] - F.one_hot(q, z.shape[1]).to(z.dtype)[None]  # (B, Q, K)
+    u = contrast_directions(z, q)  # (B, Q, K)
     g = u[..., None] * h[:, None, None, :]
     return (g, u) if return_bias else g
 
@@ -175,8 +224,10 @@ def select_params(model: nn.Module, params: object) -> tuple[dict, dict]:
     return selected, rest
 
 
-def _logits_fn(model: nn.Module, rest: dict) -> Callable:
-    """``f(params, x_b) -> z_b`` (K,) for one image ``x_b`` (C, H, W), via ``functional_call``."""
+def _output_fn(model: nn.Module, rest: dict) -> Callable:
+    """``f(params, x_b) -> f(x_b)`` for one input ``x_b`` (no batch dimension), via
+    ``functional_call``: the logits (K,) of a classifier, the reconstruction of an
+    autoencoder, the output of a layer."""
 
     def f(params: dict, xb: torch.Tensor) -> torch.Tensor:
         return functional_call(model, {**params, **rest}, (xb[None],))[0]
@@ -198,63 +249,85 @@ def contrast_gradients_autograd(model: nn.Module, x: torch.Tensor, params=None, 
     check_inputs(model, x)
     chunk_size = None if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
     selected, rest = select_params(model, params)
-    with preserved_state(model), torch.no_grad():
-        num_classes = model(x[:1]).shape[1]
+    num_classes = logits(model, x[:1], check=False).shape[1]
     q = _class_list(classes, num_classes).to(x.device)
-    f = _logits_fn(model, rest)
+    f = _output_fn(model, rest)
 
     def per_sample(xb: torch.Tensor) -> dict:
         z, pullback = vjp(lambda prm: f(prm, xb), selected)
-        u = z.softmax(0)[None] - F.one_hot(q, num_classes).to(z.dtype)  # (Q, K)
+        u = contrast_directions(z[None], q)[0]  # (Q, K)
         return vmap(pullback)(u)[0]
 
     with preserved_state(model):
         return vmap(per_sample, chunk_size=chunk_size)(x.detach())
 
 
+def _check_batch(model: nn.Module, x: object) -> torch.Tensor:
+    """Images (B, C, H, W) for ``model`` (:func:`check_inputs`) or finite features (B, D)."""
+    if isinstance(x, torch.Tensor) and x.dim() == 4:
+        return check_inputs(model, x)
+    check_model(model)
+    return check_matrix(x, "x", "(B, C, H, W) images or (B, D) features")
+
+
 def per_sample_gradients(model: nn.Module, x: torch.Tensor, loss_fn: Callable, targets=None,
-                         params=None, *, chunk_size: int | None = None) -> dict[str, torch.Tensor]:
-    """``∇_θ loss_fn(z_b, t_b)`` for every sample b, vectorised with ``torch.func``.
+                         params=None, *, chunk_size: int | None = None,
+                         return_loss: bool = False):
+    """``∇_θ loss_fn(f(x_b), x_b[, t_b])`` for every sample b, vectorised with ``torch.func``.
 
-    ``loss_fn(z, t)`` maps one sample's logits (K,) (and its target ``t``, if ``targets`` is
-    given) to a scalar. ``params`` selects θ: ``None`` (the final ``nn.Linear``), ``"all"``,
-    a submodule, a parameter name, or a sequence of names / submodules. The model runs in
-    eval mode (BatchNorm uses running statistics, dropout is off), so samples are independent.
+    The one per-sample gradient engine of the package. ``model`` is any module — a
+    classifier, one layer of it, an autoencoder — and ``x`` a batch of its inputs: images
+    (B, C, H, W) with pixels in [0, 1], or features (B, D). ``loss_fn(output, x_b)`` maps one
+    sample's output (no batch dimension: logits (K,), a reconstruction (C, H, W), …) and that
+    sample's input to a scalar; with ``targets`` (one entry per sample) it is called as
+    ``loss_fn(output, x_b, t_b)``. ``params`` selects θ (:func:`select_params`): ``None``
+    (the final ``nn.Linear``), ``"all"``, a submodule, a parameter name, or a sequence of
+    names / submodules. The model runs in eval mode (BatchNorm uses running statistics,
+    dropout is off), so samples are independent: the result equals B separate backward
+    passes, without writing any ``.grad``.
 
-    Returns ``{name: (B, *param.shape)}``.
+    Returns ``{name: (B, *param.shape)}``; with ``return_loss`` the pair ``(grads, losses)``
+    with ``losses`` (B,) the per-sample values of ``loss_fn`` (detached).
     """
-    check_inputs(model, x)
+    _check_batch(model, x)
     check_callable(loss_fn, "loss_fn")
     chunk_size = None if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
     if targets is not None and (not isinstance(targets, torch.Tensor) or targets.dim() == 0
                                 or len(targets) != len(x)):
-        raise ValueError(f"targets must be a tensor with one entry per image ({len(x)}), got "
+        raise ValueError(f"targets must be a tensor with one entry per sample ({len(x)}), got "
                          f"{getattr(targets, 'shape', type(targets).__name__)}")
     selected, rest = select_params(model, params)
-    f = _logits_fn(model, rest)
+    f = _output_fn(model, rest)
 
     def scalar(value: object) -> torch.Tensor:
         if not isinstance(value, torch.Tensor) or value.dim() != 0:
             raise ValueError("loss_fn must return one scalar per sample (it gets one sample's "
-                             f"logits (K,)), got {getattr(value, 'shape', type(value).__name__)}")
+                             f"output, e.g. logits (K,)), got "
+                             f"{getattr(value, 'shape', type(value).__name__)}")
         return value
 
-    if targets is None:
-        def loss(prm: dict, xb: torch.Tensor) -> torch.Tensor:
-            return scalar(loss_fn(f(prm, xb)))
+    def loss(prm: dict, xb: torch.Tensor, *tb: torch.Tensor) -> torch.Tensor:
+        return scalar(loss_fn(f(prm, xb), xb, *tb))
 
-        fn, args = vmap(grad(loss), in_dims=(None, 0), chunk_size=chunk_size), (x.detach(),)
-    else:
-        def loss(prm: dict, xb: torch.Tensor, tb: torch.Tensor) -> torch.Tensor:
-            return scalar(loss_fn(f(prm, xb), tb))
-
-        fn = vmap(grad(loss), in_dims=(None, 0, 0), chunk_size=chunk_size)
-        args = (x.detach(), targets)
-    with preserved_state(model):
-        return fn(selected, *args)
+    args = (x.detach(),) if targets is None else (x.detach(), targets)
+    engine = vmap(grad_and_value(loss) if return_loss else grad(loss),
+                  in_dims=(None, *(0 for _ in args)), chunk_size=chunk_size)
+    with preserved_state(model), torch.enable_grad():
+        out = engine(selected, *args)
+    if return_loss:
+        grads, values = out
+        return {n: g.detach() for n, g in grads.items()}, values.detach()
+    return out
 
 
 CONFOUNDING_LOSSES = ("sigmoid", "softmax")
+
+
+def check_confounding_loss(loss: object) -> str:
+    """``loss`` if it names a confounding loss (:data:`CONFOUNDING_LOSSES`)."""
+    if loss not in CONFOUNDING_LOSSES:
+        raise ValueError(f"loss must be one of {CONFOUNDING_LOSSES}, got {loss!r}")
+    return loss
 
 
 def confounding_loss(z: torch.Tensor, loss: str = "sigmoid") -> torch.Tensor:
@@ -269,11 +342,9 @@ def confounding_loss(z: torch.Tensor, loss: str = "sigmoid") -> torch.Tensor:
     if not isinstance(z, torch.Tensor) or not torch.is_floating_point(z):
         raise TypeError(f"z must be a floating-point tensor of logits (..., K), got "
                         f"{getattr(z, 'dtype', type(z).__name__)}")
-    if loss == "sigmoid":
+    if check_confounding_loss(loss) == "sigmoid":
         return -F.logsigmoid(z).sum(-1)
-    if loss == "softmax":
-        return -z.log_softmax(-1).sum(-1)
-    raise ValueError(f"loss must be one of {CONFOUNDING_LOSSES}, got {loss!r}")
+    return -z.log_softmax(-1).sum(-1)
 
 
 class GradientNorms(NamedTuple):
@@ -308,9 +379,14 @@ _FAST_LAYERS = (nn.Conv2d, nn.Linear, nn.BatchNorm2d)
 
 
 def _conv_weight_grads(conv: nn.Conv2d, inp: torch.Tensor, gout: torch.Tensor) -> torch.Tensor:
-    """Per-sample weight gradients (B, C_out, C_in, kh, kw) of a ``groups=1`` convolution: with
-    the batch folded into the channels, the samples are the groups of one grouped convolution,
-    whose weight gradient is the stack of per-sample ones (Rochette et al. 2019)."""
+    """Per-sample weight gradients (B, C_out, C_in, kh, kw) of a ``groups=1`` convolution.
+
+    ``inp`` (B, C_in, H, W) is the layer's input and ``gout`` (B, C_out, H', W') the gradient of
+    the summed loss with respect to its output. The batch is folded into the channels,
+    ``(1, B·C_in, H, W)``, so the B samples become the B groups of one grouped convolution; the
+    weight gradient of that convolution *is* the stack of per-sample weight gradients
+    (Rochette et al. 2019). One call to PyTorch's own weight-gradient kernel, no im2col matrix.
+    """
     b = inp.shape[0]
     c_out, c_in, kh, kw = conv.weight.shape
     grads = torch.nn.grad.conv2d_weight(
@@ -347,48 +423,48 @@ def _module_sq_norms(module: nn.Module, inp: torch.Tensor, gout: torch.Tensor) -
 
 def _fast_path_ok(model: nn.Module, groups: dict[str, list[str]]) -> bool:
     """True when every selected layer has a closed-form per-sample norm (see above)."""
-    modules = [dict(model.named_modules())[name] for name in groups]
-    return all(isinstance(m, _FAST_LAYERS)
-               and not (isinstance(m, nn.Conv2d) and (m.groups != 1 or m.padding_mode != "zeros"
-                                                      or isinstance(m.padding, str)))
-               and not (isinstance(m, nn.BatchNorm2d) and (m.training
-                                                          or not m.track_running_stats))
-               for m in modules)
+    modules = dict(model.named_modules())
+    for name in groups:
+        m = modules[name]
+        if not isinstance(m, _FAST_LAYERS):
+            return False
+        if isinstance(m, nn.Conv2d) and (
+                m.groups != 1 or isinstance(m.padding, str) or m.padding_mode != "zeros"):
+            return False
+        if isinstance(m, nn.BatchNorm2d) and (m.training or not m.track_running_stats):
+            return False
+    return True
 
 
 def _hooked_norms(model: nn.Module, x: torch.Tensor, loss: str,
                   groups: dict[str, list[str]]) -> torch.Tensor | None:
     """(B, L) squared norms from one forward and one backward, or None when a selected layer's
-    output is changed in place later in the forward (its gradient would then be the wrong one).
+    input or output is changed in place later in the forward (its gradient would then be the
+    wrong one).
 
-    Forward hooks keep each layer's input and output; ``autograd.grad`` then asks for the
-    gradients of the summed loss w.r.t. those outputs only (no parameter or input gradient).
+    The hooks of :func:`tutorial_utils.forward.capture_layer` keep each layer's input and
+    output (and their version counters); ``autograd.grad`` then asks for the gradients of the
+    summed loss with respect to those outputs only (no parameter or input gradient).
     """
     modules = dict(model.named_modules())
-    store: dict[str, list] = {name: [] for name in groups}
-    handles = [modules[name].register_forward_hook(
-        lambda _m, inp, out, name=name: store[name].append(
-            (inp[0].detach(), out, inp[0]._version + out._version))) for name in groups]
-    try:
-        with preserved_state(model), torch.enable_grad():
-            for p in model.parameters():
-                p.requires_grad_(False)
-            logits = model(channels_last(x.detach().clone().requires_grad_(True)))
-            for name, captured in store.items():
-                if len(captured) != 1:
-                    raise ValueError(f"layer {name!r} must run exactly once in the forward pass")
-            if any(inp._version + out._version != version
-                   for (inp, out, version), in store.values()):
-                return None
-            outs = [store[name][0][1] for name in groups]
-            gouts = torch.autograd.grad(confounding_loss(logits, loss).sum(), outs,
-                                        allow_unused=True)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return torch.stack([_module_sq_norms(modules[n], store[n][0][0],
-                                         torch.zeros_like(o) if g is None else g)
-                        for n, o, g in zip(groups, outs, gouts, strict=True)], dim=1)
+    with contextlib.ExitStack() as stack, preserved_state(model), torch.enable_grad():
+        stores = {name: stack.enter_context(capture_layer(modules[name])) for name in groups}
+        for p in model.parameters():
+            p.requires_grad_(False)
+        z = model(channels_last(x.detach().clone().requires_grad_(True)))
+        for name, store in stores.items():
+            if store["calls"] != 1:
+                raise ValueError(f"layer {name!r} must run exactly once in the forward pass")
+        for store in stores.values():
+            if (store["input"]._version, store["output"]._version) != store["versions"]:
+                return None  # changed in place after the layer ran
+        outs = [stores[name]["output"] for name in groups]
+        gouts = torch.autograd.grad(confounding_loss(z, loss).sum(), outs, allow_unused=True)
+    norms = []
+    for name, out, gout in zip(groups, outs, gouts, strict=True):
+        gout = torch.zeros_like(out) if gout is None else gout
+        norms.append(_module_sq_norms(modules[name], stores[name]["input"].detach(), gout))
+    return torch.stack(norms, dim=1)
 
 
 def confounding_gradient_norms(model: nn.Module, x: torch.Tensor, loss: str = "sigmoid",
@@ -429,7 +505,7 @@ def confounding_gradient_norms(model: nn.Module, x: torch.Tensor, loss: str = "s
         require_autograd("confounding_gradient_norms")
     if method not in ("auto", "hooks", "vmap"):
         raise ValueError(f"method must be 'auto', 'hooks' or 'vmap', got {method!r}")
-    confounding_loss(torch.zeros(1, 2), loss)  # validates the loss name first
+    check_confounding_loss(loss)
     groups = _layer_groups(model, layers)
     fast = _fast_path_ok(model, groups)
     if method == "hooks" and not fast:
@@ -443,8 +519,8 @@ def confounding_gradient_norms(model: nn.Module, x: torch.Tensor, loss: str = "s
             raise ValueError("method='hooks' needs layer outputs that are not modified in place "
                              "(e.g. ReLU(inplace=True) right after a layer); use method='vmap'")
     names = [n for group in groups.values() for n in group]
-    grads = per_sample_gradients(model, x, lambda z: confounding_loss(z, loss), params=names,
-                                 chunk_size=chunk_size)
+    grads = per_sample_gradients(model, x, lambda z, _xb: confounding_loss(z, loss),
+                                 params=names, chunk_size=chunk_size)
     norms = torch.stack([sum(grads[n].flatten(1).square().sum(1) for n in group)
                          for group in groups.values()], dim=1)
     return GradientNorms(norms.detach(), list(groups))

@@ -50,14 +50,12 @@ from tutorial_utils._checks import (
     check_vector,
     resolve_classes,
 )
+from tutorial_utils.forward import features_and_logits, logits
 from tutorial_utils.gradients import (
     contrast_gradients_autograd,
-    final_linear,
     per_sample_gradients,
     select_params,
 )
-from tutorial_utils.models import predict_proba
-from tutorial_utils.utils import preserved_state
 
 __all__ = [
     "entropy",
@@ -73,6 +71,7 @@ __all__ = [
 ]
 
 UNITS = ("nats", "bits")
+
 
 # --------------------------------------------------------------------------------------
 # Shannon entropy and mutual information
@@ -156,16 +155,16 @@ class ScoreVectors(NamedTuple):
 
 def _labels(model: nn.Module, x: torch.Tensor, labels: object, seed: int) -> torch.Tensor:
     """Given labels (checked) or y ~ Categorical(softmax(f(x))) with a seeded CPU generator."""
-    with preserved_state(model), torch.no_grad():
-        z = model(x)
+    z = logits(model, x, check=False)
     if labels is not None:
         return resolve_classes(labels, z, "labels")
     gen = torch.Generator().manual_seed(check_seed(seed))
     return torch.multinomial(z.softmax(1).double().cpu(), 1, generator=gen)[:, 0].to(x.device)
 
 
-def _log_likelihood(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """``log softmax(z)[t]`` for one sample's logits (K,) and label ``t`` (vmap-safe)."""
+def _log_likelihood(z: torch.Tensor, _x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``log softmax(z)[t]`` for one sample's logits (K,) and label ``t`` (vmap-safe); the
+    sample's input ``_x`` is not needed."""
     return z.log_softmax(-1).gather(0, t[None])[0]
 
 
@@ -223,7 +222,7 @@ def all_label_scores(model: nn.Module, x: torch.Tensor, params=None
     """
     grads = contrast_gradients_autograd(model, x, params=params)
     u = -torch.cat([g.flatten(2) for g in grads.values()], dim=2)
-    return u.detach(), predict_proba(model, x)
+    return u.detach(), logits(model, x).softmax(dim=1)
 
 
 def score_moments(u: torch.Tensor, weights: torch.Tensor | None = None
@@ -267,19 +266,9 @@ def exact_last_layer_fisher(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     are ordered ``[W.flatten() (row-major), b]`` like ``gradients.score_vectors(params=fc)``.
     Returns (P, P) with ``P = K·D + K``.
     """
-    check_inputs(model, x)
-    fc = final_linear(model)
-    hs: list[torch.Tensor] = []
-    handle = fc.register_forward_pre_hook(lambda _m, inp: hs.append(inp[0].detach()))
-    try:
-        p = predict_proba(model, x).double()
-    finally:
-        handle.remove()
-    h = torch.cat(hs).cpu()
-    p = p.cpu()
-    if h.shape[0] != p.shape[0]:
-        raise ValueError("the final nn.Linear must run once per sample in the forward pass")
-    h = h.double()
+    h, z = features_and_logits(model, x)
+    p = z.softmax(dim=1).double().cpu()
+    h = h.cpu().double()
     n, k = p.shape
     eye = torch.eye(k, dtype=torch.float64)
     e_minus_p = eye[None, :, :] - p[:, None, :]  # (N, y, K): e_y − p

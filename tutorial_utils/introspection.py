@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tutorial_utils import data
 from tutorial_utils._checks import (
     check_classes,
     check_inputs,
@@ -40,8 +41,10 @@ from tutorial_utils._checks import (
     check_positive_int,
     check_seed,
 )
-from tutorial_utils.gradients import contrast_gradients
-from tutorial_utils.models import features_and_logits, num_parameters
+from tutorial_utils.forward import features_and_logits
+from tutorial_utils.gradients import contrast_directions, contrast_gradients
+from tutorial_utils.metrics import expected_calibration_error
+from tutorial_utils.models import num_parameters, train_classifier
 from tutorial_utils.utils import progress as progress_bar
 
 HEADS: tuple[str, ...] = ("stage 1", "feed-forward", "introspective")
@@ -73,15 +76,6 @@ def _check_h_logits(h: object, logits: object) -> tuple[torch.Tensor, torch.Tens
     return h, logits
 
 
-def contrast_directions(logits: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-    """``u`` (B, Q=K, K) with ``u[:, q] = p − e_q = ∂CE(z, q)/∂z`` for every contrast class q
-    (``p = softmax(logits)``); with ``normalize`` each row divided by its norm ``‖p − e_q‖``."""
-    k = logits.shape[1]
-    u = logits.softmax(dim=1)[:, None, :] - torch.eye(k, dtype=logits.dtype,
-                                                       device=logits.device)[None]
-    return u / u.norm(dim=2, keepdim=True).clamp_min(_EPS) if normalize else u
-
-
 def _unit_rows(h: torch.Tensor) -> torch.Tensor:
     return h / h.norm(dim=1, keepdim=True).clamp_min(_EPS)
 
@@ -108,7 +102,7 @@ def contrast_features(h: torch.Tensor, logits: torch.Tensor, normalize: bool = T
     holds it up to the factor ``h``).
     """
     h, logits = _check_h_logits(h, logits)
-    u = contrast_directions(logits, normalize)
+    u = contrast_directions(logits, normalize=normalize)
     hh = _unit_rows(h) if normalize else h
     g = u[..., None] * hh[:, None, None, :]  # (B, Q, K, D)
     return g.flatten(1) if flatten else g
@@ -149,10 +143,10 @@ class MLP(nn.Module):
 
     def __init__(self, in_features: int, hidden: int, num_classes: int) -> None:
         super().__init__()
-        for name, v in (("in_features", in_features), ("hidden", hidden),
-                        ("num_classes", num_classes)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        in_features, hidden, num_classes = (
+            check_int(v, name, low=1) for v, name in ((in_features, "in_features"),
+                                                       (hidden, "hidden"),
+                                                       (num_classes, "num_classes")))
         self.net = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(),
                                  nn.Linear(hidden, num_classes))
 
@@ -194,7 +188,7 @@ class IntrospectiveHead(nn.Module):
     def forward(self, h: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         h, logits = _check_h_logits(h, logits)
         first, relu, last = self.mlp.net
-        u = contrast_directions(logits).flatten(1)  # (B, K·K)
+        u = contrast_directions(logits, normalize=True).flatten(1)  # (B, K·K)
         w = first.weight.view(first.out_features, u.shape[1], self.feat_dim)  # (H, K·K, D)
         hidden = torch.einsum("bm,bjm->bj", u, torch.einsum("bd,jmd->bjm", _unit_rows(h), w))
         return last(relu(hidden + first.bias))
@@ -248,8 +242,6 @@ def train_head(head: nn.Module, h: torch.Tensor, logits: torch.Tensor, y: torch.
     (AdamW, one-cycle learning rate peaking at ``lr``, cross-entropy, seeded shuffling; no
     augmentation: ``max_shift=0``). Deterministic for ``seed``; leaves the head in eval mode.
     """
-    from tutorial_utils.models import train_classifier
-
     h, logits = _check_h_logits(h, logits)
     y = check_classes(y, len(h), logits.shape[1], "y", per_sample=True)
     epochs = check_positive_int(epochs, "epochs")
@@ -327,8 +319,6 @@ def evaluate_heads(model: nn.Module, heads: dict[str, nn.Module | None], x: torc
     """
     import pandas as pd
 
-    from tutorial_utils import data
-    from tutorial_utils.metrics import expected_calibration_error
 
     check_inputs(model, x)
     if not isinstance(heads, dict) or not heads:
@@ -370,7 +360,6 @@ def level_summary(results: IntrospectionResults, n_bins: int = 15,
     """
     import pandas as pd
 
-    from tutorial_utils.metrics import expected_calibration_error
 
     heads = list(dict.fromkeys(results.table["head"])) if heads is None else list(heads)
     rows = {}
@@ -395,7 +384,6 @@ def table1(results: IntrospectionResults, heads: Sequence[str] = ("feed-forward"
     head, columns accuracy (%) and ECE (%)."""
     import pandas as pd
 
-    from tutorial_utils.metrics import expected_calibration_error
 
     def cell(hd: str, keys: list[tuple[str, int]]) -> tuple[float, float]:
         p = np.concatenate([results.probs[(hd, c, lv)] for c, lv in keys])
@@ -421,7 +409,6 @@ def level_view(results, level: int, heads: Sequence[str] = ("feed-forward", "int
     indexed by challenge with columns ``(metric, head)``; plus a pooled ``all`` row."""
     import pandas as pd
 
-    from tutorial_utils.metrics import expected_calibration_error
 
     if isinstance(level, bool) or not isinstance(level, (int, np.integer)):
         raise TypeError(f"level must be an int in 0..5, got {type(level).__name__}")

@@ -44,7 +44,13 @@ from tutorial_utils._checks import (
 from tutorial_utils.gradients import select_params
 from tutorial_utils.utils import preserved_state
 
-__all__ = ["DirectionalChange", "directional_change", "LossPlane", "loss_plane", "plane_value"]
+__all__ = [
+    "DirectionalChange",
+    "directional_change",
+    "LossPlane",
+    "loss_plane",
+    "plane_value",
+]
 
 
 def _loss_setup(model: nn.Module, image: torch.Tensor, label: int | None, params):

@@ -1,4 +1,4 @@
-"""Target layers: finding them, hooking them, and gradients with respect to their activations.
+"""Target layers: finding them, and gradients with respect to their activations.
 
 Every CAM method (``tutorial_utils.cam``) starts here: one forward pass that captures the
 activations ``A`` (B, C, h, w) of a *target layer* and one backward pass that gives the gradient
@@ -9,13 +9,15 @@ function                            what it returns
 ==================================  ==========================================================
 default_target_layer                the module whose output CAM methods explain
 resolve_layer                       ``layer`` checked to be a submodule, or the default one
-capture_output                      context manager: a layer's output (forward hook, removed)
 layer_activations_and_gradients     ``A`` and ``∂(Σ_b s_b)/∂A`` for per-sample scores ``s`` (B,)
 layer_logit_gradients               ``A`` and ``∂z_k/∂A`` for all K logits at once (one batched
                                     backward)
 ==================================  ==========================================================
 
-The model runs in eval mode (restored afterwards), its parameters are frozen during the pass
+The layer is read with the hook of :func:`tutorial_utils.forward.capture_layer`, and a
+``target`` is anything :func:`tutorial_utils.forward.target_scores` scores: an int, one class
+per sample, ``None`` (the prediction) or a callable on the logits ``fn(z) -> (B,)``. The model
+runs in eval mode (restored afterwards), its parameters are frozen during the pass
 (``requires_grad`` flags restored), ``.grad`` fields are never written and no hook is left behind.
 
 References
@@ -27,8 +29,7 @@ References
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -38,14 +39,13 @@ from tutorial_utils._checks import (
     check_inputs,
     check_model,
     require_autograd,
-    resolve_classes,
 )
+from tutorial_utils.forward import capture_layer, target_scores
 from tutorial_utils.utils import preserved_state
 
 __all__ = [
     "default_target_layer",
     "resolve_layer",
-    "capture_output",
     "layer_activations_and_gradients",
     "layer_logit_gradients",
 ]
@@ -97,39 +97,6 @@ def resolve_layer(model: nn.Module, layer: nn.Module | None) -> nn.Module:
     return default_target_layer(model) if layer is None else _check_layer(model, layer)
 
 
-@contextlib.contextmanager
-def capture_output(layer: nn.Module, *, track: bool = False) -> Iterator[dict]:
-    """Capture ``layer``'s output during a forward pass: ``store["output"]``.
-
-    With ``track=True`` the captured output is made a graph leaf that requires grad
-    (``output.detach().requires_grad_()``) and the rest of the network receives a *clone* of
-    it. Gradients with respect to ``store["output"]`` are then exact, the forward pass before
-    the layer builds no graph, and in-place operations after the layer (``ReLU(inplace=True)``)
-    cannot overwrite the captured tensor. ``store["calls"]`` counts the layer's calls.
-    The hook is removed on exit, also when the body raises.
-    """
-    check_model(layer, "layer")
-    store: dict = {"calls": 0}
-
-    def hook(_module: nn.Module, _inputs: tuple, output: object) -> torch.Tensor | None:
-        if not isinstance(output, torch.Tensor):
-            raise TypeError(f"layer output must be a tensor, got {type(output).__name__}; "
-                            "pick a layer that returns a single (B, C, h, w) tensor")
-        store["calls"] += 1
-        if not track:
-            store["output"] = output
-            return None
-        leaf = output.detach().requires_grad_(True)
-        store["output"] = leaf
-        return leaf.clone()
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        yield store
-    finally:
-        handle.remove()
-
-
 def _tracked_forward(model: nn.Module, x: torch.Tensor, layer: nn.Module
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits (B, K) and the layer output (a grad-tracking leaf); parameters frozen.
@@ -138,7 +105,7 @@ def _tracked_forward(model: nn.Module, x: torch.Tensor, layer: nn.Module
     """
     for p in model.parameters():
         p.requires_grad_(False)
-    with capture_output(layer, track=True) as store, torch.enable_grad():
+    with capture_layer(layer, track=True) as store, torch.enable_grad():
         z = model(x.detach())
     if store["calls"] != 1:
         raise ValueError(f"layer must run exactly once in the forward pass, it ran "
@@ -146,14 +113,6 @@ def _tracked_forward(model: nn.Module, x: torch.Tensor, layer: nn.Module
     if not isinstance(z, torch.Tensor) or z.dim() != 2:
         raise ValueError("model must return logits of shape (B, K)")
     return z, store["output"]
-
-
-def _target_score(target: object) -> ScoreFn:
-    def score(z: torch.Tensor) -> torch.Tensor:
-        classes = resolve_classes(target, z.detach(), "target")
-        return z.gather(1, classes[:, None])[:, 0]
-
-    return score
 
 
 def _layer_pass(model: nn.Module, x: torch.Tensor, layer: nn.Module | None, target: object,
@@ -165,7 +124,11 @@ def _layer_pass(model: nn.Module, x: torch.Tensor, layer: nn.Module | None, targ
     layer = resolve_layer(model, layer)
     if score_fn is not None and target is not None:
         raise ValueError("give either target or score_fn, not both")
-    score_fn = _target_score(target) if score_fn is None else check_callable(score_fn, "score_fn")
+    if score_fn is None:
+        def score_fn(z: torch.Tensor) -> torch.Tensor:
+            return target_scores(target, z)
+    else:
+        check_callable(score_fn, "score_fn")
     with preserved_state(model):
         z, act = _tracked_forward(model, x, layer)
         with torch.enable_grad():
@@ -188,9 +151,9 @@ def layer_activations_and_gradients(model: nn.Module, x: torch.Tensor,
         x: images (B, C, H, W), pixels in [0, 1].
         layer: the module to explain (default :func:`default_target_layer`).
         target: int, one class per sample, or ``None`` (the prediction): the score is the
-            logit ``s_b = z_b[target_b]``.
-        score_fn: instead of ``target``, any per-sample scalar ``score_fn(z) -> (B,)`` of the
-            logits, e.g. ``lambda z: F.cross_entropy(z, q, reduction="none")``.
+            logit ``s_b = z_b[target_b]``; or a callable on the logits ``fn(z) -> (B,)``, e.g.
+            :func:`tutorial_utils.forward.contrast_target` (``CE(z, Q)``).
+        score_fn: the same as a callable ``target`` (kept for calls that name it).
 
     Returns:
         ``(A, dA)`` both (B, C, h, w) detached, with ``dA = ∂(Σ_b s_b)/∂A`` from one

@@ -30,7 +30,11 @@ import torch
 
 from tutorial_utils._checks import as_array, check_int
 
-__all__ = ["isomap_embedding", "covariance_spectrum", "effective_rank"]
+__all__ = [
+    "isomap_embedding",
+    "covariance_spectrum",
+    "effective_rank",
+]
 
 
 def isomap_embedding(features: Mapping[str, torch.Tensor], n_neighbors: int = 10,

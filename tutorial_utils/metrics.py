@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from tutorial_utils._checks import (
     as_array,
@@ -41,6 +42,7 @@ __all__ = [
     "fpr_at_tpr",
     "detection_accuracy",
     "detection_report",
+    "detection_auroc",
     "expected_calibration_error",
     "ece_from_confidence",
     "reliability_curve",
@@ -48,12 +50,16 @@ __all__ = [
     "auac",
     "aufc",
     "TrustCurve",
+    "rank_correlation",
+    "mean_se",
 ]
 
 DEFAULT_PERCENTILES = np.linspace(0, 99, 100)
 
 
-# --------------------------------------------------------------------------- validation
+# --------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------
 
 
 def _binary(y: object, name: str) -> np.ndarray:
@@ -117,7 +123,11 @@ def _confidence_and_correct(probs: object, labels: object) -> tuple[np.ndarray, 
     return p.max(axis=1), p.argmax(axis=1) == y
 
 
-# --------------------------------------------------------------------------- detection
+# --------------------------------------------------------------------------------------
+# Detection
+# --------------------------------------------------------------------------------------
+
+
 def auroc(y_true: object, y_score: object) -> float:
     """Area under the ROC curve (Hendrycks & Gimpel 2017).
 
@@ -191,7 +201,19 @@ def detection_report(id_scores: object, ood_scores: object) -> dict[str, float]:
     }
 
 
-# --------------------------------------------------------------------------- calibration
+def detection_auroc(id_scores: object, ood_scores: object) -> float:
+    """AUROC of in-distribution (positive class) vs novel scores, higher = in-distribution:
+    ``detection_report(id_scores, ood_scores)["AUROC"]`` without the other metrics."""
+    s_in = check_vector(id_scores, "id_scores").astype(float)
+    s_out = check_vector(ood_scores, "ood_scores").astype(float)
+    return auroc(np.r_[np.ones(len(s_in), int), np.zeros(len(s_out), int)], np.r_[s_in, s_out])
+
+
+# --------------------------------------------------------------------------------------
+# Calibration
+# --------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class ReliabilityCurve:
     """Per-bin statistics of a reliability diagram (``n_bins`` equal-width bins on [0, 1]).
@@ -260,7 +282,11 @@ def ece_from_confidence(confidence: object, correct: object, n_bins: int = 15) -
     return _reliability(conf, _correct(correct, len(conf)), n_bins).ece
 
 
-# --------------------------------------------------------------------------- trust curves
+# --------------------------------------------------------------------------------------
+# Trust curves
+# --------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class TrustCurve:
     """A metric computed on the most-trusted samples, as the kept share shrinks.
@@ -344,3 +370,35 @@ def aufc(trust: object, y_true: object, y_pred: object,
     return TrustCurve(_area(fractions, values), fractions, values, len(t) - start)
 
 
+def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Spearman's ρ between maps ``a`` and ``b`` (B, …) per image, shape (B,).
+
+    Ranks with ties averaged (``scipy.stats.rankdata``), then Pearson's r of the ranks — the
+    same as ``scipy.stats.spearmanr``. Two identical maps give 1 (also constant ones); a
+    constant map against a varying one shares no ordering and gives 0.
+    """
+    from scipy.stats import rankdata
+
+    if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.shape != b.shape:
+        raise ValueError("a and b must be tensors of the same shape (B, ...)")
+    fa, fb = (t.detach().double().cpu().flatten(1).numpy() for t in (a, b))
+    ra, rb = (rankdata(f, axis=1) for f in (fa, fb))
+    ra, rb = ra - ra.mean(1, keepdims=True), rb - rb.mean(1, keepdims=True)
+    den = np.sqrt((ra ** 2).sum(1) * (rb ** 2).sum(1))
+    rho = np.divide((ra * rb).sum(1), den, out=np.zeros(len(fa)), where=den > 0)
+    rho[(fa == fb).all(1)] = 1.0
+    return torch.from_numpy(np.clip(rho, -1.0, 1.0))
+
+
+def mean_se(values: object, dim: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard error of the mean (``std / √n``, unbiased std) along ``dim``.
+
+    ``values`` is an array, tensor or nested sequence of numbers (float64 inside); returns two
+    NumPy arrays (0-d for a 1-d input) of the shape without ``dim``.
+    """
+    v = torch.as_tensor(as_array(values, "values") if not isinstance(values, torch.Tensor)
+                        else values.detach().cpu(), dtype=torch.float64)
+    if v.numel() == 0 or v.dim() == 0:
+        raise ValueError(f"values must hold at least one number along dim {dim}, got shape "
+                         f"{tuple(v.shape)}")
+    return v.mean(dim).numpy()[()], (v.std(dim) / np.sqrt(v.shape[dim])).numpy()[()]

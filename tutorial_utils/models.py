@@ -1,7 +1,8 @@
-"""The course's model zoo: one seeded training loop, predictions, checksummed checkpoints.
+"""Models at work: the course's one seeded training loop, predictions, and the zoo's front door.
 
-The architectures live in :mod:`tutorial_utils.architectures`; this module trains them, runs
-them (logits, probabilities, penultimate features, one image's decision) and keeps the zoo:
+The architectures live in :mod:`tutorial_utils.architectures` and the checkpointed zoo (recipes,
+files, manifest, checksums) in :mod:`tutorial_utils.zoo`; this module trains them, runs them
+and loads them:
 
 =====================  ================================================================
 function               what it does
@@ -11,30 +12,35 @@ predict_logits         logits ``(N, K)`` in eval mode, in mini-batches
 predict_proba          ``softmax(f(x))`` ``(N, K)``
 features_and_logits    penultimate features ``h`` ``(N, D)`` and logits in one pass
 decision               logits, probabilities and the arg-max for one image
+num_parameters         the number of parameters of a module
 accuracy               top-1 accuracy
-load                   a zoo member, checksum verified (rebuild: ``python -m ...models``)
+load                   a zoo member, checksum verified; a missing one is trained on the spot
+train_zoo_model        train a zoo member from its recipe (deterministic)
+rebuild_zoo            retrain and save zoo members (the command below)
 =====================  ================================================================
 
-The zoo: the classifiers :data:`ZOO` (``digits``, ``digits05``, ``signs``,
-``signs-ensemble``) and the GradCon anomaly detectors :data:`GRADCON_ZOO` (``gradcon-0`` ..
-``gradcon-9``, one autoencoder per normal digit, see :mod:`tutorial_utils.anomaly`); every
-member loads with :func:`load` and is listed in :data:`MEMBERS`. ``python -m
-tutorial_utils.models gradcon`` rebuilds just the detectors. :mod:`tutorial_utils.anomaly` is
-imported only inside the functions that build a detector, so the arrow points one way.
+The predictions are thin wrappers over :mod:`tutorial_utils.forward`, which runs every forward
+pass of the course. The zoo's members are :data:`tutorial_utils.zoo.MEMBERS`: the classifiers
+``digits``, ``digits05``, ``signs``, ``signs-ensemble`` and the GradCon anomaly detectors
+``gradcon-0`` .. ``gradcon-9``. Rebuild the checkpoints in ``data/`` with::
+
+    python -m tutorial_utils.models                 # every member
+    python -m tutorial_utils.models signs digits    # some of them
+    python -m tutorial_utils.models gradcon         # the ten GradCon detectors
 """
 
 from __future__ import annotations
 
-import json
+import argparse
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tutorial_utils import anomaly, forward, zoo
 from tutorial_utils._checks import (
     check_bool,
     check_classes,
@@ -45,21 +51,36 @@ from tutorial_utils._checks import (
     check_seed,
     check_training_set,
 )
-from tutorial_utils._zoo_files import (
-    REBUILD_HINT,
-    CheckpointError,  # noqa: F401 - raised by load, part of this module's API
-    ChecksumError,  # noqa: F401
+from tutorial_utils.architectures import Ensemble
+from tutorial_utils.forward import DEFAULT_BATCH_SIZE
+from tutorial_utils.utils import (
     deterministic_algorithms,
-    load_verified,
+    model_device,
     parse_device,
-    read_manifest_file,
-    sha256,
+    preserved_state,
 )
-from tutorial_utils.architectures import Ensemble, SmallCNN
-from tutorial_utils.utils import channels_last, model_device, preserved_state
 from tutorial_utils.utils import progress as progress_bar
 
-# ---- Training and evaluation ---------------------------------------------------------
+__all__ = [
+    "random_shift",
+    "train_classifier",
+    "predict_logits",
+    "predict_proba",
+    "features_and_logits",
+    "Decision",
+    "decision",
+    "num_parameters",
+    "accuracy",
+    "load",
+    "train_zoo_model",
+    "rebuild_zoo",
+    "main",
+]
+
+
+# --------------------------------------------------------------------------------------
+# Training and evaluation
+# --------------------------------------------------------------------------------------
 
 
 def random_shift(x: torch.Tensor, max_shift: float, gen: torch.Generator) -> torch.Tensor:
@@ -130,46 +151,25 @@ def train_classifier(
     return history
 
 
-@torch.no_grad()
-def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Logits ``(N, K)`` in eval mode, in mini-batches, on ``x``'s device; restores the mode."""
-    check_inputs(model, x)
-    batch_size = check_positive_int(batch_size, "batch_size")
-    was_training = model.training
-    model.eval()
-    try:
-        return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
-    finally:
-        model.train(was_training)
+def predict_logits(model: nn.Module, x: torch.Tensor,
+                   batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
+    """Logits ``(N, K)`` in eval mode, in mini-batches, on ``x``'s device; the model's modes
+    and flags are restored (:func:`tutorial_utils.forward.logits`)."""
+    return forward.logits(model, x, batch_size)
 
 
-@torch.no_grad()
-def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Probabilities ``softmax(f(x))`` (N, K) in eval mode, in mini-batches (mode restored)."""
-    return predict_logits(model, x, batch_size).softmax(dim=1)
+def predict_proba(model: nn.Module, x: torch.Tensor,
+                  batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
+    """Probabilities ``softmax(f(x))`` ``(N, K)`` in eval mode, in mini-batches (modes restored)."""
+    return forward.logits(model, x, batch_size).softmax(dim=1)
 
 
 def features_and_logits(model: nn.Module, x: torch.Tensor,
-                        batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
-    """Penultimate features ``h`` ``(N, D)`` and logits ``(N, K)`` of a zoo model, batched.
-
-    Runs in eval mode under ``torch.inference_mode`` and restores the model's mode. Batches
-    are passed in ``channels_last`` memory format (about 30% faster convolutions on CPU; the
-    model itself is not changed). The model must expose ``penultimate(x)`` and ``fc`` (every
-    ``SmallCNN`` does).
-    """
-    check_inputs(model, x)
-    if not hasattr(model, "penultimate") or not isinstance(getattr(model, "fc", None), nn.Linear):
-        raise TypeError("model must expose .penultimate(x) and a final nn.Linear .fc "
-                        "(use a zoo SmallCNN from tutorial_utils.models.load)")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    hs, zs = [], []
-    with preserved_state(model), torch.inference_mode():
-        for i in range(0, len(x), batch_size):
-            xb = channels_last(x[i:i + batch_size])
-            hs.append(model.penultimate(xb).contiguous())
-            zs.append(model.fc(hs[-1]))
-    return torch.cat(hs), torch.cat(zs)  # ordinary tensors (cat outside inference mode)
+                        batch_size: int = DEFAULT_BATCH_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Penultimate features ``h`` ``(N, D)`` (the input of the final ``nn.Linear``) and logits
+    ``(N, K)`` in one batched pass, for any classifier ending in an ``nn.Linear``
+    (:func:`tutorial_utils.forward.features_and_logits`)."""
+    return forward.features_and_logits(model, x, batch_size)
 
 
 @dataclass(frozen=True)
@@ -215,114 +215,15 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return (z.argmax(1) == y).float().mean().item()
 
 
-# ---- The zoo: recipes, checkpoints with sha256, load / rebuild -----------------------
-
-ZOO_RECIPES: dict[str, dict] = {
-    "digits": dict(data="digits", classes=list(range(10)), widths=[16, 32, 64], epochs=10,
-                   batch_size=64, lr=3e-3, max_shift=2.0, seeds=[0]),
-    "digits05": dict(data="digits", classes=list(range(6)), widths=[16, 32, 64], epochs=10,
-                     batch_size=64, lr=3e-3, max_shift=2.0, seeds=[0]),
-    "signs": dict(data="signs", classes=list(range(14)), widths=[16, 32, 64], epochs=8,
-                  batch_size=64, lr=3e-3, max_shift=3.0, seeds=[0]),
-    "signs-ensemble": dict(data="signs", classes=list(range(14)), widths=[16, 32, 64], epochs=6,
-                           batch_size=64, lr=3e-3, max_shift=3.0, seeds=[1, 2, 3, 4, 5]),
-}
-"""How each zoo member is trained (recorded in the manifest next to its test accuracy)."""
-
-ZOO: tuple[str, ...] = tuple(ZOO_RECIPES)
-"""The zoo's classifiers (what ``models.load`` returned before the GradCon detectors)."""
-
-GRADCON_RECIPES: dict[str, dict] = {
-    f"gradcon-{d}": dict(data="digits", normal_class=d, widths=[16, 16, 32, 32], epochs=100,
-                         batch_size=32, lr=3e-3, alpha=0.03, beta=0.12, seed=0)
-    for d in range(10)
-}
-"""GradCon detectors: trained on one digit's training images (``anomaly.train_gradcon``),
-evaluated one class vs rest on the whole digits test set."""
-
-GRADCON_ZOO: tuple[str, ...] = tuple(GRADCON_RECIPES)
-MEMBERS: tuple[str, ...] = ZOO + GRADCON_ZOO
-"""Every zoo member: the classifiers, then the GradCon detectors."""
-
-_ALIASES = {"gradcon": GRADCON_ZOO, "classifiers": ZOO}
-
-
-def data_dir() -> Path:
-    """The folder holding the checkpoints and ``manifest.json`` (``<repo>/data``)."""
-    return Path(__file__).resolve().parents[1] / "data"
-
-
-def _manifest_path() -> Path:
-    return data_dir() / "manifest.json"
-
-
-def read_manifest() -> dict:
-    """``data/manifest.json`` as ``{name: entry}`` (``{}`` when there is none); a
-    :class:`CheckpointError` naming the rebuild command when it is unreadable."""
-    return read_manifest_file(_manifest_path())
-
-
-def zoo_dataset(name: str):
-    """The data set a zoo model is trained and tested on (restricted to its classes).
-
-    A GradCon member gets the whole digits set (it trains on ``x_train`` of its normal
-    digit and is tested one class vs rest on all of ``x_test``).
-    """
-    from tutorial_utils import data
-
-    if name in GRADCON_RECIPES:
-        return data.load_digits()
-    recipe = ZOO_RECIPES[name]
-    ds = data.load_digits() if recipe["data"] == "digits" else data.load_signs()
-    if len(recipe["classes"]) < ds.num_classes:
-        ds = ds.subset(recipe["classes"])
-    return ds
-
-
-_CHANNELS = {"digits": 1, "signs": 3}
-
-
-def build(name: str, ds=None) -> nn.Module:
-    """An untrained zoo architecture for ``name``, initialised from the recipe's seed(s).
-
-    With ``ds`` the ``Normalize`` layer takes the training data's statistics; without it
-    (when a checkpoint is about to be loaded, which carries them as buffers) placeholders are
-    used, so loading never has to touch the data set. The global RNG is left untouched.
-    A GradCon member gives an untrained :class:`~tutorial_utils.anomaly.GradCon`.
-    """
-    if not isinstance(name, str) or name not in MEMBERS:
-        raise _unknown(name)
-    if name in GRADCON_RECIPES:
-        from tutorial_utils.anomaly import GradCon
-
-        with torch.random.fork_rng(devices=[]):  # placeholder weights; the RNG is untouched
-            return GradCon(widths=tuple(GRADCON_RECIPES[name]["widths"]))
-    recipe = ZOO_RECIPES[name]
-    channels = _CHANNELS[recipe["data"]]
-    mean, std = (ds.mean, ds.std) if ds is not None else (None, None)
-
-    def member(seed: int) -> SmallCNN:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return SmallCNN(channels, len(recipe["classes"]), tuple(recipe["widths"]),
-                            mean=mean, std=std)
-
-    if len(recipe["seeds"]) == 1:
-        return member(recipe["seeds"][0])
-    return Ensemble([member(s) for s in recipe["seeds"]])
-
-
-def _unknown(name: object) -> ValueError:
-    return ValueError(f"name must be a zoo model, got {name!r}; valid names: {', '.join(ZOO)}, "
-                      f"gradcon-0 .. gradcon-9")
+# --------------------------------------------------------------------------------------
+# The zoo: train a member, load one (the front door), rebuild them all
+# --------------------------------------------------------------------------------------
 
 
 def _train_gradcon_member(name: str, progress: bool) -> tuple[nn.Module, dict]:
     """Train GradCon member ``name`` on its digit; info records the one-class AUROCs."""
-    from tutorial_utils import anomaly, data
-
-    recipe = GRADCON_RECIPES[name]
-    ds = data.load_digits()
+    recipe = zoo.GRADCON_RECIPES[name]
+    ds = zoo.zoo_dataset(name)
     d = recipe["normal_class"]
     start = time.perf_counter()
     model = anomaly.train_gradcon(
@@ -340,14 +241,15 @@ def _train_gradcon_member(name: str, progress: bool) -> tuple[nn.Module, dict]:
 
 
 def train_zoo_model(name: str, progress: bool = True) -> tuple[nn.Module, dict]:
-    """Train zoo model ``name`` from its recipe (deterministic); returns ``(model, info)``."""
-    if name in GRADCON_RECIPES:
+    """Train zoo model ``name`` from its recipe (deterministic); returns ``(model, info)``,
+    ``info`` holding the recipe, the test accuracy (or one-class AUROCs), the training time
+    in seconds and the number of parameters."""
+    zoo.check_name(name)
+    if name in zoo.GRADCON_RECIPES:
         return _train_gradcon_member(name, progress)
-    if name not in ZOO_RECIPES:
-        raise _unknown(name)
-    recipe = ZOO_RECIPES[name]
-    ds = zoo_dataset(name)
-    model = build(name, ds)
+    recipe = zoo.ZOO_RECIPES[name]
+    ds = zoo.zoo_dataset(name)
+    model = zoo.build(name, ds)
     members = model.members if isinstance(model, Ensemble) else [model]
     start = time.perf_counter()
     for seed, member in zip(recipe["seeds"], members, strict=True):
@@ -362,62 +264,51 @@ def train_zoo_model(name: str, progress: bool = True) -> tuple[nn.Module, dict]:
     return model, info
 
 
-def save_zoo_model(name: str, model: nn.Module, info: dict) -> Path:
-    """Write ``data/<name>.pt`` and record its sha256, recipe and accuracy in the manifest."""
-    path = data_dir() / f"{name}.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), path)
-    manifest = read_manifest()
-    manifest[name] = dict(file=path.name, sha256=sha256(path), **info)
-    _manifest_path().write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return path
-
-
 def load(name: str, device: torch.device | str | None = None, *,
          train_if_missing: bool = True) -> nn.Module:
-    """Load zoo member ``name`` (one of :data:`MEMBERS`) in eval mode on ``device`` (default CPU).
+    """Load zoo member ``name`` (one of :data:`tutorial_utils.zoo.MEMBERS`) in eval mode on
+    ``device`` (default CPU).
 
-    A classifier (:data:`ZOO`) comes back as its ``nn.Module``; ``"gradcon-d"`` as the
+    A classifier comes back as its ``nn.Module``; ``"gradcon-d"`` as the
     :class:`~tutorial_utils.anomaly.GradCon` detector for normal digit ``d`` (autoencoder +
-    reference gradients). The checkpoint's sha256 is verified against ``data/manifest.json``;
-    a mismatch raises :class:`ChecksumError`, an unreadable manifest, an entry without a
-    checksum or a checkpoint of another architecture :class:`CheckpointError`, each saying
-    how to rebuild. A missing checkpoint or manifest entry is trained on the spot (with a
-    progress bar) and recorded in ``data/`` (DESIGN §5); with ``train_if_missing=False`` it is
-    a ``FileNotFoundError`` naming the rebuild command instead, and nothing is written. An
-    existing checkpoint is never rewritten by ``load``.
+    reference gradients). The checkpoint's sha256 is verified against ``data/manifest.json``
+    (:func:`tutorial_utils.zoo.load_checkpoint`); a mismatch raises
+    :class:`~tutorial_utils.zoo.ChecksumError`, an unreadable manifest, an entry without a
+    checksum or a checkpoint of another architecture
+    :class:`~tutorial_utils.zoo.CheckpointError`, each saying how to rebuild. A missing
+    checkpoint or manifest entry is trained on the spot (with a progress bar) and recorded in
+    ``data/``; with ``train_if_missing=False`` it is a ``FileNotFoundError`` naming the
+    rebuild command instead, and nothing is written. An existing checkpoint is never
+    rewritten by ``load``.
     """
-    if not isinstance(name, str) or name not in MEMBERS:
-        raise _unknown(name)
+    zoo.check_name(name)
     check_bool(train_if_missing, "train_if_missing")
     device = parse_device(device)
-    path = data_dir() / f"{name}.pt"
-    entry = read_manifest().get(name)
-    if not path.exists() or entry is None:
+    model = zoo.load_checkpoint(name)
+    if model is None:
         if not train_if_missing:
-            what = "no checkpoint" if not path.exists() else "no manifest entry"
-            raise FileNotFoundError(f"{what} for {name!r} ({path}); {REBUILD_HINT} {name} "
-                                    f"(or models.load({name!r}, train_if_missing=True))")
+            raise FileNotFoundError(
+                f"{zoo.missing_reason(name)} for {name!r} ({zoo.data_dir() / f'{name}.pt'}); "
+                f"{zoo.REBUILD_HINT} {name} (or models.load({name!r}, train_if_missing=True))")
         model, info = train_zoo_model(name)
-        save_zoo_model(name, model, info)
-    else:
-        model = load_verified(build(name), path, entry, name)
+        zoo.save_checkpoint(name, model, info)
     return model.to(device).eval()
 
 
-def rebuild_zoo(names: tuple[str, ...] = MEMBERS, progress: bool = True) -> dict:
+def rebuild_zoo(names: tuple[str, ...] = zoo.MEMBERS, progress: bool = True) -> dict:
     """Retrain and save every zoo member in ``names`` deterministically; returns the manifest.
 
-    Deterministic algorithms are switched on for the rebuild and restored afterwards."""
+    Deterministic algorithms are switched on for the rebuild and restored afterwards.
+    """
     with deterministic_algorithms():
         for name in names:
             _rebuild_one(name, progress)
-    return read_manifest()
+    return zoo.read_manifest()
 
 
 def _rebuild_one(name: str, progress: bool) -> None:
     model, info = train_zoo_model(name, progress=progress)
-    save_zoo_model(name, model, info)
+    zoo.save_checkpoint(name, model, info)
     if "test_auroc" in info:
         result = ", ".join(f"{k} {v:.4f}" for k, v in info["test_auroc"].items())
         print(f"{name}: one-class AUROC {result} ({info['train_seconds']:.0f} s, "
@@ -428,17 +319,21 @@ def _rebuild_one(name: str, progress: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Rebuild the course's model zoo in data/.")
-    parser.add_argument("names", nargs="*", default=list(MEMBERS),
-                        help=f"members to rebuild (default: all): any of {', '.join(MEMBERS)}, "
-                             "or 'gradcon' (the ten detectors) / 'classifiers'")
+    """The rebuild command, ``python -m tutorial_utils.models [NAME ...]``: retrain the named
+    members (default: all; ``gradcon`` = the ten detectors, ``classifiers`` = the four
+    classifiers) and record them in ``data/manifest.json``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tutorial_utils.models",
+        description="Rebuild the course's model zoo in data/ (deterministic).")
+    parser.add_argument("names", nargs="*", default=list(zoo.MEMBERS),
+                        help=f"members to rebuild (default: all): any of "
+                             f"{', '.join(zoo.MEMBERS)}, or 'gradcon' (the ten detectors) / "
+                             "'classifiers'")
     args = parser.parse_args(argv)
-    names = [m for n in args.names for m in _ALIASES.get(n, (n,))]
-    unknown = [n for n in names if n not in MEMBERS]
+    names = [m for n in args.names for m in zoo.ALIASES.get(n, (n,))]
+    unknown = [n for n in names if n not in zoo.MEMBERS]
     if unknown:
-        parser.error(f"unknown zoo model(s) {unknown}; valid names: {', '.join(MEMBERS)}, "
+        parser.error(f"unknown zoo model(s) {unknown}; valid names: {', '.join(zoo.MEMBERS)}, "
                      "gradcon, classifiers")
     rebuild_zoo(tuple(dict.fromkeys(names)))
 

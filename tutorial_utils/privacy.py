@@ -13,6 +13,7 @@ confidence_scores           ``p_y`` (with labels) or ``max_k p_k`` (without) per
 membership_report           AUROC, TPR at 1% / 0.1% FPR, best balanced accuracy (dict)
 membership_roc              the attack's ROC curve ``(fpr, tpr)`` for a log-log plot
 evaluate_membership         scores two image sets with one attack and reports (dict)
+membership_table            the chapter's table: every target model (+ a chance row), one row each
 train_overfit_digits        a deliberately overfit digit classifier + member / non-member indices
 train_regularised_digits    the same recipe with weight decay, dropout and augmentation
 ==========================  ===================================================================
@@ -37,12 +38,15 @@ References
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tutorial_utils import data
 from tutorial_utils._checks import (
     check_bool,
     check_classes,
@@ -53,7 +57,10 @@ from tutorial_utils._checks import (
     check_vector,
     resolve_classes,
 )
-from tutorial_utils.utils import channels_last, preserved_state
+from tutorial_utils.architectures import SmallCNN
+from tutorial_utils.forward import logits
+from tutorial_utils.metrics import auroc
+from tutorial_utils.models import accuracy, train_classifier
 
 __all__ = [
     "ATTACKS",
@@ -62,6 +69,8 @@ __all__ = [
     "membership_report",
     "membership_roc",
     "evaluate_membership",
+    "MembershipResults",
+    "membership_table",
     "train_overfit_digits",
     "train_regularised_digits",
 ]
@@ -70,15 +79,9 @@ LOW_FPRS: tuple[float, ...] = (0.01, 0.001)
 """The false-positive rates at which :func:`membership_report` gives the attack's TPR."""
 
 
-# --------------------------------------------------------------------------- attack scores
-
-
-@torch.no_grad()
-def _logits(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Eval-mode logits ``(N, K)`` in mini-batches (modes and flags restored)."""
-    with preserved_state(model):
-        return torch.cat([model(channels_last(x[i:i + batch_size]))
-                          for i in range(0, len(x), batch_size)]).double()
+# --------------------------------------------------------------------------------------
+# Attack scores
+# --------------------------------------------------------------------------------------
 
 
 def _labels(y: object, logits: torch.Tensor, name: str = "y") -> torch.Tensor:
@@ -105,8 +108,8 @@ def loss_threshold_scores(model: nn.Module, x: torch.Tensor, y: object,
     """
     check_inputs(model, x)
     batch_size = check_positive_int(batch_size, "batch_size")
-    logits = _logits(model, x, batch_size)
-    return -F.cross_entropy(logits, _labels(y, logits), reduction="none")
+    z = logits(model, x, batch_size, check=False).double()
+    return -F.cross_entropy(z, _labels(y, z), reduction="none")
 
 
 def confidence_scores(model: nn.Module, x: torch.Tensor, y: object = None,
@@ -120,7 +123,7 @@ def confidence_scores(model: nn.Module, x: torch.Tensor, y: object = None,
     """
     check_inputs(model, x)
     batch_size = check_positive_int(batch_size, "batch_size")
-    probs = _logits(model, x, batch_size).softmax(dim=1)
+    probs = logits(model, x, batch_size, check=False).double().softmax(dim=1)
     if y is None:
         return probs.max(dim=1).values
     return probs.gather(1, resolve_classes(y, probs, "y")[:, None])[:, 0]
@@ -130,7 +133,9 @@ ATTACKS = {"loss": loss_threshold_scores, "confidence": confidence_scores}
 """The attacks :func:`evaluate_membership` knows, by name."""
 
 
-# --------------------------------------------------------------------------- evaluation
+# --------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------
 
 
 def _member_labels(member_scores: object, nonmember_scores: object):
@@ -178,8 +183,6 @@ def membership_report(member_scores: object, nonmember_scores: object) -> dict[s
     """
     from sklearn.metrics import roc_curve
 
-    from tutorial_utils.metrics import auroc
-
     members, nonmembers, labels, scores = _member_labels(member_scores, nonmember_scores)
     fpr, tpr, thresholds = roc_curve(labels, scores, drop_intermediate=False)
     report = {"AUROC": auroc(labels, scores)}
@@ -212,7 +215,85 @@ def evaluate_membership(model: nn.Module, x_members: torch.Tensor, y_members: ob
         score(model, x_nonmembers, y_nonmembers, batch_size=batch_size).cpu())
 
 
-# --------------------------------------------------------------------------- target models
+# --------------------------------------------------------------------------------------
+# The chapter's table
+# --------------------------------------------------------------------------------------
+
+
+COLUMNS: tuple[str, ...] = (
+    "AUROC", "TPR@1%FPR", "TPR@0.1%FPR", "Balanced acc.", "AUROC (label-free confidence)",
+    "train acc.", "test acc.", "members", "non-members")
+"""The columns of :func:`membership_table`, in order."""
+
+
+@dataclass
+class MembershipResults:
+    """:func:`membership_table`: ``table`` (pandas DataFrame, one row per target model plus
+    ``"random score"``, :data:`COLUMNS`), the same numbers as ``reports`` ({row: dict}), the
+    loss attack's ROC curves ``rocs`` ({model: (fpr, tpr)}) and its scores ``scores``
+    ({model: (member scores, non-member scores)})."""
+
+    table: object
+    reports: dict = field(repr=False)
+    rocs: dict = field(repr=False)
+    scores: dict = field(repr=False)
+
+
+def _target_report(model: nn.Module, x_in: torch.Tensor, y_in: torch.Tensor,
+                   x_out: torch.Tensor, y_out: torch.Tensor, x_test: torch.Tensor,
+                   y_test: torch.Tensor) -> tuple[dict, tuple, tuple]:
+    s_in, s_out = loss_threshold_scores(model, x_in, y_in), loss_threshold_scores(model, x_out,
+                                                                                  y_out)
+    report = membership_report(s_in, s_out)
+    report["AUROC (label-free confidence)"] = membership_report(
+        confidence_scores(model, x_in), confidence_scores(model, x_out))["AUROC"]
+    report["train acc."] = accuracy(model, x_in, y_in)
+    report["test acc."] = accuracy(model, x_test, y_test)
+    return report, membership_roc(s_in, s_out), (s_in, s_out)
+
+
+def membership_table(targets: Mapping[str, tuple[nn.Module, torch.Tensor, torch.Tensor]],
+                     ds: data.ImageDataset, zoo_model: nn.Module | None = None, *,
+                     random_members: int = 500, random_nonmembers: int = 3500,
+                     seed: int = 0) -> MembershipResults:
+    """The loss attack (:func:`loss_threshold_scores`) on every target model, one table.
+
+    ``targets`` maps a name to ``(model, members, nonmembers)`` as returned by
+    :func:`train_overfit_digits` (indices into ``ds.x_train``); ``zoo_model``, trained on the
+    whole training split, is attacked with the training split as members and the test split as
+    non-members (row ``"zoo"``). Each row holds :func:`membership_report` of the loss attack,
+    the AUROC of the label-free confidence attack, and the model's accuracy on its members and
+    on ``ds``'s test split. A last row, ``"random score"``, reports a uniform random score
+    (``random_members`` vs ``random_nonmembers`` draws, seeded): what "no leak" looks like.
+    Members are the positive class; every score is higher = more likely a member.
+    """
+    import pandas as pd
+
+    if not isinstance(targets, Mapping):
+        raise TypeError(f"targets must be a dict {{name: (model, members, nonmembers)}}, got "
+                        f"{type(targets).__name__}")
+    cases = {name: (model, ds.x_train[members], ds.y_train[members], ds.x_train[nonmembers],
+                    ds.y_train[nonmembers]) for name, (model, members, nonmembers) in
+             targets.items()}
+    if zoo_model is not None:
+        cases["zoo"] = (zoo_model, ds.x_train, ds.y_train, ds.x_test, ds.y_test)
+    reports, rocs, scores = {}, {}, {}
+    for name, (model, x_in, y_in, x_out, y_out) in cases.items():
+        reports[name], rocs[name], scores[name] = _target_report(
+            model, x_in, y_in, x_out, y_out, ds.x_test, ds.y_test)
+    gen = torch.Generator().manual_seed(check_seed(seed))
+    random_score = torch.rand(check_positive_int(random_members, "random_members")
+                              + check_positive_int(random_nonmembers, "random_nonmembers"),
+                              generator=gen)
+    reports["random score"] = membership_report(random_score[:random_members],
+                                                random_score[random_members:])
+    table = pd.DataFrame(reports).T[list(COLUMNS)]
+    return MembershipResults(table, reports, rocs, scores)
+
+
+# --------------------------------------------------------------------------------------
+# Target models
+# --------------------------------------------------------------------------------------
 
 
 def train_overfit_digits(
@@ -253,9 +334,6 @@ def train_overfit_digits(
         ``(M,)`` / ``(N − M,)`` long tensors indexing ``ds.x_train``: the images it was
         trained on and the rest of the training split (same distribution, never seen).
     """
-    from tutorial_utils import data, models
-    from tutorial_utils.architectures import SmallCNN
-
     n_train = check_positive_int(n_train, "n_train")
     epochs = check_positive_int(epochs, "epochs")
     if n_train % 10:
@@ -278,7 +356,7 @@ def train_overfit_digits(
         model = SmallCNN(1, 10, widths, dropout=float(dropout),
                          mean=tuple(x.mean(dim=(0, 2, 3)).tolist()),
                          std=tuple(x.std(dim=(0, 2, 3)).tolist()))
-        models.train_classifier(model, x, y, epochs=epochs, weight_decay=float(weight_decay),
+        train_classifier(model, x, y, epochs=epochs, weight_decay=float(weight_decay),
                                 max_shift=2.0 if augment else 0.0, seed=seed,
                                 progress=progress, desc="target model")
     return model.eval(), members, nonmembers.long()

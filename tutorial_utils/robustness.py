@@ -25,7 +25,11 @@ from tutorial_utils.challenges import CHALLENGES, MAX_LEVEL, apply_challenge, ch
 from tutorial_utils.models import predict_proba
 from tutorial_utils.utils import progress as progress_bar
 
-__all__ = ["ChallengeCache", "ChallengeView", "challenge_view"]
+__all__ = [
+    "ChallengeCache",
+    "ChallengeView",
+    "challenge_view",
+]
 
 
 class ChallengeCache:

@@ -1,12 +1,15 @@
 """Input-space saliency: gradient methods, occlusion, RISE and SHAPE.
 
-One call style for every method (as captum's ``attribute``)::
+One call style for every method, the same as the CAMs' (as captum's ``attribute``)::
 
-    maps = method(model, x, target=None, **options)            # (B, H, W) in [0, 1]
-    attr = method(model, x, target=None, raw=True, **options)  # unnormalised attribution
+    maps = method(model, x, target=None, layer=None, **options)   # (B, H, W) in [0, 1]
+    attr = method(model, x, target, raw=True, **options)          # unnormalised attribution
 
 ``x`` holds images (B, C, H, W) with pixels in ``[0, 1]`` (normalisation is the model's first
-layer); ``target`` is an int, one class per image, or ``None`` for the predicted class. Maps are
+layer); ``target`` is an int, one class per image, ``None`` for the predicted class, or a
+callable on the logits ``fn(z) -> (B,)`` whose input gradient (or perturbation drop) is
+explained instead of a class score (:mod:`tutorial_utils.forward`). These methods explain the
+input pixels, so ``layer`` must stay ``None`` (it is there for the shared call shape). Maps are
 min-max normalised per image (a constant map becomes zeros) and live on ``x``'s device. Each
 function runs the model in eval mode, restores its mode and ``requires_grad`` flags, and leaves
 no hooks behind, also when it raises.
@@ -52,40 +55,48 @@ import torch.nn.functional as F
 from torch import nn
 
 from tutorial_utils._checks import (
+    check_choice,
     check_images,
     check_inputs,
     check_int,
-    check_maps,
     check_model,
     check_number,
     check_positive_int,
-    check_seed,
+    make_generator,
     require_autograd,
-    resolve_classes,
 )
-from tutorial_utils.cam import normalize_cams
-from tutorial_utils.evaluation import (
+from tutorial_utils.forward import (
+    SCORE_KINDS,
+    ContrastTarget,
     baseline_image,
     batched_scores,
-    check_score,
-    class_scores,
-    logits_of,
-    predicted_classes,
+    logits,
+    normalize_maps,
+    predicted_target,
+    target_scores,
 )
+from tutorial_utils.gradients import input_gradient
 from tutorial_utils.utils import preserved_state
 
-__all__ = ["METHODS", "saliency_map", "normalize_maps", "vanilla_gradient", "guided_backprop",
-           "guided_relus", "smoothgrad", "noisy_copies", "occlusion", "rise", "shape",
-           "random_masks"]
+__all__ = [
+    "vanilla_gradient",
+    "guided_backprop",
+    "guided_relus",
+    "smoothgrad",
+    "noisy_copies",
+    "occlusion",
+    "rise",
+    "shape",
+    "random_masks",
+    "contrast_input_gradient",
+]
 
 DEFAULT_BATCH_SIZE = 128
 
 
-# --------------------------------------------------------------------------- helpers
-def normalize_maps(maps: torch.Tensor) -> torch.Tensor:
-    """Per-image min-max of maps (B, H, W) to [0, 1]; a (numerically) constant map → zeros
-    (:func:`tutorial_utils.cam.normalize_cams`)."""
-    return normalize_cams(check_maps(maps, "maps"))
+# --------------------------------------------------------------------------------------
+# Shared steps
+# --------------------------------------------------------------------------------------
 
 
 def _gradient_map(attr: torch.Tensor) -> torch.Tensor:
@@ -93,55 +104,48 @@ def _gradient_map(attr: torch.Tensor) -> torch.Tensor:
     return normalize_maps(attr.abs().amax(dim=1))
 
 
-def _check_inputs(model: object, x: object, batch_size: object = 1,
-                  gradients_of: str | None = None) -> int:
+def _setup(model: object, x: object, layer: object, batch_size: object,
+           gradients_of: str | None = None) -> int:
+    """The checks every method starts with; returns the checked ``batch_size``."""
     if gradients_of is not None:
         require_autograd(gradients_of)
     check_inputs(model, x)
+    if layer is not None:
+        raise ValueError("layer must be None: input-space saliency explains the pixels, not a "
+                         "layer (use a CAM from tutorial_utils.cam for a layer)")
     return check_positive_int(batch_size, "batch_size")
 
 
-def _generator(seed: int | None, generator: torch.Generator | None) -> torch.Generator:
-    """A CPU generator: ``generator`` itself, or a fresh one seeded with ``seed``."""
-    if generator is not None:
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-        return generator
-    return torch.Generator().manual_seed(check_seed(seed))
-
-
-def _input_gradients(model: nn.Module, x: torch.Tensor, target, batch_size: int
-                     ) -> torch.Tensor:
-    """∂z_t/∂x (B, C, H, W) for the logit z_t of each image's class, in mini-batches.
-
-    ``target`` is resolved per mini-batch when it is ``None`` (the prediction); otherwise it
-    must already be a (B,) class tensor or an int.
-    """
+def _input_gradients(model: nn.Module, x: torch.Tensor, target, rows: torch.Tensor,
+                     batch_size: int) -> torch.Tensor:
+    """``∂s_t/∂x`` (N, C, H, W) of the target's logit (or callable score) for images ``x`` whose
+    source images are ``rows`` (N,), ``batch_size`` at a time (one forward + one input
+    backward each, :func:`tutorial_utils.gradients.input_gradient`)."""
     grads = []
     for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size].detach().clone().requires_grad_(True)
-        tb = target[start:start + batch_size] if isinstance(target, torch.Tensor) else target
-        with torch.enable_grad():
-            logits = logits_of(model, xb)
-            classes = resolve_classes(tb, logits.detach())
-            (grad,) = torch.autograd.grad(logits.gather(1, classes[:, None]).sum(), xb)
-        grads.append(grad)
+        idx = rows[start:start + batch_size]
+        g, _ = input_gradient(model, x[start:start + batch_size],
+                              lambda z, idx=idx: target_scores(target, z, idx), check=False)
+        grads.append(g)
     return torch.cat(grads)
 
 
-# --------------------------------------------------------------------------- gradient methods
-def vanilla_gradient(model: nn.Module, x: torch.Tensor, target=None, *, raw: bool = False,
-                     batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
+# --------------------------------------------------------------------------------------
+# Gradient methods
+# --------------------------------------------------------------------------------------
+
+
+def vanilla_gradient(model: nn.Module, x: torch.Tensor, target=None, layer: None = None, *,
+                     raw: bool = False, batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
     """Vanilla gradient saliency (Simonyan et al. 2014).
 
     Returns the map ``max_c |∂z_t/∂x_c|`` (B, H, W) min-max normalised to [0, 1], or with
     ``raw=True`` the signed gradient of the target *logit* z_t (B, C, H, W), in logit units per
     unit of pixel intensity.
     """
-    batch_size = _check_inputs(model, x, batch_size, "vanilla_gradient")
-    with preserved_state(model):
-        classes = predicted_classes(model, x, target, batch_size)
-        grad = _input_gradients(model, x, classes, batch_size)
+    batch_size = _setup(model, x, layer, batch_size, "vanilla_gradient")
+    target = predicted_target(model, x, target, batch_size)
+    grad = _input_gradients(model, x, target, torch.arange(len(x), device=x.device), batch_size)
     return grad if raw else _gradient_map(grad)
 
 
@@ -179,22 +183,22 @@ def guided_relus(model: nn.Module) -> Iterator[nn.Module]:
             m.inplace = flag
 
 
-def guided_backprop(model: nn.Module, x: torch.Tensor, target=None, *, raw: bool = False,
-                    batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
+def guided_backprop(model: nn.Module, x: torch.Tensor, target=None, layer: None = None, *,
+                    raw: bool = False, batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
     """Guided backpropagation (Springenberg et al. 2015) of the target logit z_t.
 
     The input gradient with negative gradients zeroed at every ``nn.ReLU`` (see
     :func:`guided_relus`). Returns the map ``max_c |·|`` (B, H, W) in [0, 1], or the signed
     attribution (B, C, H, W) with ``raw=True``. The model must use ``nn.ReLU`` modules.
     """
-    batch_size = _check_inputs(model, x, batch_size, "guided_backprop")
+    batch_size = _setup(model, x, layer, batch_size, "guided_backprop")
     if not any(isinstance(m, nn.ReLU) for m in model.modules()):
         raise ValueError("model has no nn.ReLU module, so guided backprop equals the vanilla "
                          "gradient; use vanilla_gradient or build the model with nn.ReLU")
-    with preserved_state(model):
-        classes = predicted_classes(model, x, target, batch_size)
-        with guided_relus(model):
-            grad = _input_gradients(model, x, classes, batch_size)
+    target = predicted_target(model, x, target, batch_size)
+    with guided_relus(model):
+        grad = _input_gradients(model, x, target, torch.arange(len(x), device=x.device),
+                                batch_size)
     return grad if raw else _gradient_map(grad)
 
 
@@ -211,15 +215,16 @@ def noisy_copies(x: torch.Tensor, n_samples: int = 25, sigma: float = 0.15, *, s
     check_images(x)
     n_samples = check_positive_int(n_samples, "n_samples")
     sigma = check_number(sigma, "sigma", low=0.0)
-    gen = _generator(seed, generator)
+    gen = make_generator(seed, generator)
     noise = torch.randn((n_samples, 1, *x.shape[1:]), generator=gen, dtype=x.dtype).to(x.device)
     spread = (x.amax(dim=(1, 2, 3)) - x.amin(dim=(1, 2, 3))).view(1, -1, 1, 1, 1)
     return x.detach().unsqueeze(0) + sigma * spread * noise
 
 
-def smoothgrad(model: nn.Module, x: torch.Tensor, target=None, *, n_samples: int = 25,
-               sigma: float = 0.15, seed: int = 0, generator: torch.Generator | None = None,
-               raw: bool = False, batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
+def smoothgrad(model: nn.Module, x: torch.Tensor, target=None, layer: None = None, *,
+               n_samples: int = 25, sigma: float = 0.15, seed: int = 0,
+               generator: torch.Generator | None = None, raw: bool = False,
+               batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
     """SmoothGrad (Smilkov et al. 2017): the input gradient averaged over noisy copies.
 
     ``raw`` attribution (B, C, H, W) = ``mean_i ∂z_t/∂x (x + ε_i)`` over the ``n_samples``
@@ -228,17 +233,21 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target=None, *, n_samples: int
     are differentiated ``batch_size`` at a time. Deterministic for a ``seed``/``generator``, and
     an image's result does not depend on the rest of the batch.
     """
-    batch_size = _check_inputs(model, x, batch_size, "smoothgrad")
+    batch_size = _setup(model, x, layer, batch_size, "smoothgrad")
     copies = noisy_copies(x, n_samples, sigma, seed=seed, generator=generator)
-    with preserved_state(model):
-        classes = predicted_classes(model, x, target, batch_size)
-        flat = copies.reshape(-1, *x.shape[1:])
-        grads = _input_gradients(model, flat, classes.repeat(n_samples), batch_size)
+    target = predicted_target(model, x, target, batch_size)
+    flat = copies.reshape(-1, *x.shape[1:])
+    rows = torch.arange(len(x), device=x.device).repeat(n_samples)
+    grads = _input_gradients(model, flat, target, rows, batch_size)
     grad = grads.view_as(copies).mean(dim=0)
     return grad if raw else _gradient_map(grad)
 
 
-# --------------------------------------------------------------------------- occlusion
+# --------------------------------------------------------------------------------------
+# Occlusion
+# --------------------------------------------------------------------------------------
+
+
 def _pair(value: object, name: str) -> tuple[int, int]:
     values = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
     if len(values) != 2:
@@ -254,7 +263,8 @@ def _window_starts(size: int, window: int, stride: int) -> torch.Tensor:
     return torch.tensor(starts)
 
 
-def occlusion(model: nn.Module, x: torch.Tensor, target=None, *, window: int | tuple = 8,
+def occlusion(model: nn.Module, x: torch.Tensor, target=None, layer: None = None, *,
+              window: int | tuple = 8,
               stride: int | tuple = 4, baseline: str | float | torch.Tensor = "mean",
               score: str = "prob", raw: bool = False,
               batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
@@ -267,7 +277,7 @@ def occlusion(model: nn.Module, x: torch.Tensor, target=None, *, window: int | t
     evidence *for this data*, so the default ``'mean'`` is the data set's mean colour (stored in
     the model's ``Normalize`` layer): 0.13, nearly the black ground, for MNIST digits, a
     muted mid colour for the signs. Mid-grey 0.5 (``'grey'``) would be +1.2σ for the digit
-    model — bright "ink" pasted on the background. See ``evaluation.baseline_image``.
+    model — bright "ink" pasted on the background. See ``forward.baseline_image``.
 
     The attribution of a pixel is the drop ``s(x) − s(x_occluded)`` of the target's score
     (``'prob'`` softmax probability, or ``'logit'``), averaged over the windows that cover it:
@@ -275,8 +285,8 @@ def occlusion(model: nn.Module, x: torch.Tensor, target=None, *, window: int | t
     over channels, as captum's ``Occlusion`` with a full-depth window); the map is its positive
     part, min-max normalised. All B × (#windows) occluded images are evaluated in batches.
     """
-    batch_size = _check_inputs(model, x, batch_size)
-    check_score(score)
+    batch_size = _setup(model, x, layer, batch_size)
+    check_choice(score, SCORE_KINDS, "score")
     b, c, h, w = x.shape
     (wh, ww), (sh, sw) = _pair(window, "window"), _pair(stride, "stride")
     if wh > h or ww > w:
@@ -296,15 +306,15 @@ def occlusion(model: nn.Module, x: torch.Tensor, target=None, *, window: int | t
         in_cols = (xs >= c0[p, None]) & (xs < c0[p, None] + ww)
         return in_rows[:, :, None] & in_cols[:, None, :]
 
-    with preserved_state(model):
-        base = baseline_image(x, baseline, model)
-        classes = predicted_classes(model, x, target, batch_size)
-        with torch.no_grad():
-            clean = batched_scores(model, lambda i: x[i], classes, batch_size, score)
-            images = lambda i: torch.where(windows(i % n_win)[:, None], base[i // n_win],
-                                           x[i // n_win])
-            occluded = batched_scores(model, images, classes.repeat_interleave(n_win),
-                                      batch_size, score)
+    def images(i: torch.Tensor) -> torch.Tensor:  # flat index → (n, C, H, W) occluded
+        return torch.where(windows(i % n_win)[:, None], base[i // n_win], x[i // n_win])
+
+    base = baseline_image(x, baseline, model)
+    target = predicted_target(model, x, target, batch_size)
+    sources = torch.arange(b, device=x.device)
+    clean = batched_scores(model, lambda i: x[i], target, sources, batch_size, score)
+    occluded = batched_scores(model, images, target, sources.repeat_interleave(n_win),
+                              batch_size, score)
     drop = (clean.repeat_interleave(n_win) - occluded).view(b, n_win)
     masks = windows(torch.arange(n_win, device=x.device)).to(x.dtype)  # (P, H, W)
     attr = torch.einsum("bp,phw->bhw", drop, masks) / masks.sum(0)
@@ -313,7 +323,11 @@ def occlusion(model: nn.Module, x: torch.Tensor, target=None, *, window: int | t
     return normalize_maps(attr.clamp(min=0))
 
 
-# --------------------------------------------------------------------------- RISE and SHAPE
+# --------------------------------------------------------------------------------------
+# RISE and SHAPE
+# --------------------------------------------------------------------------------------
+
+
 def random_masks(n_masks: int, size: tuple[int, int], *, cells: int = 8, p_keep: float = 0.5,
                  seed: int = 0, generator: torch.Generator | None = None
                  ) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -331,7 +345,7 @@ def random_masks(n_masks: int, size: tuple[int, int], *, cells: int = 8, p_keep:
     h, w = (check_positive_int(v, "size") for v in size)
     cells = check_int(cells, "cells", low=1, high=min(h, w))
     p_keep = check_number(p_keep, "p_keep", low=0.0, high=1.0, low_open=True, high_open=True)
-    gen = _generator(seed, generator)
+    gen = make_generator(seed, generator)
     ch, cw = math.ceil(h / cells), math.ceil(w / cells)
     grids = (torch.rand(n_masks, 1, cells, cells, generator=gen) < p_keep).float()
     dy = torch.randint(0, ch, (n_masks,), generator=gen)
@@ -349,36 +363,35 @@ def random_masks(n_masks: int, size: tuple[int, int], *, cells: int = 8, p_keep:
     return masks
 
 
-def _masked_scores(model, x, target, n_masks, cells, p_keep, seed, generator, baseline, score,
-                   batch_size) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+def _masked_scores(model: nn.Module, x: torch.Tensor, target, *, n_masks: int, cells: int,
+                   p_keep: float, seed: int, generator: torch.Generator | None,
+                   baseline: str | float | torch.Tensor, score: str, batch_size: int
+                   ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Yield ``(masks (m, H, W), scores (m, B), clean scores (B,))`` chunk by chunk.
 
     ``scores[i, b]`` is the target score of ``x_b ⊙ M_i + baseline ⊙ (1 − M_i)``; every chunk
     holds ``max(1, batch_size // B)`` masks, i.e. about ``batch_size`` images.
     """
+    check_choice(score, SCORE_KINDS, "score")
     b, _, h, w = x.shape
     masks_of = random_masks(n_masks, (h, w), cells=cells, p_keep=p_keep, seed=seed,
                             generator=generator)
     per_chunk = max(1, batch_size // b)
+    base = baseline_image(x, baseline, model)
+    target = predicted_target(model, x, target, batch_size)
+    sources = torch.arange(b, device=x.device)
+    clean = batched_scores(model, lambda i: x[i], target, sources, batch_size, score)
     with preserved_state(model), torch.no_grad():
-        base = baseline_image(x, baseline, model)
-        classes = predicted_classes(model, x, target, batch_size)
-        clean = batched_scores(model, lambda i: x[i], classes, batch_size, score)
         for start in range(0, n_masks, per_chunk):
             m = masks_of(torch.arange(start, min(start + per_chunk, n_masks))).to(x)
             keep = m[:, None, None]  # (m, 1, 1, H, W)
             images = (x * keep + base * (1 - keep)).reshape(-1, *x.shape[1:])
-            logits = logits_of(model, images)
-            yield m, class_scores(logits, classes.repeat(len(m)), score).view(len(m), b), clean
+            z = logits(model, images, len(images), check=False)
+            yield m, target_scores(target, z, sources.repeat(len(m)), score).view(len(m), b), clean
 
 
-def _mask_method_args(model, x, batch_size, score):
-    batch_size = _check_inputs(model, x, batch_size)
-    check_score(score)
-    return batch_size
-
-
-def rise(model: nn.Module, x: torch.Tensor, target=None, *, n_masks: int = 1000, cells: int = 8,
+def rise(model: nn.Module, x: torch.Tensor, target=None, layer: None = None, *,
+         n_masks: int = 1000, cells: int = 8,
          p_keep: float = 0.5, seed: int = 0, generator: torch.Generator | None = None,
          baseline: str | float | torch.Tensor = "zeros", score: str = "prob",
          raw: bool = False, batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
@@ -391,16 +404,19 @@ def rise(model: nn.Module, x: torch.Tensor, target=None, *, n_masks: int = 1000,
     paper's ``x ⊙ M``). The same masks serve every image, so results do not depend on the
     batch. ``raw=True`` returns S (B, 1, H, W) in probability units; the map is S min-max'd.
     """
-    batch_size = _mask_method_args(model, x, batch_size, score)
+    batch_size = _setup(model, x, layer, batch_size)
     total = x.new_zeros(x.shape[0], *x.shape[2:])
-    for masks, scores, _ in _masked_scores(model, x, target, n_masks, cells, p_keep, seed,
-                                           generator, baseline, score, batch_size):
+    for masks, scores, _ in _masked_scores(model, x, target, n_masks=n_masks, cells=cells,
+                                           p_keep=p_keep, seed=seed, generator=generator,
+                                           baseline=baseline, score=score,
+                                           batch_size=batch_size):
         total += torch.einsum("mb,mhw->bhw", scores, masks)
     sal = total / (n_masks * p_keep)
     return sal.unsqueeze(1) if raw else normalize_maps(sal)
 
 
-def shape(model: nn.Module, x: torch.Tensor, target=None, *, n_masks: int = 1000, cells: int = 8,
+def shape(model: nn.Module, x: torch.Tensor, target=None, layer: None = None, *,
+          n_masks: int = 1000, cells: int = 8,
           p_keep: float = 0.5, seed: int = 0, generator: torch.Generator | None = None,
           baseline: str | float | torch.Tensor = "zeros", score: str = "prob",
           raw: bool = False, batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
@@ -415,30 +431,33 @@ def shape(model: nn.Module, x: torch.Tensor, target=None, *, n_masks: int = 1000
     part, min-max'd. The tutorials use SHAPE to show that insertion/deletion can prefer a
     human-uninterpretable map.
     """
-    batch_size = _mask_method_args(model, x, batch_size, score)
+    batch_size = _setup(model, x, layer, batch_size)
     total = x.new_zeros(x.shape[0], *x.shape[2:])
-    for masks, scores, clean in _masked_scores(model, x, target, n_masks, cells, p_keep, seed,
-                                               generator, baseline, score, batch_size):
+    for masks, scores, clean in _masked_scores(model, x, target, n_masks=n_masks, cells=cells,
+                                               p_keep=p_keep, seed=seed, generator=generator,
+                                               baseline=baseline, score=score,
+                                               batch_size=batch_size):
         total += torch.einsum("mb,mhw->bhw", clean[None] - scores, 1 - masks)
     sal = total / (n_masks * (1 - p_keep))
     return sal.unsqueeze(1) if raw else normalize_maps(sal.clamp(min=0))
 
 
-# --------------------------------------------------------------------------- dispatcher
-METHODS: dict[str, Callable[..., torch.Tensor]] = {
-    "vanilla_gradient": vanilla_gradient,
-    "guided_backprop": guided_backprop,
-    "smoothgrad": smoothgrad,
-    "occlusion": occlusion,
-    "rise": rise,
-    "shape": shape,
-}
-"""Every saliency method by name, for :func:`saliency_map` and the dashboard."""
+# --------------------------------------------------------------------------------------
+# "Why P, rather than Q?" in the input
+# --------------------------------------------------------------------------------------
 
 
-def saliency_map(model: nn.Module, x: torch.Tensor, method: str = "vanilla_gradient",
-                 target=None, **options) -> torch.Tensor:
-    """Run the saliency ``method`` named in :data:`METHODS`; ``options`` go to that function."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
-    return METHODS[method](model, x, target, **options)
+def contrast_input_gradient(model: nn.Module, x: torch.Tensor, target=None, layer: None = None,
+                            *, contrast=None, raw: bool = False,
+                            batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
+    """The input-space analogue of ContrastCAM: ``max_c |∂CE(f(x), Q)/∂x_c|``, min-max'd.
+
+    "Why P, rather than Q?" as a one-shot perturbation: ``∂CE/∂x = Σ_k (p_k − e_Q,k) ∂z_k/∂x``
+    — the :func:`vanilla_gradient` of the target
+    :class:`~tutorial_utils.forward.ContrastTarget` ``(contrast, target)``. ``target`` is P
+    (default the prediction), ``contrast`` is Q (default the runner-up to P). Returns
+    (B, H, W) maps in [0, 1], or the signed gradient (B, C, H, W) with ``raw=True`` (nats per
+    unit of pixel intensity). One forward and one backward per ``batch_size`` images.
+    """
+    return vanilla_gradient(model, x, ContrastTarget(contrast, target), layer, raw=raw,
+                            batch_size=batch_size)

@@ -30,8 +30,16 @@ import torch.nn.functional as F
 
 from tutorial_utils._checks import check_classes, check_positive_int, check_seed
 
-__all__ = ["SIGN_SIZE", "SIGN_CLASSES", "render_templates", "render_signs", "generate_signs",
-           "TEST_SEED_OFFSET", "counterfactual_scenes", "sign_masks"]
+__all__ = [
+    "SIGN_SIZE",
+    "SIGN_CLASSES",
+    "render_templates",
+    "render_signs",
+    "generate_signs",
+    "TEST_SEED_OFFSET",
+    "counterfactual_scenes",
+    "sign_masks",
+]
 
 SIGN_SIZE = 48
 """Side length of a sign image in pixels."""

@@ -30,12 +30,13 @@ uncertainty, both thresholded at 0.1, and the SNR = mean/std of the uncertainty 
 ==========================  ======================================================
 name                        what it returns
 ==========================  ======================================================
-last_linear_layer           the final ``nn.Linear`` (``model.fc`` or the last one)
 last_layer_gradients        per-sample ``∂MSE(z, 1/K)/∂W`` (B, K, D) and logits
 gradtrust                   GradTrust per image (B,), higher = more trust
 gradtrust_from_gradients    the score from gradients (B, K, D)
 gradtrust_from_logits       the closed form ``max d⁴ / mean d⁴`` (the oracle)
+GradTrustScore              GradTrust as a detector (``fit`` / ``score``)
 voice                       :class:`Voice`: explanation, uncertainty, IoU, SNR
+explanation_uncertainty     VOICE's uncertainty map from ContrastCAMs of every Q
 explanation_iou             IoU of two thresholded map batches (B,)
 map_snr                     mean/std of each map (B,), 0 for a constant map
 ==========================  ======================================================
@@ -52,76 +53,40 @@ References
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tutorial_utils._checks import check_inputs, check_model, check_positive_int
-from tutorial_utils.cam import contrast_cam_all, grad_cam, normalize_cams
-from tutorial_utils.utils import preserved_state
+from tutorial_utils._checks import (
+    check_inputs,
+    check_maps,
+    check_positive_int,
+    check_threshold,
+)
+from tutorial_utils.cam import contrast_cam_all, grad_cam
+from tutorial_utils.forward import features_and_logits, final_linear, logits, normalize_maps
+from tutorial_utils.gradients import per_sample_gradients
+from tutorial_utils.uncertainty import Batch, Detector
 
 __all__ = [
-    "last_linear_layer",
     "last_layer_gradients",
     "gradtrust",
     "gradtrust_from_gradients",
     "gradtrust_from_logits",
+    "GradTrustScore",
     "Voice",
     "voice",
+    "explanation_uncertainty",
     "explanation_iou",
     "map_snr",
 ]
 
+
 # --------------------------------------------------------------------------------------
 # GradTrust
 # --------------------------------------------------------------------------------------
-
-
-def last_linear_layer(model: nn.Module) -> nn.Linear:
-    """The layer whose weight GradTrust differentiates: ``model.fc`` if it is an ``nn.Linear``
-    (every zoo classifier, torchvision ResNets), else the last ``nn.Linear`` in
-    ``model.modules()``. Raises ``ValueError`` for a model without one."""
-    check_model(model)
-    fc = getattr(model, "fc", None)
-    if isinstance(fc, nn.Linear):
-        return fc
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise ValueError(f"model ({type(model).__name__}) has no nn.Linear layer; GradTrust "
-                         "needs a final linear layer (pass layer=<the nn.Linear producing the "
-                         "logits>)")
-    return linears[-1]
-
-
-@contextlib.contextmanager
-def _capture_input(layer: nn.Module) -> Iterator[dict]:
-    """The input and output of ``layer`` during a forward pass (hook removed on exit)."""
-    store: dict = {"calls": 0}
-
-    def hook(_module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        store["calls"] += 1
-        store["input"], store["output"] = inputs[0], output
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        yield store
-    finally:
-        handle.remove()
-
-
-def _check_layer(model: nn.Module, layer: nn.Module | None) -> nn.Linear:
-    if layer is None:
-        return last_linear_layer(model)
-    if not isinstance(layer, nn.Linear):
-        raise TypeError(f"layer must be the model's final nn.Linear, got {type(layer).__name__}")
-    if not any(m is layer for m in model.modules()):
-        raise ValueError("layer must be a submodule of model (e.g. model.fc)")
-    return layer
 
 
 def last_layer_gradients(model: nn.Module, x: torch.Tensor, layer: nn.Linear | None = None
@@ -129,9 +94,12 @@ def last_layer_gradients(model: nn.Module, x: torch.Tensor, layer: nn.Linear | N
     """Per-sample gradients ``∂MSE(z_b, 1/K·1)/∂W`` of the final linear layer, batched.
 
     One forward pass in eval mode captures the features ``h`` (B, D) entering ``layer``
-    (default :func:`last_linear_layer`); ``torch.func.vmap(grad(...))`` over the samples then
-    differentiates ``mean_k (W h_b + bias − 1/K)_k²`` with respect to ``W``. This is the
-    full-network gradient of that loss with respect to ``W`` (only ``h`` and ``z`` enter it),
+    (default :func:`tutorial_utils.forward.final_linear`), read by
+    :func:`tutorial_utils.forward.features_and_logits`; the per-sample engine
+    :func:`tutorial_utils.gradients.per_sample_gradients` (``vmap(grad(...))`` over the
+    samples) then differentiates ``mean_k (W h_b + bias − 1/K)_k²`` with respect to ``W``.
+    This is the full-network gradient of that loss with respect to ``W`` (only ``h`` and ``z``
+    enter it),
     exactly what a per-image ``loss.backward()`` leaves in ``layer.weight.grad``, without
     writing any ``.grad`` field.
 
@@ -139,35 +107,18 @@ def last_layer_gradients(model: nn.Module, x: torch.Tensor, layer: nn.Linear | N
     output is not the model's output (e.g. an ensemble that averages probabilities), when
     ``K < 2`` or when the layer does not run exactly once.
     """
-    from torch.func import functional_call, grad, vmap
-
     check_inputs(model, x)
-    layer = _check_layer(model, layer)
-    with preserved_state(model), torch.no_grad(), _capture_input(layer) as store:
-        z = model(x)
-    if store["calls"] != 1:
-        raise ValueError(f"layer must run exactly once in the forward pass, it ran "
-                         f"{store['calls']} times")
-    if not isinstance(z, torch.Tensor) or z.dim() != 2:
-        raise ValueError("model must return logits of shape (B, K)")
-    if store["output"].shape != z.shape or not torch.equal(store["output"], z):
-        raise ValueError("layer's output is not the model's output: GradTrust needs the final "
-                         "nn.Linear that produces the logits (pass layer=...)")
+    layer = final_linear(model) if layer is None else layer
+    h, z = features_and_logits(model, x, None, layer=layer)
     k = z.shape[1]
     if k < 2:
         raise ValueError(f"GradTrust needs K >= 2 classes, the model has K={k}")
-    h = store["input"]
-    if h.dim() != 2:
-        raise ValueError(f"the features entering layer must be (B, D), got {tuple(h.shape)}")
-    params = {n: p.detach() for n, p in layer.named_parameters()}
 
-    def loss(weight: torch.Tensor, hb: torch.Tensor) -> torch.Tensor:
-        zb = functional_call(layer, {**params, "weight": weight}, (hb[None],))
+    def loss(zb: torch.Tensor, _hb: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(zb, torch.full_like(zb, 1.0 / k))
 
-    with torch.enable_grad():
-        grads = vmap(grad(loss), in_dims=(None, 0))(params["weight"], h.detach())
-    return grads, z
+    grads = per_sample_gradients(layer, h, loss, params="weight")
+    return grads["weight"], z
 
 
 def gradtrust_from_gradients(grads: torch.Tensor) -> torch.Tensor:
@@ -222,6 +173,19 @@ def gradtrust(model: nn.Module, x: torch.Tensor, layer: nn.Linear | None = None,
                       for xb in x.split(batch_size)])
 
 
+class GradTrustScore(Detector):
+    """:func:`gradtrust` as a detector: nothing to fit; ``score(x)`` (B,) in ``[1, K]``,
+    higher = more trust."""
+
+    def __init__(self, model: nn.Module, layer: nn.Linear | None = None,
+                 batch_size: int = 256) -> None:
+        super().__init__(model)
+        self.layer, self.batch_size = layer, check_positive_int(batch_size, "batch_size")
+
+    def score_batch(self, batch: Batch) -> torch.Tensor:
+        return gradtrust(self.model, batch.x, self.layer, self.batch_size)
+
+
 # --------------------------------------------------------------------------------------
 # VOICE
 # --------------------------------------------------------------------------------------
@@ -239,40 +203,18 @@ class Voice(NamedTuple):
     snr: torch.Tensor
 
 
-def _check_maps(maps: object, name: str) -> torch.Tensor:
-    if not isinstance(maps, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (B, H, W), "
-                        f"got {type(maps).__name__}")
-    if maps.dim() != 3 or maps.numel() == 0:
-        raise ValueError(f"{name} must have shape (B, H, W), got {tuple(maps.shape)}")
-    if not torch.is_floating_point(maps):
-        raise TypeError(f"{name} must be floating point, got {maps.dtype}")
-    if not torch.isfinite(maps).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return maps
-
-
-def _check_threshold(threshold: object) -> float:
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)):
-        raise TypeError(f"threshold must be a float in [0, 1), got {type(threshold).__name__}")
-    if not 0 <= threshold < 1:
-        raise ValueError(f"threshold must lie in [0, 1) (maps are min-max normalised to "
-                         f"[0, 1]), got {threshold}")
-    return float(threshold)
-
-
 def explanation_iou(explanation: torch.Tensor, uncertainty: torch.Tensor,
                     threshold: float = 0.1) -> torch.Tensor:
     """IoU of ``explanation > threshold`` and ``uncertainty > threshold`` per image: (B,).
 
     Both maps (B, H, W) of the same shape; 0 where neither map exceeds the threshold.
     """
-    e = _check_maps(explanation, "explanation")
-    u = _check_maps(uncertainty, "uncertainty")
+    e = check_maps(explanation, "explanation")
+    u = check_maps(uncertainty, "uncertainty")
     if e.shape != u.shape:
         raise ValueError(f"explanation and uncertainty must have the same shape, got "
                          f"{tuple(e.shape)} and {tuple(u.shape)}")
-    t = _check_threshold(threshold)
+    t = check_threshold(threshold)
     a, b = e > t, u > t
     inter = (a & b).sum(dim=(1, 2)).to(e.dtype)
     union = (a | b).sum(dim=(1, 2)).to(e.dtype)
@@ -284,9 +226,26 @@ def map_snr(maps: torch.Tensor) -> torch.Tensor:
 
     Population std (``correction=0``); 0 where the map is constant (std = 0).
     """
-    m = _check_maps(maps, "maps").flatten(1)
+    m = check_maps(maps, "maps").flatten(1)
     std = m.std(dim=1, correction=0)
     return torch.where(std > 0, m.mean(dim=1) / std.clamp_min(1e-30), torch.zeros_like(std))
+
+
+def explanation_uncertainty(contrast_maps: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+    """VOICE's uncertainty of an explanation: the per-pixel population variance of the
+    ContrastCAMs ``contrast_maps`` (B, K, H, W) over every Q ≠ P (``pred`` (B,) the
+    predictions), min-max normalised per image (a constant variance map becomes zeros):
+    (B, H, W) in [0, 1]."""
+    if not isinstance(contrast_maps, torch.Tensor) or contrast_maps.dim() != 4:
+        raise ValueError("contrast_maps must be (B, K, H, W) ContrastCAMs, got "
+                         f"{getattr(contrast_maps, 'shape', type(contrast_maps).__name__)}")
+    b, k = contrast_maps.shape[:2]
+    if k < 2:
+        raise ValueError(f"VOICE needs K >= 2 classes, the model has K={k}")
+    keep = torch.ones((b, k), dtype=torch.bool, device=contrast_maps.device)
+    keep[torch.arange(b, device=keep.device), pred.to(keep.device)] = False
+    others = contrast_maps[keep].view(b, k - 1, *contrast_maps.shape[2:])
+    return normalize_maps(others.var(dim=1, correction=0))
 
 
 def voice(model: nn.Module, x: torch.Tensor, layer: nn.Module | None = None,
@@ -305,18 +264,11 @@ def voice(model: nn.Module, x: torch.Tensor, layer: nn.Module | None = None,
     (a constant variance map becomes zeros, SNR 0). The model's mode, ``requires_grad``
     flags and hooks are left as they were.
     """
-    threshold = _check_threshold(threshold)
+    threshold = check_threshold(threshold)
     check_inputs(model, x)
-    with preserved_state(model), torch.no_grad():
-        pred = model(x).argmax(dim=1)
-    contrast = contrast_cam_all(model, x, layer)  # (B, K, H, W)
-    k = contrast.shape[1]
-    if k < 2:
-        raise ValueError(f"VOICE needs K >= 2 classes, the model has K={k}")
-    keep = torch.ones(contrast.shape[:2], dtype=torch.bool, device=contrast.device)
-    keep[torch.arange(len(pred), device=keep.device), pred] = False
-    others = contrast[keep].view(contrast.shape[0], k - 1, *contrast.shape[2:])
-    uncertainty = normalize_cams(others.var(dim=1, correction=0))
+    pred = logits(model, x, check=False).argmax(dim=1)
+    contrast = contrast_cam_all(model, x, layer=layer)  # (B, K, H, W)
+    uncertainty = explanation_uncertainty(contrast, pred)
     explanation = grad_cam(model, x, target=pred, layer=layer)
     return Voice(explanation, uncertainty, explanation_iou(explanation, uncertainty, threshold),
                  map_snr(uncertainty))

@@ -4,8 +4,15 @@ gradients and sampling.
 **Sign convention.** Every *score* is a ``(B,)`` tensor with **higher = more in-distribution /
 more trustworthy** (pytorch-ood and OpenOOD report the negation: higher = more OOD). The
 sampling decompositions (:func:`mc_dropout`, :func:`ensemble_uncertainty`) return
-*uncertainties* in nats (higher = less certain); negate one to use it as a score, as
-:data:`SCORES` does.
+*uncertainties* in nats (higher = less certain); their detectors negate them.
+
+**One detector contract** (as pytorch-ood's ``Detector``, with the sign flipped): every score
+is also a :class:`Detector` built on a model, ``det = Detector(model, **options)``, with
+``det.fit(x, y=None, ...) -> det`` — ID data first; a no-op for the scores that need no
+fitting — and ``det.score(x) -> (B,)``. ``det.score_batch(batch)`` scores a :class:`Batch`,
+which computes the logits, the features and the confounding-label norms of a batch once for
+every detector that asks. The table of every detector under the names the tables print is
+:data:`tutorial_utils.detection.SCORES`.
 
 ======================  =====================================================  ================
 function                score (higher = in-distribution)                       cost
@@ -24,10 +31,23 @@ ConfoundingDetector     P(in-distribution) from a logistic regression on       p
 mc_dropout              MC-dropout passes: predictive = aleatoric + epistemic  T passes after
                         (nats) — an uncertainty, not a score (``ensembles``)   the 1st dropout
 ensemble_uncertainty    the same decomposition over ensemble members           M forwards
-score / SCORES          ``score(name, model, x, **options)`` for a loop
 ======================  =====================================================  ================
 
-Notation (DESIGN §7): logits ``z = f(x)`` (B, K), ``p = softmax(z)``, prediction
+=====================  =================================================================
+detector               score
+=====================  =================================================================
+LogitScore             any logit score above (``LogitScore(model, max_softmax)``)
+ODINScore              :func:`odin`
+Mahalanobis            fitted on ID features and labels
+GradNormScore          :func:`gradnorm`
+ConfoundingNorm        :func:`confounding_score`
+ConfoundingDetector    fitted on ID images against one novel set
+MCDropoutScore         ``−`` epistemic uncertainty (mutual information) of :func:`mc_dropout`
+EnsembleScore          ``−`` epistemic uncertainty of :func:`ensemble_uncertainty`
+RandomScore            uniform noise, seeded: the chance floor
+=====================  =================================================================
+
+Notation: logits ``z = f(x)`` (B, K), ``p = softmax(z)``, prediction
 ``P = argmax z``, penultimate features ``h`` (B, D) = the input of the final ``nn.Linear``
 ``W`` (K, D), ``u = 1/K`` the uniform distribution. Images have pixels in ``[0, 1]``; the
 course's models normalise inside their first layer. Every function runs the model in eval mode
@@ -52,29 +72,59 @@ References
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
+from functools import cached_property
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tutorial_utils._checks import check_inputs, check_model, check_seed
-from tutorial_utils.attacks import input_gradient
+from tutorial_utils import forward
+from tutorial_utils._checks import (
+    check_inputs,
+    check_labels,
+    check_logits,
+    check_matrix,
+    check_model,
+    check_number,
+    check_positive_int,
+    check_seed,
+    check_sign,
+)
 from tutorial_utils.ensembles import PredictiveUncertainty, ensemble_uncertainty, mc_dropout
 from tutorial_utils.gradients import (
     GradientNorms,
+    check_confounding_loss,
     confounding_gradient_norms,
     confounding_loss,
-    final_linear,
+    input_gradient,
 )
-from tutorial_utils.models import features_and_logits
-from tutorial_utils.utils import channels_last, preserved_state
 
 __all__ = [
-    "max_softmax", "neg_entropy", "margin", "neg_nll", "energy", "odin", "Mahalanobis",
-    "gradnorm", "confounding_score", "ConfoundingDetector", "mc_dropout",
-    "ensemble_uncertainty", "PredictiveUncertainty", "NotFittedError", "SCORES", "score",
+    "max_softmax",
+    "neg_entropy",
+    "margin",
+    "neg_nll",
+    "energy",
+    "odin",
+    "gradnorm",
+    "gradnorm_from_features",
+    "confounding_score",
+    "mc_dropout",
+    "ensemble_uncertainty",
+    "PredictiveUncertainty",
+    "NotFittedError",
+    "Batch",
+    "Detector",
+    "LogitScore",
+    "ODINScore",
+    "Mahalanobis",
+    "GradNormScore",
+    "ConfoundingNorm",
+    "ConfoundingDetector",
+    "MCDropoutScore",
+    "EnsembleScore",
+    "RandomScore",
 ]
 
 
@@ -82,85 +132,35 @@ class NotFittedError(ValueError, AttributeError):
     """A detector was used before ``.fit`` (as scikit-learn's ``NotFittedError``)."""
 
 
-# --------------------------------------------------------------------------- checks
-def _check_matrix(value: object, name: str) -> torch.Tensor:
-    """A finite, non-empty floating-point tensor of shape (B, K)."""
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (B, K), "
-                        f"got {type(value).__name__}")
-    if not torch.is_floating_point(value):
-        raise TypeError(f"{name} must be floating point (got {value.dtype}); use {name}.float()")
-    if value.dim() != 2:
-        hint = f"; add a batch dimension with {name}[None]" if value.dim() == 1 else ""
-        raise ValueError(f"{name} must have shape (B, K), got {tuple(value.shape)}{hint}")
-    if value.shape[0] == 0 or value.shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(value.shape)})")
-    if not torch.isfinite(value).all():
-        raise ValueError(f"{name} contains NaN or infinite values; clean the input first")
-    return value
+# --------------------------------------------------------------------------------------
+# Logit scores
+# --------------------------------------------------------------------------------------
 
 
-def _check_logits(logits: object, name: str = "logits") -> torch.Tensor:
-    if _check_matrix(logits, name).shape[1] < 2:
-        raise ValueError(f"{name} must hold K >= 2 classes per sample, got K={logits.shape[1]}")
-    return logits
-
-
-def _check_float(value: object, name: str, *, positive: bool) -> float:
-    """A finite real number, > 0 (``positive``) or >= 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, "
-                         f"got {value}")
-    return value
-
-
-def _check_sign(sign: object) -> int:
-    if isinstance(sign, bool) or sign not in (-1, 1):
-        raise ValueError(f"sign must be -1 (smaller gradient = more in-distribution) or +1 "
-                         f"(larger gradient = more in-distribution), got {sign!r}")
-    return int(sign)
-
-
-def _logits(model: nn.Module, x: torch.Tensor, *, check: bool = True) -> torch.Tensor:
-    """Logits (B, K) in eval mode: one batched forward, no graph (``check=False``: ``x`` was
-    validated already)."""
-    if check:
-        check_inputs(model, x)
-    with preserved_state(model), torch.inference_mode():
-        z = model(channels_last(x))
-    if not isinstance(z, torch.Tensor) or z.shape[:1] != x.shape[:1] or z.dim() != 2:
-        raise ValueError("model must return logits of shape (B, K)")
-    return z.clone()  # an ordinary tensor (cloned outside inference mode)
-
-
-# --------------------------------------------------------------------------- logit scores
 def max_softmax(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """Maximum softmax probability ``max_k softmax(z/T)_k`` (B,) in [1/K, 1] (Hendrycks &
     Gimpel 2017). ``logits`` (B, K), K ≥ 2; ``temperature`` T > 0."""
-    t = _check_float(temperature, "temperature", positive=True)
-    return (_check_logits(logits) / t).softmax(1).amax(1)
+    t = check_number(temperature, "temperature", low=0.0, low_open=True)
+    return (check_logits(logits) / t).softmax(1).amax(1)
 
 
 def neg_entropy(logits: torch.Tensor) -> torch.Tensor:
     """Negative Shannon entropy ``Σ_k p_k log p_k`` (B,) in nats, in [−log K, 0]
     (0 = one-hot, −log K = uniform)."""
-    logp = _check_logits(logits).log_softmax(1)
+    logp = check_logits(logits).log_softmax(1)
     return (logp.exp() * logp).sum(1)
 
 
 def margin(logits: torch.Tensor) -> torch.Tensor:
     """Top-1 minus top-2 probability ``p_(1) − p_(2)`` (B,) in [0, 1]."""
-    top2 = _check_logits(logits).softmax(1).topk(2, dim=1).values
+    top2 = check_logits(logits).softmax(1).topk(2, dim=1).values
     return top2[:, 0] - top2[:, 1]
 
 
 def neg_nll(logits: torch.Tensor) -> torch.Tensor:
     """Log-probability of the prediction ``log p_P`` (B,) in nats, in [−log K, 0]: the
     negative log-likelihood of the predicted label, negated (a monotone map of MSP)."""
-    return _check_logits(logits).log_softmax(1).amax(1)
+    return check_logits(logits).log_softmax(1).amax(1)
 
 
 def energy(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -168,18 +168,22 @@ def energy(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
 
     Unbounded; ``max_k z_k ≤ energy ≤ max_k z_k + T log K``, so it tends to the largest logit
     as T → 0. ``temperature`` T must be finite and > 0."""
-    t = _check_float(temperature, "temperature", positive=True)
-    return t * torch.logsumexp(_check_logits(logits) / t, dim=1)
+    t = check_number(temperature, "temperature", low=0.0, low_open=True)
+    return t * torch.logsumexp(check_logits(logits) / t, dim=1)
 
 
-# --------------------------------------------------------------------------- ODIN
+# --------------------------------------------------------------------------------------
+# ODIN
+# --------------------------------------------------------------------------------------
+
+
 def odin(model: nn.Module, x: torch.Tensor, temperature: float = 1000.0,
          epsilon: float = 0.0014) -> torch.Tensor:
     """ODIN (Liang et al. 2018): temperature scaling plus a small input perturbation.
 
     ``x̃ = clamp(x − ε·sign(∇ₓ[−log max_k softmax(z/T)_k]), 0, 1)`` — one targeted FGSM step
-    (:func:`tutorial_utils.attacks.fgsm`) towards the prediction at temperature T — and the
-    score is ``max_k softmax(f(x̃)/T)_k`` (B,) in [1/K, 1]. One batched forward + input
+    (:func:`tutorial_utils.gradients.input_gradient`) towards the prediction at temperature
+    T — and the score is ``max_k softmax(f(x̃)/T)_k`` (B,) in [1/K, 1]. One batched forward + input
     backward + forward.
 
     **ε is in pixel units** of [0, 1] images, applied *before* the model's own normalisation
@@ -190,101 +194,38 @@ def odin(model: nn.Module, x: torch.Tensor, temperature: float = 1000.0,
     :func:`max_softmax`.
     """
     check_inputs(model, x)
-    t = _check_float(temperature, "temperature", positive=True)
-    eps = _check_float(epsilon, "epsilon", positive=False)
+    t = check_number(temperature, "temperature", low=0.0, low_open=True)
+    eps = check_number(epsilon, "epsilon", low=0.0)
     if eps > 0:
-        g, _ = input_gradient(model, x, lambda z: -(z / t).log_softmax(1).amax(1))
+        g, _ = input_gradient(model, x, lambda z: -(z / t).log_softmax(1).amax(1), check=False)
         x = (x.detach() - eps * g.sign()).clamp(0, 1)
-    return max_softmax(_logits(model, x, check=False), t)
+    return max_softmax(forward.logits(model, x, check=False), t)
 
 
-# --------------------------------------------------------------------------- Mahalanobis
-def _check_labels(y: object, n: int) -> torch.Tensor:
-    if not isinstance(y, torch.Tensor) or y.dtype.is_floating_point or y.dtype == torch.bool:
-        raise TypeError("y must be a tensor of integer class labels (N,)")
-    if y.shape != (n,):
-        raise ValueError(f"y must have shape ({n},), one label per image, got {tuple(y.shape)}")
-    return y
+# --------------------------------------------------------------------------------------
+# Gradient scores
+# --------------------------------------------------------------------------------------
 
 
-class Mahalanobis:
-    """Mahalanobis distance of penultimate features to the closest class (Lee et al. 2018).
-
-    ``fit(x, y)`` estimates class means ``μ_c`` and one tied covariance
-    ``Σ = 1/N Σ_i (h_i − μ_{y_i})(h_i − μ_{y_i})ᵀ`` of the features ``h`` (B, D) of in-distribution
-    training images (float64; the inverse is a pseudo-inverse that drops eigenvalues below
-    ``D·eps(dtype of h)·λ_max``). ``score(x)`` = ``−min_c (h − μ_c)ᵀ Σ⁺ (h − μ_c)`` (B,) — the
-    **squared** distance, negated (≤ 0; higher = closer to a class = in-distribution). Purely
-    feature-space: no input preprocessing (the paper's optional ODIN-like step is left out).
-    ``fit_features`` / ``score_features`` do the same on given features.
-
-    ``model`` must expose ``penultimate(x)`` and ``fc`` (every zoo ``SmallCNN`` does).
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model = check_model(model)
-        self.classes: torch.Tensor | None = None
-        self.whitening: torch.Tensor | None = None  # (D, r): Σ⁺ = whitening @ whitening.T
-        self.centres: torch.Tensor | None = None  # (C, r): whitened class means
-
-    def fit(self, x: torch.Tensor, y: torch.Tensor) -> Mahalanobis:
-        """Fit on in-distribution images ``x`` (N, C, H, W) with labels ``y`` (N,)."""
-        check_inputs(self.model, x)
-        return self.fit_features(features_and_logits(self.model, x)[0], y)
-
-    def fit_features(self, h: torch.Tensor, y: torch.Tensor) -> Mahalanobis:
-        """Fit on features ``h`` (N, D) with labels ``y`` (N,); returns ``self``."""
-        h64 = _check_matrix(h, "h").double()
-        classes, idx = _check_labels(y, len(h)).to(h.device).unique(return_inverse=True)
-        onehot = F.one_hot(idx, len(classes)).double()  # (N, C)
-        means = (onehot.T @ h64) / onehot.sum(0)[:, None]
-        centred = h64 - means[idx]
-        evals, evecs = torch.linalg.eigh(centred.T @ centred / len(h))
-        keep = evals > evals.max() * h.shape[1] * torch.finfo(h.dtype).eps
-        self.whitening = evecs[:, keep] / evals[keep].sqrt()
-        self.classes, self.centres = classes, means @ self.whitening
-        return self
-
-    def _require_fitted(self) -> None:
-        if self.whitening is None:
-            raise NotFittedError("this Mahalanobis detector is not fitted yet: call "
-                                 ".fit(x_train, y_train) on in-distribution images first")
-
-    def distances(self, h: torch.Tensor) -> torch.Tensor:
-        """Squared Mahalanobis distances (B, C) of features ``h`` (B, D) to every class mean."""
-        self._require_fitted()
-        if _check_matrix(h, "h").shape[1] != self.whitening.shape[0]:
-            raise ValueError(f"h has {h.shape[1]} features per sample but the detector was "
-                             f"fitted on {self.whitening.shape[0]}")
-        a = h.double() @ self.whitening
-        c = self.centres
-        d2 = a.square().sum(1, keepdim=True) - 2 * a @ c.T + c.square().sum(1)
-        return d2.clamp_min(0)
-
-    def score_features(self, h: torch.Tensor) -> torch.Tensor:
-        """``−min_c`` squared distance (B,) for features ``h`` (B, D), in ``h``'s dtype."""
-        return -self.distances(h).amin(1).to(h.dtype)
-
-    def score(self, x: torch.Tensor) -> torch.Tensor:
-        """``−min_c`` squared Mahalanobis distance (B,) of images ``x`` (B, C, H, W)."""
-        self._require_fitted()
-        check_inputs(self.model, x)
-        return self.score_features(features_and_logits(self.model, x)[0])
+def gradnorm_from_features(h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """GradNorm's closed form ``‖p − u‖₁ · ‖h‖₁`` (B,) from features ``h`` (B, D) and logits
+    ``z`` (B, K) of the final linear layer (``u = 1/K``, ``p = softmax(z)``)."""
+    check_matrix(h, "h", "(B, D)")
+    check_logits(z, "z")
+    return (z.softmax(1) - 1 / z.shape[1]).abs().sum(1) * h.abs().sum(1)
 
 
-# --------------------------------------------------------------------------- gradient scores
 def gradnorm(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """GradNorm (Huang et al. 2021): ``‖∇_W KL(u ‖ softmax(z))‖₁`` (B,), T = 1, ≥ 0.
 
     ``∂KL/∂z = p − u`` and ``z = W h + b``, so the weight gradient is the outer product
-    ``(p − u) hᵀ`` whose L1 norm is ``‖p − u‖₁ · ‖h‖₁`` — computed in closed form from one
-    batched forward (no backward). Higher = in-distribution, as in the paper (confident
-    predictions on large features give large gradients). Only ``W``, not the bias. ``model``
-    must expose ``penultimate`` and ``fc`` (every zoo ``SmallCNN`` does).
+    ``(p − u) hᵀ`` whose L1 norm is ``‖p − u‖₁ · ‖h‖₁`` (:func:`gradnorm_from_features`) —
+    computed in closed form from one batched forward (no backward). Higher = in-distribution,
+    as in the paper (confident predictions on large features give large gradients). Only
+    ``W``, not the bias. ``model`` is any classifier whose logits come from a final
+    ``nn.Linear`` (:func:`tutorial_utils.forward.features_and_logits`).
     """
-    check_inputs(model, x)
-    h, z = features_and_logits(model, x)
-    return (z.softmax(1) - 1 / z.shape[1]).abs().sum(1) * h.abs().sum(1)
+    return gradnorm_from_features(*forward.features_and_logits(model, x))
 
 
 def _confounding_norms(model: nn.Module, x: torch.Tensor, loss: str,
@@ -298,12 +239,12 @@ def _confounding_norms(model: nn.Module, x: torch.Tensor, loss: str,
     if layers is not None and (isinstance(layers, nn.Module) or not isinstance(layers, Sequence)):
         raise TypeError(f"layers must be a list of nn.Modules (e.g. [model.fc]), got "
                         f"{type(layers).__name__}")
-    closed = isinstance(model, nn.Module) and hasattr(model, "penultimate") and layers is not None
-    fc = final_linear(model) if closed else None
-    if fc is None or len(layers) != 1 or layers[0] is not fc or not hasattr(model, "penultimate"):
+    one_linear = layers is not None and len(layers) == 1 and isinstance(layers[0], nn.Linear)
+    fc = forward.final_linear(model) if one_linear else None
+    if fc is None or layers[0] is not fc:
         return confounding_gradient_norms(model, x, loss, layers, chunk_size=chunk_size)
-    check_inputs(model, x)
-    h, z = features_and_logits(model, x)
+    check_confounding_loss(loss)
+    h, z = forward.features_and_logits(model, x)
     with torch.enable_grad():
         z = z.detach().requires_grad_(True)
         (g,) = torch.autograd.grad(confounding_loss(z, loss).sum(), z)
@@ -328,16 +269,201 @@ def confounding_score(model: nn.Module, x: torch.Tensor, layers: Sequence[nn.Mod
     one (GradNorm's reading; with the softmax loss ``∂L/∂z = K·p − 1`` grows with confidence).
     Chapter 3 checks empirically which orientation separates ID from novel data for each loss.
     """
-    sign = _check_sign(sign)
+    sign = check_sign(sign)
     return sign * _confounding_norms(model, x, loss, layers, chunk_size).norms.sum(1)
 
 
-class ConfoundingDetector:
+# --------------------------------------------------------------------------------------
+# The detector contract
+# --------------------------------------------------------------------------------------
+
+
+class Batch:
+    """One batch of images ``x`` (B, C, H, W) for ``model``, checked once; what several
+    detectors need is computed on first use and shared: ``logits`` (B, K), ``features``
+    ``(h, z)`` (:func:`tutorial_utils.forward.features_and_logits`) and the confounding-label
+    norms :meth:`norms` (one backward for every detector that reads them)."""
+
+    def __init__(self, model: nn.Module, x: torch.Tensor) -> None:
+        self.model, self.x = model, check_inputs(model, x)
+        self._norms: dict = {}
+
+    @cached_property
+    def features(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(h (B, D), z (B, K))`` in one forward pass."""
+        return forward.features_and_logits(self.model, self.x)
+
+    @cached_property
+    def logits(self) -> torch.Tensor:
+        """``z`` (B, K), from the same forward pass as :attr:`features` when the model's
+        logits are the output of a final ``nn.Linear`` (one pass for both)."""
+        try:
+            return self.features[1]
+        except (TypeError, ValueError):  # no final nn.Linear producing the logits
+            return forward.logits(self.model, self.x, check=False)
+
+    def norms(self, loss: str = "sigmoid", layers: Sequence[nn.Module] | None = None
+              ) -> torch.Tensor:
+        """Per-layer squared confounding-label norms (B, L), computed once per (loss, layers)."""
+        key = (loss, None if layers is None else tuple(id(m) for m in layers))
+        if key not in self._norms:
+            self._norms[key] = _confounding_norms(self.model, self.x, loss, layers).norms
+        return self._norms[key]
+
+
+class Detector:
+    """The contract every score follows (as pytorch-ood's ``Detector``, sign flipped).
+
+    ``Detector(model, **options)`` builds it; ``fit(x, y=None, ...)`` learns from
+    in-distribution images ``x`` (B, C, H, W) (and labels ``y`` where needed) and returns
+    ``self`` — a no-op for scores that need no fitting; ``score(x)`` returns a ``(B,)``
+    tensor, **higher = more in-distribution**; ``score_batch(batch)`` does the same for a
+    :class:`Batch` (shared forward passes). Calling the detector is ``score``.
+    """
+
+    requires_fit = False
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = check_model(model)
+
+    def fit(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Detector:
+        """Nothing to learn for this score; returns ``self``."""
+        check_inputs(self.model, x)
+        return self
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """The score (B,) of images ``x`` (B, C, H, W), higher = more in-distribution."""
+        return self.score_batch(Batch(self.model, x))
+
+    def score_batch(self, batch: Batch) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.score(x)
+
+
+class LogitScore(Detector):
+    """A score of the logits alone, ``fn(z, **options)`` (e.g. :func:`max_softmax`)."""
+
+    def __init__(self, model: nn.Module, fn: Callable[..., torch.Tensor], **options) -> None:
+        super().__init__(model)
+        self.fn, self.options = fn, options
+
+    def score_batch(self, batch: Batch) -> torch.Tensor:
+        return self.fn(batch.logits, **self.options)
+
+
+class ODINScore(Detector):
+    """:func:`odin` with a fixed ``temperature`` and ``epsilon`` (pixel units)."""
+
+    def __init__(self, model: nn.Module, temperature: float = 1000.0,
+                 epsilon: float = 0.0014) -> None:
+        super().__init__(model)
+        self.temperature = check_number(temperature, "temperature", low=0.0, low_open=True)
+        self.epsilon = check_number(epsilon, "epsilon", low=0.0)
+
+    def score_batch(self, batch: Batch) -> torch.Tensor:
+        return odin(self.model, batch.x, self.temperature, self.epsilon)
+
+
+class Mahalanobis(Detector):
+    """Mahalanobis distance of penultimate features to the closest class (Lee et al. 2018).
+
+    ``fit(x, y)`` estimates class means ``μ_c`` and one tied covariance
+    ``Σ = 1/N Σ_i (h_i − μ_{y_i})(h_i − μ_{y_i})ᵀ`` of the features ``h`` (B, D) of in-distribution
+    training images (float64; the inverse is a pseudo-inverse that drops eigenvalues below
+    ``D·eps(dtype of h)·λ_max``). ``score(x)`` = ``−min_c (h − μ_c)ᵀ Σ⁺ (h − μ_c)`` (B,) — the
+    **squared** distance, negated (≤ 0; higher = closer to a class = in-distribution). Purely
+    feature-space: no input preprocessing (the paper's optional ODIN-like step is left out).
+    ``fit_features`` / ``score_features`` do the same on given features.
+
+    ``h`` is the input of the model's final ``nn.Linear``
+    (:func:`tutorial_utils.forward.features_and_logits`).
+    """
+
+    requires_fit = True
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__(model)
+        self.classes: torch.Tensor | None = None
+        self.whitening: torch.Tensor | None = None  # (D, r): Σ⁺ = whitening @ whitening.T
+        self.centres: torch.Tensor | None = None  # (C, r): whitened class means
+
+    def fit(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Mahalanobis:
+        """Fit on in-distribution images ``x`` (N, C, H, W) with labels ``y`` (N,)."""
+        if y is None:
+            raise TypeError("Mahalanobis.fit needs the labels y (N,) of the in-distribution "
+                            "images x: fit(x_train, y_train)")
+        return self.fit_features(forward.features_and_logits(self.model, x)[0], y)
+
+    def fit_features(self, h: torch.Tensor, y: torch.Tensor) -> Mahalanobis:
+        """Fit on features ``h`` (N, D) with labels ``y`` (N,); returns ``self``."""
+        h64 = check_matrix(h, "h", "(N, D)").double()
+        classes, idx = check_labels(y, len(h)).to(h.device).unique(return_inverse=True)
+        onehot = F.one_hot(idx, len(classes)).double()  # (N, C)
+        means = (onehot.T @ h64) / onehot.sum(0)[:, None]
+        centred = h64 - means[idx]
+        evals, evecs = torch.linalg.eigh(centred.T @ centred / len(h))
+        keep = evals > evals.max() * h.shape[1] * torch.finfo(h.dtype).eps
+        self.whitening = evecs[:, keep] / evals[keep].sqrt()
+        self.classes, self.centres = classes, means @ self.whitening
+        return self
+
+    def _require_fitted(self) -> None:
+        if self.whitening is None:
+            raise NotFittedError("this Mahalanobis detector is not fitted yet: call "
+                                 ".fit(x_train, y_train) on in-distribution images first")
+
+    def distances(self, h: torch.Tensor) -> torch.Tensor:
+        """Squared Mahalanobis distances (B, C) of features ``h`` (B, D) to every class mean."""
+        self._require_fitted()
+        if check_matrix(h, "h", "(B, D)").shape[1] != self.whitening.shape[0]:
+            raise ValueError(f"h has {h.shape[1]} features per sample but the detector was "
+                             f"fitted on {self.whitening.shape[0]}")
+        a = h.double() @ self.whitening
+        c = self.centres
+        d2 = a.square().sum(1, keepdim=True) - 2 * a @ c.T + c.square().sum(1)
+        return d2.clamp_min(0)
+
+    def score_features(self, h: torch.Tensor) -> torch.Tensor:
+        """``−min_c`` squared distance (B,) for features ``h`` (B, D), in ``h``'s dtype."""
+        return -self.distances(h).amin(1).to(h.dtype)
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """``−min_c`` squared Mahalanobis distance (B,) of images ``x`` (B, C, H, W)."""
+        self._require_fitted()
+        return super().score(x)
+
+    def score_batch(self, batch: Batch) -> torch.Tensor:
+        return self.score_features(batch.features[0])
+
+
+class GradNormScore(Detector):
+    """:func:`gradnorm` from the batch's shared features and logits."""
+
+    def score_batch(self, batch: Batch) -> torch.Tensor:
+        return gradnorm_from_features(*batch.features)
+
+
+class ConfoundingNorm(Detector):
+    """:func:`confounding_score`: ``sign · Σ_layers`` squared confounding-label norms."""
+
+    def __init__(self, model: nn.Module, layers: Sequence[nn.Module] | None = None,
+                 loss: str = "sigmoid", sign: int = -1) -> None:
+        super().__init__(model)
+        self.layers, self.loss = layers, check_confounding_loss(loss)
+        self.sign = check_sign(sign)
+
+    def score_batch(self, batch: Batch) -> torch.Tensor:
+        return self.sign * batch.norms(self.loss, self.layers).sum(1)
+
+
+class ConfoundingDetector(Detector):
     """A small detector H(·) on confounding-label gradients (Lee & AlRegib 2020, 2023).
 
     Features: ``log`` of the per-layer squared gradient norms for the all-ones label
     (:func:`~tutorial_utils.gradients.confounding_gradient_norms`), standardised; H is a
-    scikit-learn ``LogisticRegression``. ``fit(model, x_id, x_novel)`` trains it on
+    scikit-learn ``LogisticRegression``. ``fit(x_id, x_novel=...)`` trains it on
     in-distribution images (label 1) against **one** challenge / OOD set (label 0);
     ``score(x)`` is P(in-distribution) (B,) in [0, 1].
 
@@ -345,55 +471,62 @@ class ConfoundingDetector:
     detection result: **test it on a different challenge / OOD set** (and on held-out ID data).
     """
 
-    def __init__(self, loss: str = "sigmoid", layers: Sequence[nn.Module] | None = None,
-                 C: float = 1.0, seed: int = 0) -> None:
-        confounding_loss(torch.zeros(1, 2), loss)  # validates the loss name
-        C = _check_float(C, "C", positive=True)
-        self.loss, self.layers, self.C, self.seed = loss, layers, C, check_seed(seed)
-        self.model: nn.Module | None = None
+    requires_fit = True
+
+    def __init__(self, model: nn.Module, loss: str = "sigmoid",
+                 layers: Sequence[nn.Module] | None = None, C: float = 1.0,
+                 seed: int = 0) -> None:
+        super().__init__(model)
+        self.loss = check_confounding_loss(loss)
+        self.C = check_number(C, "C", low=0.0, low_open=True)
+        self.layers, self.seed = layers, check_seed(seed)
         self.pipeline = None
         self.layer_names: list[str] = []
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """``log`` per-layer squared gradient norms (B, L), float64."""
-        if self.model is None:
-            raise NotFittedError("this ConfoundingDetector is not fitted yet: call "
-                                 ".fit(model, x_id, x_novel) first")
         out = _confounding_norms(self.model, x, self.loss, self.layers)
         self.layer_names = out.names
         return out.norms.double().clamp_min(1e-300).log()
 
-    def fit(self, model: nn.Module, x_id: torch.Tensor, x_novel: torch.Tensor
-            ) -> ConfoundingDetector:
-        """Train H on ``x_id`` (label 1) vs ``x_novel`` (label 0); returns ``self``."""
+    def fit(self, x: torch.Tensor, y: torch.Tensor | None = None, *,
+            x_novel: torch.Tensor | None = None) -> ConfoundingDetector:
+        """Train H on in-distribution images ``x`` (label 1) against ``x_novel`` (label 0);
+        ``y`` is not used (H tells ID from novel, not classes). Returns ``self``."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        self.model = check_model(model)
-        check_inputs(model, x_id, "x_id")
-        check_inputs(model, x_novel, "x_novel")
-        feats = torch.cat([self.features(x_id), self.features(x_novel)]).cpu().numpy()
-        labels = [1] * len(x_id) + [0] * len(x_novel)
+        if x_novel is None:
+            raise TypeError("ConfoundingDetector.fit needs the novel images it learns to tell "
+                            "apart: fit(x_id, x_novel=x_novel)")
+        check_inputs(self.model, x, "x")
+        check_inputs(self.model, x_novel, "x_novel")
+        feats = torch.cat([self.features(x), self.features(x_novel)]).cpu().numpy()
+        labels = [1] * len(x) + [0] * len(x_novel)
         self.pipeline = make_pipeline(StandardScaler(), LogisticRegression(
             C=self.C, max_iter=1000, random_state=self.seed))
         self.pipeline.fit(feats, labels)
         return self
 
-    def score(self, x: torch.Tensor) -> torch.Tensor:
-        """P(in-distribution) (B,) in [0, 1], on ``x``'s device and dtype."""
+    def _require_fitted(self) -> None:
         if self.pipeline is None:
             raise NotFittedError("this ConfoundingDetector is not fitted yet: call "
-                                 ".fit(model, x_id, x_novel) first")
-        return self.score_norms(_confounding_norms(self.model, x, self.loss, self.layers).norms
-                                ).to(dtype=x.dtype, device=x.device)
+                                 ".fit(x_id, x_novel=x_novel) first")
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """P(in-distribution) (B,) in [0, 1], on ``x``'s device and dtype."""
+        self._require_fitted()
+        return super().score(x).to(dtype=x.dtype, device=x.device)
+
+    def score_batch(self, batch: Batch) -> torch.Tensor:
+        self._require_fitted()
+        return self.score_norms(batch.norms(self.loss, self.layers))
 
     def score_norms(self, norms: torch.Tensor) -> torch.Tensor:
         """P(in-distribution) (B,) from per-layer squared norms (B, L) computed elsewhere (the
         same loss and layers as in ``fit``), so one backward can feed several scores."""
-        if self.pipeline is None:
-            raise NotFittedError("this ConfoundingDetector is not fitted yet: call "
-                                 ".fit(model, x_id, x_novel) first")
+        self._require_fitted()
         feats = norms.double().clamp_min(1e-300).log().cpu().numpy()
         if feats.ndim != 2 or feats.shape[1] != self.pipeline.n_features_in_:
             raise ValueError(f"norms must be (B, {self.pipeline.n_features_in_}) per-layer norms, "
@@ -401,38 +534,37 @@ class ConfoundingDetector:
         return torch.as_tensor(self.pipeline.predict_proba(feats)[:, 1])
 
 
-# --------------------------------------------------------------------------- registry
-def _from_logits(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
-    def run(model: nn.Module, x: torch.Tensor, **options) -> torch.Tensor:
-        return fn(_logits(model, x), **options)
+class MCDropoutScore(Detector):
+    """``−`` the epistemic uncertainty (mutual information, nats) of :func:`mc_dropout` with
+    ``passes`` seeded dropout passes."""
 
-    run.__doc__ = fn.__doc__
-    return run
+    def __init__(self, model: nn.Module, passes: int = 20, seed: int = 0) -> None:
+        super().__init__(model)
+        self.passes, self.seed = check_positive_int(passes, "passes"), check_seed(seed)
 
-
-SCORES: dict[str, Callable[..., torch.Tensor]] = {
-    "msp": _from_logits(max_softmax),
-    "neg_entropy": _from_logits(neg_entropy),
-    "margin": _from_logits(margin),
-    "neg_nll": _from_logits(neg_nll),
-    "energy": _from_logits(energy),
-    "odin": odin,
-    "gradnorm": gradnorm,
-    "confounding": confounding_score,
-    "mc_dropout": lambda model, x, **options: -mc_dropout(model, x, **options).epistemic,
-    "ensemble": lambda model, x: -ensemble_uncertainty(model, x).epistemic,
-}
-"""Every unfitted score as ``fn(model, x, **options) -> (B,)``, higher = in-distribution
-(``mc_dropout`` / ``ensemble``: minus the mutual information)."""
+    def score_batch(self, batch: Batch) -> torch.Tensor:
+        return -mc_dropout(self.model, batch.x, self.passes, seed=self.seed).epistemic
 
 
-def score(name: str, model: nn.Module, x: torch.Tensor, **options) -> torch.Tensor:
-    """``SCORES[name](model, x, **options)``: one call for a loop over scores (B,).
+class EnsembleScore(Detector):
+    """``−`` the epistemic uncertainty (mutual information, nats) over the members of a deep
+    ensemble (:func:`ensemble_uncertainty`); ``model`` is the ensemble. The members are
+    trained already, so ``fit`` learns nothing."""
 
-    Fitted detectors (:class:`Mahalanobis`, :class:`ConfoundingDetector`) are not listed: fit
-    one, then call its ``.score(x)``.
-    """
-    if name not in SCORES:
-        raise ValueError(f"unknown score {name!r}: name must be one of {', '.join(SCORES)} "
-                         f"(fitted detectors: Mahalanobis(model).fit(x, y).score(x))")
-    return SCORES[name](model, x, **options)
+    def score_batch(self, batch: Batch) -> torch.Tensor:
+        return -ensemble_uncertainty(self.model, batch.x).epistemic
+
+
+class RandomScore(Detector):
+    """Uniform noise in [0, 1) (B,): the chance floor (AUROC 0.5). Call ``n = 1, 2, …`` of the
+    detector draws from a CPU generator seeded with ``seed + n``, so runs repeat exactly and
+    successive batches get different noise."""
+
+    def __init__(self, model: nn.Module, seed: int = 0) -> None:
+        super().__init__(model)
+        self.seed, self.calls = check_seed(seed), 0
+
+    def score_batch(self, batch: Batch) -> torch.Tensor:
+        self.calls += 1
+        gen = torch.Generator().manual_seed(self.seed + self.calls)
+        return torch.rand(len(batch.x), generator=gen)

@@ -96,3 +96,30 @@ def progress(iterable=None, *, desc: str | None = None, total: int | None = None
 
     off = not enabled or os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false")
     return tqdm(iterable, desc=desc, total=total, disable=off, leave=False)
+
+
+# --------------------------------------------------------------------------------------
+# Devices and deterministic algorithms (used by the zoo: loading and rebuilding checkpoints)
+# --------------------------------------------------------------------------------------
+
+
+def parse_device(device: object) -> torch.device:
+    """``device`` (``None`` = CPU) as a ``torch.device``; ``ValueError`` naming it otherwise."""
+    try:
+        return torch.device(device or "cpu")
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be a torch.device or a name like 'cpu' or 'cuda', got "
+                         f"{device!r}") from None
+
+
+@contextlib.contextmanager
+def deterministic_algorithms() -> Iterator[None]:
+    """``torch.use_deterministic_algorithms(True, warn_only=True)`` inside the block only; the
+    previous setting (and its ``warn_only`` flag) is restored on exit, also after an error."""
+    previous = (torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled())
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])

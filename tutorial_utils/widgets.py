@@ -12,19 +12,26 @@ A saved notebook cannot run Python: in JupyterLab the widget comes alive once th
 it have run. Until then every explorer's saved output carries a PNG snapshot of its last view
 and a one-line note (see :meth:`Explorer._repr_mimebundle_`), never a raw ``VBox(...)``.
 
-==================  ===========================  ======================================
-explorer            controls                     draws
-==================  ===========================  ======================================
-challenge_explorer  challenge type, level        ``robustness.challenge_view``
-contrast_explorer   sample, contrast class Q     ``contrast.contrast_state`` (all Q)
-level_explorer      challenge level              ``introspection.level_view``
-masking_explorer    masking threshold τ          ``interventions.masking_view``, structure-wise
-                                                 accuracy against τ (chapter 4)
-occluder_explorer   box row, column, size        ``interventions.box_landscape`` (every
-                                                 placement, computed once; chapter 4)
-attack_explorer     attack, ε                    ``interventions.attack_view`` (FGSM / PGD,
-                                                 Grad-CAM and ContrastCAM; chapter 4)
-==================  ===========================  ======================================
+====================  ===========================  ======================================
+explorer              controls                     draws
+====================  ===========================  ======================================
+challenge_explorer    challenge type, level        ``robustness.challenge_view`` (chapter 1)
+contrast_explorer     sample, contrast class Q     ``contrast.contrast_state`` (all Q;
+                                                   chapter 2)
+level_explorer        challenge level              ``introspection.level_view`` (chapter 2)
+score_explorer        challenge, level, score      score histograms and AUROC of a corruption
+                                                   grid scored beforehand (chapter 3)
+threshold_explorer    score, share of ID kept      ``detection.threshold_view`` (chapter 3)
+voice_explorer        sample                       precomputed ``trust.voice`` (chapter 3)
+masking_explorer      masking threshold τ          ``interventions.masking_view``, structure-wise
+                                                   accuracy against τ (chapter 4)
+occluder_explorer     box row, column, size        ``interventions.box_landscape`` (every
+                                                   placement, computed once; chapter 4)
+attack_explorer       attack, ε                    ``interventions.attack_view`` (FGSM / PGD,
+                                                   Grad-CAM and ContrastCAM; chapter 4)
+dashboard_explorer    image, source, challenge,    ``dashboard.dashboard_view`` (chapter 5)
+                      level, contrast class Q
+====================  ===========================  ======================================
 """
 
 from __future__ import annotations
@@ -44,11 +51,10 @@ from tutorial_utils.challenges import CHALLENGES, MAX_LEVEL, check_challenge
 from tutorial_utils.contrast import contrast_panel, contrast_state
 from tutorial_utils.dashboard import SOURCES, dashboard_view, make_input
 from tutorial_utils.detection import threshold_view
-from tutorial_utils.evaluation import baseline_image
+from tutorial_utils.forward import baseline_image, logits
 from tutorial_utils.interventions import attack_view, box_landscape, masking_view
 from tutorial_utils.introspection import level_view
-from tutorial_utils.metrics import auroc
-from tutorial_utils.models import predict_proba
+from tutorial_utils.metrics import detection_auroc
 from tutorial_utils.plotting.contrast import ContrastPanelFigure
 from tutorial_utils.plotting.dashboard import DashboardFigure
 from tutorial_utils.plotting.detection import ScoreChoiceFigure, ThresholdFigure
@@ -60,8 +66,19 @@ from tutorial_utils.plotting.style import to_png
 from tutorial_utils.plotting.trust import VoiceFigure
 from tutorial_utils.robustness import ChallengeCache, challenge_view
 
-__all__ = ["Explorer", "challenge_explorer", "contrast_explorer", "level_explorer",
-           "masking_explorer", "occluder_explorer", "attack_explorer"]
+__all__ = [
+    "Explorer",
+    "challenge_explorer",
+    "contrast_explorer",
+    "level_explorer",
+    "score_explorer",
+    "threshold_explorer",
+    "voice_explorer",
+    "masking_explorer",
+    "occluder_explorer",
+    "attack_explorer",
+    "dashboard_explorer",
+]
 
 WIDGET_DPI = 64  # widget pictures: small enough to encode fast, sharp enough on screen
 NOTE = ("Interactive explorer: it comes alive once the cells above have run (Run > Run All "
@@ -107,9 +124,25 @@ class Explorer(widgets.VBox):
         return data
 
 
-def _slider(value: int, high: int, description: str = "level") -> widgets.IntSlider:
-    return widgets.IntSlider(value=value, min=0, max=high, step=1, description=description,
+def _slider(value: int, high: int, description: str = "level", low: int = 0,
+            step: int = 1) -> widgets.IntSlider:
+    """An integer slider ``low..high`` that redraws on release."""
+    return widgets.IntSlider(value=value, min=low, max=high, step=step, description=description,
                              continuous_update=False)
+
+
+def _picker(labels: Sequence[str], value: int, description: str) -> widgets.Dropdown:
+    """A dropdown over ``labels`` whose value is the index of the picked label."""
+    return widgets.Dropdown(options=[(t, i) for i, t in enumerate(labels)], value=value,
+                            description=description)
+
+
+def _freeze_layout(fig) -> None:
+    """Lay ``fig`` out once (render it), keep that layout for every redraw, and close it in
+    pyplot (the explorer keeps the figure alive and updates it in place)."""
+    to_png(fig)
+    fig.set_layout_engine("none")
+    plt.close(fig)
 
 
 def challenge_explorer(cache: ChallengeCache, index: int = 0, kind: str = "snow",
@@ -120,9 +153,7 @@ def challenge_explorer(cache: ChallengeCache, index: int = 0, kind: str = "snow"
     check_challenge(kind, level)
     figure = ChallengeViewFigure(challenge_view(cache, kind, level, index=index, top_k=top_k),
                                  dpi=WIDGET_DPI)
-    to_png(figure.fig)  # lay the figure out once; redraws keep the layout
-    figure.fig.set_layout_engine("none")
-    plt.close(figure.fig)
+    _freeze_layout(figure.fig)
 
     def render(kind: str, level: int):
         view = challenge_view(cache, kind, level, index=index, top_k=top_k)
@@ -168,11 +199,8 @@ def contrast_explorer(model: nn.Module, images: torch.Tensor, class_names: Seque
         pf.set_contrast(panel, None if regions is None else regions[sample, contrast])
         return pf.png(), f"<code>{panel['text']}</code>", panel
 
-    return Explorer({"sample": widgets.Dropdown(options=[(t, i) for i, t in enumerate(labels)],
-                                                value=sample, description="sample"),
-                     "contrast": widgets.Dropdown(options=[(n, i) for i, n in
-                                                           enumerate(class_names)],
-                                                  value=contrast, description="Q =")}, render)
+    return Explorer({"sample": _picker(labels, sample, "sample"),
+                     "contrast": _picker(class_names, contrast, "Q =")}, render)
 
 
 def level_explorer(results, heads: Sequence[str] = ("feed-forward", "introspective")
@@ -198,7 +226,9 @@ def level_explorer(results, heads: Sequence[str] = ("feed-forward", "introspecti
     return Explorer({"level": _slider(0, max(results.levels))}, render)
 
 
-# ----------------------------------------------------------------- Chapter 3: uncertainty
+# --------------------------------------------------------------------------------------
+# Chapter 3: uncertainty
+# --------------------------------------------------------------------------------------
 
 
 def score_explorer(clean_scores, grid_scores, kind: str = "snow", level: int = 2,
@@ -220,14 +250,13 @@ def score_explorer(clean_scores, grid_scores, kind: str = "snow", level: int = 2
     def render(kind: str, level: int, score: str):
         clean = np.asarray(clean_scores[score], dtype=float)
         novel = np.asarray(grid_scores[(kind, level)][score], dtype=float)
-        area = auroc(np.r_[np.ones(len(clean)), np.zeros(len(novel))], np.r_[clean, novel])
+        area = detection_auroc(clean, novel)
         figure.set_choice(clean, novel, f"{kind} {level}", score, area)
         text = f"<code>{score}, {kind} level {level}: AUROC {area:.3f}</code>"
         return to_png(figure.fig), text, area
 
     return Explorer({"kind": widgets.Dropdown(options=kinds, value=kind, description="challenge"),
-                     "level": widgets.IntSlider(value=level, min=min(levels), max=max(levels),
-                                                description="level", continuous_update=False),
+                     "level": _slider(level, max(levels), low=min(levels)),
                      "score": widgets.Dropdown(options=names, value=score,
                                                description="score")}, render)
 
@@ -275,11 +304,12 @@ def voice_explorer(images: torch.Tensor, voice, labels: Sequence[str]) -> Explor
         text = f"<code>{labels[sample]}: IoU {iou:.3f}, SNR {snr:.3f}</code>"
         return to_png(figure.fig), text, (iou, snr)
 
-    return Explorer({"sample": widgets.Dropdown(options=[(t, i) for i, t in enumerate(labels)],
-                                                value=0, description="sample")}, render)
+    return Explorer({"sample": _picker(labels, 0, "sample")}, render)
 
 
-# ----------------------------------------------------------------- Chapter 4: intervenability
+# --------------------------------------------------------------------------------------
+# Chapter 4: intervenability
+# --------------------------------------------------------------------------------------
 
 
 def masking_explorer(model: nn.Module, image: torch.Tensor, maps: Mapping[str, torch.Tensor],
@@ -301,9 +331,7 @@ def masking_explorer(model: nn.Module, image: torch.Tensor, maps: Mapping[str, t
              for t in options}
     figure = MaskingFigure(image, curves, dpi=WIDGET_DPI)
     figure.set_threshold(options[0], *views[options[0]])
-    to_png(figure.fig)  # lay out once (titles in place); thresholds only swap pictures, titles
-    figure.fig.set_layout_engine("none")
-    plt.close(figure.fig)
+    _freeze_layout(figure.fig)  # titles in place; thresholds only swap pictures and titles
     shown: dict = {}
 
     def render(threshold: float):
@@ -341,7 +369,7 @@ def occluder_explorer(model: nn.Module, image: torch.Tensor, class_names: Sequen
         raise ValueError(f"size must be one of sizes {tuple(sizes)}, got {size}")
     h = x.shape[-2]
     centres = list(range(step // 2, h, step))
-    clean = predict_proba(model, x)[0].cpu()
+    clean = logits(model, x).softmax(1)[0].cpu()
     target = int(clean.argmax()) if target is None else int(target)
     land = box_landscape(model, x, sizes, centres, baseline=baseline)
     row = centres[len(centres) // 2] if row is None else row
@@ -353,9 +381,7 @@ def occluder_explorer(model: nn.Module, image: torch.Tensor, class_names: Sequen
     figure = OccluderFigure(x[0], land, clean, sizes, centres, class_names, target, fill=fill,
                             dpi=WIDGET_DPI)
     figure.set_box(row, col, size)
-    to_png(figure.fig)  # lay out once (labels in place); moving the box keeps the layout
-    figure.fig.set_layout_engine("none")
-    plt.close(figure.fig)
+    _freeze_layout(figure.fig)  # labels in place; moving the box keeps the layout
 
     def render(row: int, col: int, size: int):
         data = figure.set_box(row, col, size)
@@ -365,8 +391,7 @@ def occluder_explorer(model: nn.Module, image: torch.Tensor, class_names: Sequen
         return to_png(figure.fig), text, data
 
     def slider(value: int, name: str) -> widgets.IntSlider:
-        return widgets.IntSlider(value=value, min=centres[0], max=centres[-1], step=step,
-                                 description=name, continuous_update=False)
+        return _slider(value, centres[-1], name, low=centres[0], step=step)
 
     return Explorer({"row": slider(row, "row"), "col": slider(col, "col"),
                      "size": widgets.SelectionSlider(options=list(sizes), value=size,
@@ -391,9 +416,7 @@ def attack_explorer(model: nn.Module, image: torch.Tensor, label: int,
              for e in epsilons}
     figure = AttackFigure(image, class_names, dpi=WIDGET_DPI)
     figure.set_view(views[(attack, epsilon)])
-    to_png(figure.fig)  # lay out once (two-line titles in place)
-    figure.fig.set_layout_engine("none")
-    plt.close(figure.fig)
+    _freeze_layout(figure.fig)  # two-line titles in place
 
     def render(attack: str, epsilon: float):
         key = (attack, epsilon)
@@ -409,7 +432,9 @@ def attack_explorer(model: nn.Module, image: torch.Tensor, label: int,
                          description="ε", continuous_update=False)}, render)
 
 
-# ----------------------------------------------------------------- Chapter 5: the dashboard
+# --------------------------------------------------------------------------------------
+# Chapter 5: the dashboard
+# --------------------------------------------------------------------------------------
 
 
 def dashboard_explorer(model: nn.Module, reference, images: torch.Tensor, labels: torch.Tensor,
@@ -441,10 +466,8 @@ def dashboard_explorer(model: nn.Module, reference, images: torch.Tensor, labels
         return to_png(figure.fig), text, view
 
     return Explorer({
-        "sample": widgets.Dropdown(options=[(t, i) for i, t in enumerate(names)], value=sample,
-                                   description="image"),
+        "sample": _picker(names, sample, "image"),
         "source": widgets.Dropdown(options=list(SOURCES), value=source, description="source"),
         "kind": widgets.Dropdown(options=list(CHALLENGES), value=kind, description="challenge"),
         "level": _slider(level, MAX_LEVEL),
-        "contrast": widgets.Dropdown(options=[(n, i) for i, n in enumerate(class_names)],
-                                     value=contrast, description="Q =")}, render)
+        "contrast": _picker(class_names, contrast, "Q =")}, render)

@@ -17,10 +17,12 @@ loop with ``plt.close(fig)``.
 from __future__ import annotations
 
 from tutorial_utils.plotting import (  # noqa: F401 - the chapter figure modules
+    adaptation,
     cam,
     contrast,
     data,
     evaluation,
+    information,
     interventions,
     introspection,
     landscape,

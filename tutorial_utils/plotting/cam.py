@@ -10,7 +10,9 @@ import numpy as np
 from tutorial_utils.plotting.images import overlay
 from tutorial_utils.plotting.style import HIGHLIGHT, NEUTRAL, _style
 
-__all__ = ["plot_gradcam_steps"]
+__all__ = [
+    "plot_gradcam_steps",
+]
 
 
 def plot_gradcam_steps(steps: Mapping, class_names: Sequence[str] | None = None, top: int = 3):

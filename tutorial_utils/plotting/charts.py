@@ -16,8 +16,14 @@ from tutorial_utils import metrics
 from tutorial_utils._checks import as_array, check_vector
 from tutorial_utils.plotting.style import HIGHLIGHT, NEUTRAL, _array, _names, _new_ax
 
-__all__ = ["plot_curves", "plot_trust_curves", "reliability_diagram", "plot_roc",
-           "score_histograms", "bar_probabilities"]
+__all__ = [
+    "plot_curves",
+    "plot_trust_curves",
+    "reliability_diagram",
+    "plot_roc",
+    "score_histograms",
+    "bar_probabilities",
+]
 
 
 def plot_curves(fractions: object, curves: Mapping[str, object],

@@ -13,8 +13,12 @@ from tutorial_utils.contrast import ContrastState, contrast_panel
 from tutorial_utils.plotting.images import overlay
 from tutorial_utils.plotting.style import _style, to_png
 
-__all__ = ["plot_contrast_gallery", "ContrastPanelFigure", "plot_contrast_panel",
-           "plot_truth_panels"]
+__all__ = [
+    "plot_contrast_gallery",
+    "ContrastPanelFigure",
+    "plot_contrast_panel",
+    "plot_truth_panels",
+]
 
 
 def _show(ax, img: torch.Tensor, title: str | None = None) -> None:

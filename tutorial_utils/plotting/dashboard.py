@@ -15,7 +15,10 @@ import torch
 from tutorial_utils.dashboard import GAUGES, DashboardView
 from tutorial_utils.plotting.style import HIGHLIGHT, NEUTRAL, _style
 
-__all__ = ["DashboardFigure", "plot_dashboard"]
+__all__ = [
+    "DashboardFigure",
+    "plot_dashboard",
+]
 
 TOP_K = 5
 

@@ -8,7 +8,10 @@ from tutorial_utils.challenges import CHALLENGES, MAX_LEVEL, challenge_stack
 from tutorial_utils.data import ImageDataset, class_examples, load_signs
 from tutorial_utils.plotting.images import challenge_grid, class_grid
 
-__all__ = ["plot_sign_classes", "plot_challenge_grid"]
+__all__ = [
+    "plot_sign_classes",
+    "plot_challenge_grid",
+]
 
 
 def plot_sign_classes(ds: ImageDataset | None = None, index: int = 0):

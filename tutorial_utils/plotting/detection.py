@@ -10,11 +10,19 @@ import numpy as np
 import torch
 
 from tutorial_utils.detection import ThresholdView
+from tutorial_utils.metrics import auroc
 from tutorial_utils.plotting.images import _images, _imshow
 from tutorial_utils.plotting.style import HIGHLIGHT, NEUTRAL, _style
 
-__all__ = ["plot_decomposition", "plot_score_grid", "plot_auroc_map", "ThresholdFigure",
-           "plot_threshold_view", "ScoreChoiceFigure", "plot_score_choice"]
+__all__ = [
+    "plot_decomposition",
+    "plot_score_grid",
+    "plot_auroc_map",
+    "ThresholdFigure",
+    "plot_threshold_view",
+    "ScoreChoiceFigure",
+    "plot_score_choice",
+]
 
 
 def plot_decomposition(table, title: str = "predictive entropy = aleatoric + epistemic"):
@@ -163,7 +171,6 @@ def plot_score_choice(clean_scores: Mapping[str, torch.Tensor],
                       grid_scores: Mapping[tuple, Mapping[str, torch.Tensor]], kind: str,
                       level: int, score: str):
     """Static figure of one (challenge kind, level, score) cell of a corruption grid."""
-    from tutorial_utils.metrics import auroc
 
     clean, novel = (np.asarray(v, dtype=float) for v in (clean_scores[score],
                                                          grid_scores[(kind, level)][score]))

@@ -1,5 +1,6 @@
 """Figures of :mod:`tutorial_utils.evaluation`: pixel-wise insertion/deletion curves,
-structure-wise curves (accuracy against Huffman bits), and the masking-threshold view.
+structure-wise curves (accuracy against Huffman bits), the masking-threshold view and the
+maps of a sanity check.
 
 ``MaskingFigure`` is kept alive by the masking explorer and updated in place."""
 
@@ -11,13 +12,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from tutorial_utils.evaluation import Curve, StructureCurve
+from tutorial_utils.evaluation import Curve, SanityCheck, StructureCurve
 from tutorial_utils.plotting.charts import plot_curves
 from tutorial_utils.plotting.images import _image, _imshow
 from tutorial_utils.plotting.style import _new_ax, _style
 
-__all__ = ["method_colours", "plot_insertion_deletion", "plot_structure_curves",
-           "MaskingFigure"]
+__all__ = [
+    "method_colours",
+    "plot_insertion_deletion",
+    "plot_structure_curves",
+    "MaskingFigure",
+    "plot_sanity_maps",
+]
 
 
 def method_colours(names: Sequence[str]) -> dict[str, tuple]:
@@ -110,3 +116,28 @@ class MaskingFigure:
             ax.set_title(f"{self.names[k]}\np={probs[k]:.2f}, {100 * kept[k]:.0f}% kept",
                          fontsize="x-small")
         self.marker.set_xdata([threshold, threshold])
+
+
+def plot_sanity_maps(images: torch.Tensor, checks: Mapping[str, SanityCheck], index: int = 0,
+                     size: float = 1.25):
+    """Rows = methods, columns = image ``index`` of ``images`` (B, C, H, W) — the batch the
+    checks were run on — then its map for the original model and each cascading randomisation
+    stage, with Spearman ρ to the original in each title."""
+    _style()
+    names = list(checks)
+    stages = checks[names[0]].stages
+    fig, axes = plt.subplots(len(names), len(stages) + 1,
+                             figsize=(size * (len(stages) + 1), size * len(names)),
+                             squeeze=False, layout="constrained")
+    img = _image(images[index])
+    for r, name in enumerate(names):
+        _imshow(axes[r, 0], img)
+        axes[r, 0].set_ylabel(name, fontsize="small")
+        for c, stage in enumerate(stages):
+            rho = float(checks[name].correlation[c, index])
+            _imshow(axes[r, c + 1], checks[name].maps[c, index].numpy(),
+                    (f"{stage}\n" if r == 0 else "") + f"ρ = {rho:.2f}")
+            axes[r, c + 1].images[0].set_cmap("jet")
+    fig.suptitle("randomised from the top down: each column adds one more random layer",
+                 fontsize="small")
+    return fig

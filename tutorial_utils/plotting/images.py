@@ -16,7 +16,13 @@ from matplotlib.figure import Figure
 
 from tutorial_utils.plotting.style import _array, _names, _new_ax, _style
 
-__all__ = ["show_images", "overlay", "heatmap_gallery", "class_grid", "challenge_grid"]
+__all__ = [
+    "show_images",
+    "overlay",
+    "heatmap_gallery",
+    "class_grid",
+    "challenge_grid",
+]
 
 
 def _images(images: object, name: str = "images") -> np.ndarray:

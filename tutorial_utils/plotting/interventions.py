@@ -1,5 +1,6 @@
 """Figures of :mod:`tutorial_utils.interventions`: occluded regions and their score drops, the
-box-prompt occluder, attacks and the maps that explain them, and the sanity check.
+box-prompt occluder, attacks and the maps that explain them (the sanity check's maps are
+:func:`tutorial_utils.plotting.evaluation.plot_sanity_maps`).
 
 ``OccluderFigure`` and ``AttackFigure`` are kept alive by the chapter-4 explorers and updated
 in place (only artist data changes), so a redraw costs one Agg render."""
@@ -13,12 +14,17 @@ import numpy as np
 import torch
 from matplotlib.patches import Rectangle
 
-from tutorial_utils.interventions import AttackSweep, AttackView, SanityCheck
+from tutorial_utils.interventions import AttackSweep, AttackView
 from tutorial_utils.plotting.images import _image, _imshow
 from tutorial_utils.plotting.style import HIGHLIGHT, NEUTRAL, _array, _new_ax, _style
 
-__all__ = ["plot_mean_se", "plot_region_examples", "OccluderFigure", "plot_attack_sweep",
-           "AttackFigure", "plot_sanity_maps"]
+__all__ = [
+    "plot_mean_se",
+    "plot_region_examples",
+    "OccluderFigure",
+    "plot_attack_sweep",
+    "AttackFigure",
+]
 
 KIND_COLOURS = {"top": HIGHLIGHT, "random": "0.55", "bottom": NEUTRAL}
 
@@ -199,28 +205,3 @@ class AttackFigure:
                          (e and p1 != view.label and t == "attacked") else "k")
         return {"clean": self.names[p0], "attacked": self.names[p1],
                 "p_true": float(view.probs[view.label])}
-
-
-def plot_sanity_maps(images: torch.Tensor, checks: Mapping[str, SanityCheck], index: int = 0,
-                     size: float = 1.25):
-    """Rows = methods, columns = image ``index`` of ``images`` (B, C, H, W) — the batch the
-    checks were run on — then its map for the original model and each cascading randomisation
-    stage, with Spearman ρ to the original in each title."""
-    _style()
-    names = list(checks)
-    stages = checks[names[0]].stages
-    fig, axes = plt.subplots(len(names), len(stages) + 1,
-                             figsize=(size * (len(stages) + 1), size * len(names)),
-                             squeeze=False, layout="constrained")
-    img = _image(images[index])
-    for r, name in enumerate(names):
-        _imshow(axes[r, 0], img)
-        axes[r, 0].set_ylabel(name, fontsize="small")
-        for c, stage in enumerate(stages):
-            rho = float(checks[name].correlation[c, index])
-            _imshow(axes[r, c + 1], checks[name].maps[c, index].numpy(),
-                    (f"{stage}\n" if r == 0 else "") + f"ρ = {rho:.2f}")
-            axes[r, c + 1].images[0].set_cmap("jet")
-    fig.suptitle("randomised from the top down: each column adds one more random layer",
-                 fontsize="small")
-    return fig

@@ -1,9 +1,9 @@
-"""Figures of :mod:`tutorial_utils.introspection`: the contrast-gradient grid of one image and
-accuracy / calibration of the heads at one challenge level."""
+"""Figures of :mod:`tutorial_utils.introspection`: the contrast-gradient grid of one image, the
+heads' training losses, and accuracy / calibration of the heads at one challenge level."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -14,7 +14,11 @@ from tutorial_utils.plotting.charts import reliability_diagram
 from tutorial_utils.plotting.contrast import _show
 from tutorial_utils.plotting.style import HIGHLIGHT, NEUTRAL, _style
 
-__all__ = ["plot_contrast_gradient_grid", "plot_level_view"]
+__all__ = [
+    "plot_contrast_gradient_grid",
+    "plot_head_losses",
+    "plot_level_view",
+]
 
 
 def plot_contrast_gradient_grid(g: torch.Tensor, pred: int, class_names: Sequence[str],
@@ -81,4 +85,20 @@ def plot_level_view(results, level: int,
                                      ax=a, label=h)
         a.legend(fontsize="small", frameon=True, framealpha=0.85, loc="upper left")
         a.set_title(h, fontsize="small")
+    return fig
+
+
+def plot_head_losses(losses: Mapping[str, Sequence[float]],
+                     title: str = "all ten heads converge"):
+    """Training loss (cross-entropy, log scale) per epoch of every head: introspective heads
+    in the highlight colour, feed-forward ones in the neutral one; only names without "seed"
+    get a legend entry (one per kind)."""
+    _style()
+    fig, ax = plt.subplots(figsize=(5, 2.6), layout="constrained")
+    for name, loss in losses.items():
+        ax.semilogy(range(1, len(loss) + 1), loss, lw=1,
+                    color=HIGHLIGHT if name.startswith("intro") else NEUTRAL,
+                    label=name if "seed" not in name else None)
+    ax.set(xlabel="epoch", ylabel="training loss (CE)", title=title)
+    ax.legend(frameon=False, fontsize="small")
     return fig

@@ -11,7 +11,10 @@ import numpy as np
 from tutorial_utils.landscape import DirectionalChange, LossPlane
 from tutorial_utils.plotting.style import HIGHLIGHT, NEUTRAL, _style
 
-__all__ = ["plot_directional_change", "plot_loss_plane"]
+__all__ = [
+    "plot_directional_change",
+    "plot_loss_plane",
+]
 
 
 def plot_directional_change(dc: DirectionalChange, title: str | None = None):

@@ -10,7 +10,10 @@ import numpy as np
 from tutorial_utils.manifolds import effective_rank
 from tutorial_utils.plotting.style import _style
 
-__all__ = ["plot_embedding", "plot_spectra"]
+__all__ = [
+    "plot_embedding",
+    "plot_spectra",
+]
 
 
 def plot_embedding(embedding: Mapping[str, np.ndarray], title: str | None = None):

@@ -11,7 +11,9 @@ import torch
 from tutorial_utils.models import Decision
 from tutorial_utils.plotting.style import HIGHLIGHT, NEUTRAL, _style
 
-__all__ = ["plot_decision"]
+__all__ = [
+    "plot_decision",
+]
 
 
 def plot_decision(image: torch.Tensor, dec: Decision, class_names: Sequence[str],

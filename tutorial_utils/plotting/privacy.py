@@ -9,7 +9,9 @@ import numpy as np
 
 from tutorial_utils.plotting.style import _new_ax
 
-__all__ = ["plot_membership_rocs"]
+__all__ = [
+    "plot_membership_rocs",
+]
 
 
 def plot_membership_rocs(rocs: Mapping[str, tuple[object, object]],

@@ -9,7 +9,11 @@ import numpy as np
 from tutorial_utils.plotting.style import HIGHLIGHT, NEUTRAL, _style
 from tutorial_utils.robustness import ChallengeView
 
-__all__ = ["plot_challenge_view", "ChallengeViewFigure", "plot_level_sweep"]
+__all__ = [
+    "plot_challenge_view",
+    "ChallengeViewFigure",
+    "plot_level_sweep",
+]
 
 
 def plot_challenge_view(view: ChallengeView):

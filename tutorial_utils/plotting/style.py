@@ -16,7 +16,13 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-__all__ = ["set_style", "HIGHLIGHT", "NEUTRAL", "to_png", "to_jpeg"]
+__all__ = [
+    "set_style",
+    "HIGHLIGHT",
+    "NEUTRAL",
+    "to_png",
+    "to_jpeg",
+]
 
 _STYLED = False
 

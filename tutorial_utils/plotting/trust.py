@@ -12,7 +12,12 @@ import torch
 from tutorial_utils.plotting.images import _draw_overlay, _image
 from tutorial_utils.plotting.style import HIGHLIGHT, NEUTRAL, _style
 
-__all__ = ["plot_trust_scatter", "plot_voice", "VoiceFigure", "plot_class_aurocs"]
+__all__ = [
+    "plot_trust_scatter",
+    "plot_voice",
+    "VoiceFigure",
+    "plot_class_aurocs",
+]
 
 
 def plot_trust_scatter(trust: object, confidence: object, correct: object,
