@@ -31,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKS = {"holds": "✓", "fails": "✗", "error": "E"}
-STATEMENT_WIDTH, CELL_WIDTH = 58, 30
+STATEMENT_WIDTH, CELL_WIDTH = 58, 32
 
 
 def run_notebook(path: Path, seed: int, report: Path, timeout: int = 900,
@@ -158,13 +158,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("notebooks", nargs="*", type=Path,
                         help="chapters to check (default: notebooks/0*.ipynb)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
+    parser.add_argument("--seeds", nargs="+", default=["0", "1", "2"],
                         help="course seeds (TUTORIAL_SEED) to run each chapter at")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
     parser.add_argument("--json", type=Path, help="write every record to this JSON file")
     parser.add_argument("--keep", type=Path, help="save the executed copies in this folder")
     args = parser.parse_args(argv)
-    if any(s < 0 for s in args.seeds):
+    # "--seeds 0 1 2 notebooks/01_inference.ipynb": the seeds end where the paths begin
+    numbers = [t for t in args.seeds if t.lstrip("-").isdigit()]
+    args.notebooks = [Path(t) for t in args.seeds if t not in numbers] + args.notebooks
+    args.seeds = [int(t) for t in numbers]
+    if not args.seeds or any(s < 0 for s in args.seeds):
         parser.error("--seeds must be non-negative integers")
     paths = args.notebooks or sorted((ROOT / "notebooks").glob("0*.ipynb"))
     missing = [str(p) for p in paths if not p.is_file()]

@@ -488,3 +488,14 @@ def test_a_claim_made_false_fails_the_notebook_test(tmp_path):
     assert passed.returncode == 0, passed.stdout[-2000:]
     assert failed.returncode != 0
     assert "ClaimError" in failed.stdout
+
+
+def test_a_difference_that_no_resample_can_change_is_refused():
+    """A monotone transform has the same AUROC in every resample: an identity in disguise."""
+    labels, strong, _ = detector_scores(40, 40)
+    with pytest.raises(ValueError, match="same Δ = 0"):
+        claims.tie("doubling a score keeps its AUROC", strong, 2 * strong, labels=labels,
+                   statistic="auroc")
+    x = np.random.default_rng(0).normal(size=30)
+    with pytest.raises(ValueError, match="by construction"):
+        claims.greater("adding one raises the mean", x + 1, x)

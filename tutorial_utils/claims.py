@@ -456,7 +456,7 @@ class _Side:
 
 
 def _resampled(sides: list[_Side], rng_per_group: list, shared: bool, resamples: int
-               ) -> tuple[np.ndarray, np.ndarray]:
+               ) -> tuple[np.ndarray, ...]:
     """(R,) resampled stat per side, in batches of at most ``_MAX_CELLS`` weights."""
     n_rows = max(s.n for s in sides)
     batch = max(1, min(resamples, _MAX_CELLS // max(1, n_rows)))
@@ -544,6 +544,11 @@ def estimate(a: object, b: object = None, *, units: object = None, statistic: ob
         raise ValueError(f"{bad} of {resamples} resamples give no finite {stat.name} (e.g. no "
                          f"positive or no negative row drawn): too few units for this claim")
     value = point[0] - point[1] if len(sides) == 2 else point[0] - reference
+    if paired and len(sides) == 2 and np.ptp(delta) <= 1e-12 * max(1.0, abs(value)):
+        raise ValueError(f"every resample gives the same Δ = {value:.6g}: the difference does "
+                         f"not depend on which units are drawn, so it holds by construction "
+                         f"(an identity: test it in a unit test) or every unit agrees exactly "
+                         f"(state that fact with claims.claim)")
     low, high = np.percentile(delta, [100 * (1 - LEVEL) / 2, 100 * (1 + LEVEL) / 2])
     sets = sides if not paired else sides[:1]
     return Estimate(value=value, low=float(low), high=float(high), statistic=stat.name,
