@@ -123,3 +123,86 @@ def deterministic_algorithms() -> Iterator[None]:
         yield
     finally:
         torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+
+
+# --------------------------------------------------------------------------- the course seed
+# Every random draw of the course derives from ONE number, the course seed, read here and
+# nowhere else: the environment variable ``TUTORIAL_SEED`` (default 0). A notebook never writes
+# a literal seed; it asks for a named, independent seed or generator per random component:
+#
+#     seed_everything(course_seed())                      # once, at the top of a chapter
+#     masks = saliency.rise(model, x, seed=derive_seed("rise-masks"))
+#     noise = apply_challenge(x, "noise", 3, seed=derive_seed("challenge", "noise", 3))
+#     order = generator("stream-order").permutation(len(x))        # NumPy
+#     idx = torch.randperm(n, generator=torch_generator("ood-sample"))
+#
+# ``TUTORIAL_SEED=1 jupyter ...`` (or ``scripts/check_claims.py --seeds 0 1 2``) re-runs the
+# course with other draws; the zoo checkpoints stay as trained (they are files, not draws).
+
+SEED_ENV = "TUTORIAL_SEED"
+
+
+def course_seed() -> int:
+    """The course seed: ``int(os.environ["TUTORIAL_SEED"])``, or 0 when it is not set.
+
+    Read at every call (not at import), so a test or a sweep that sets the variable before
+    running a chapter sees its value. A value that is not a non-negative integer raises a
+    ``ValueError`` naming ``TUTORIAL_SEED``.
+    """
+    raw = os.environ.get(SEED_ENV, "").strip()
+    if raw == "":
+        return DEFAULT_SEED
+    try:
+        seed = int(raw)
+    except ValueError:
+        raise ValueError(f"{SEED_ENV} must be a non-negative integer, got {raw!r}; unset it "
+                         f"for the default seed {DEFAULT_SEED}") from None
+    if seed < 0:
+        raise ValueError(f"{SEED_ENV} must be a non-negative integer, got {seed}")
+    return seed
+
+
+def _seed_word(key: object, what: str) -> int:
+    """A stable 64-bit word for a name or key (never Python's salted ``hash``)."""
+    import hashlib
+
+    if isinstance(key, (bool, np.bool_)):
+        raise TypeError(f"{what} must be a str or an int, got bool")
+    if isinstance(key, (int, np.integer)):
+        key = int(key)
+        if key < 0:
+            raise ValueError(f"{what} must be a non-negative int or a str, got {key}")
+        return key
+    if isinstance(key, str):
+        return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
+    raise TypeError(f"{what} must be a str or an int, got {type(key).__name__}")
+
+
+def derive_seed(name: str, *keys: int | str) -> int:
+    """An independent seed in ``[0, 2**63)`` for the random component ``name`` (and ``keys``).
+
+    ``derive_seed("rise-masks")``, ``derive_seed("challenge", "noise", 3)``: the same name and
+    keys give the same seed for one course seed, a different course seed (``TUTORIAL_SEED``)
+    gives different seeds for every component, and two names are independent streams
+    (NumPy's ``SeedSequence`` with the course seed as entropy and the name and keys, hashed
+    with BLAKE2b, as its spawn key). The result suits ``torch.Generator().manual_seed``,
+    ``np.random.default_rng`` and every ``seed=`` argument of the package.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise TypeError("name must be a non-empty str naming the random component, "
+                        "e.g. 'rise-masks'")
+    words = [_seed_word(name, "name")] + [_seed_word(k, f"keys[{i}]") for i, k in enumerate(keys)]
+    state = np.random.SeedSequence(course_seed(), spawn_key=tuple(words)).generate_state(
+        1, np.uint64)
+    return int(state[0] >> np.uint64(1))
+
+
+def generator(name: str, *keys: int | str) -> np.random.Generator:
+    """A NumPy ``Generator`` seeded with :func:`derive_seed` ``(name, *keys)``."""
+    return np.random.default_rng(derive_seed(name, *keys))
+
+
+def torch_generator(name: str, *keys: int | str, device: str | torch.device = "cpu"
+                    ) -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` seeded with :func:`derive_seed` ``(name, *keys)``."""
+    return torch.Generator(device=device).manual_seed(derive_seed(name, *keys))
