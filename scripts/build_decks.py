@@ -82,7 +82,7 @@ def talk(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     nb = copy.deepcopy(nb)
     nb.metadata.pop("widgets", None)
     cells = []
-    for index, cell in enumerate(nb.cells):
+    for cell in nb.cells:
         if cell.cell_type != "code" or HIDE_INPUT not in cell.metadata.get("tags", []):
             cells.append(cell)
             continue

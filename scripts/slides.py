@@ -18,7 +18,9 @@ after editing or re-executing one):
 Every slide is a horizontal (``slide``) one, so → and Space walk through the whole talk in
 the order of the chapter; there are no vertical sub-slides to find with ↓. The tags only act on
 slides: the notebook itself shows every cell's code. ``scripts/build_decks.py`` builds the
-offline decks from this layout.
+offline decks from this layout. For the live talk in JupyterLab (``jupyterlab-slideshow``'s deck
+mode) the same two tags become a cell style that hides the code (or the verdict) only while
+presenting (cell metadata ``@deathbeds/jupyterlab-fonts``; other styles there are kept).
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 HIDE_INPUT = "slides-hide-input"
 HIDE_OUTPUT = "slides-hide-output"
 SLIDE_TAGS = (HIDE_INPUT, HIDE_OUTPUT)
+# jupyterlab-slideshow styles a cell through jupyterlab-fonts' cell metadata (JSS, nested):
+# these rules apply only while the deck is presenting
+FONTS = "@deathbeds/jupyterlab-fonts"
+PRESENTING = "body[data-jp-deck-mode='presenting'] &"
+HIDDEN_PART = {HIDE_INPUT: "& .jp-Cell-inputWrapper", HIDE_OUTPUT: "& .jp-Cell-outputWrapper"}
 
 
 def _tags(cell: nbformat.NotebookNode) -> list[str]:
@@ -60,11 +67,35 @@ def layout(cell: nbformat.NotebookNode, next_cell: nbformat.NotebookNode | None 
     return "slide", [HIDE_INPUT]
 
 
+def set_deck_styles(metadata: dict, tags: list[str]) -> None:
+    """Hide the parts named by the slide ``tags`` in the live deck; remove rules for parts that
+    are no longer hidden, and empty containers, keeping every other style."""
+    fonts = metadata.get(FONTS, {})
+    rules = fonts.get("styles", {}).get("", {}).get(PRESENTING, {})
+    for tag, selector in HIDDEN_PART.items():
+        if tag in tags:
+            rules[selector] = {"display": "none"}
+        else:
+            rules.pop(selector, None)
+    if rules:  # assigned last: a notebook node copies a dict when it is set
+        fonts.setdefault("styles", {}).setdefault("", {})[PRESENTING] = rules
+        metadata[FONTS] = fonts
+        return
+    styles = fonts.get("styles", {})
+    styles.get("", {}).pop(PRESENTING, None)
+    if "" in styles and not styles[""]:
+        del styles[""]
+    if "styles" in fonts and not styles:
+        del fonts["styles"]
+    if FONTS in metadata and not fonts:
+        del metadata[FONTS]
+
+
 def annotate(path: Path) -> int:
     """Set the slide metadata and slide tags of every cell of ``path`` (other tags and metadata
     are kept); returns the number of slides."""
     nb = nbformat.read(path, as_version=4)
-    for cell, next_cell in zip(nb.cells, [*nb.cells[1:], None]):
+    for cell, next_cell in zip(nb.cells, [*nb.cells[1:], None], strict=True):
         slide_type, tags = layout(cell, next_cell)
         metadata = cell.setdefault("metadata", {})
         metadata["slideshow"] = {"slide_type": slide_type}
@@ -73,6 +104,7 @@ def annotate(path: Path) -> int:
             metadata["tags"] = kept
         else:
             metadata.pop("tags", None)
+        set_deck_styles(metadata, tags)
     nbformat.write(nb, path)
     return sum(c.metadata["slideshow"]["slide_type"] == "slide" for c in nb.cells)
 

@@ -56,12 +56,13 @@ _JS_SLIDE = """() => {
     box.right = Math.max(box.right, r.right); box.bottom = Math.max(box.bottom, r.bottom);
   }
   // MathJax's assistive MathML is clipped on purpose (it is read by screen readers only)
-  const scrolling = [...slide.querySelectorAll('*')].filter(e => !e.closest('mjx-assistive-mml'))
+  const scrolling = [...slide.querySelectorAll('*')]
+    .filter(e => !e.closest('mjx-assistive-mml'))
     .filter(e => {
-    const s = getComputedStyle(e);
-    return (e.scrollWidth > e.clientWidth + 1 && ['auto', 'scroll', 'hidden'].includes(s.overflowX))
-        || (e.scrollHeight > e.clientHeight + 1 && ['auto', 'scroll', 'hidden'].includes(s.overflowY));
-  }).map(e => e.className || e.tagName);
+      const s = getComputedStyle(e), clips = ['auto', 'scroll', 'hidden'];
+      return (e.scrollWidth > e.clientWidth + 1 && clips.includes(s.overflowX))
+          || (e.scrollHeight > e.clientHeight + 1 && clips.includes(s.overflowY));
+    }).map(e => e.className || e.tagName);
   return {indices: Reveal.getIndices(), box, scrolling, width: innerWidth, height: innerHeight,
           scale: slide.getAttribute('data-fit-scale')};
 }"""

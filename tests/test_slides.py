@@ -23,13 +23,17 @@ WEB_REFERENCE = re.compile(r"""(?:src|href)\s*=\s*["'](?:https?:)?//""", re.IGNO
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
 def test_chapter_has_the_talk_layout(path):
     nb = nbformat.read(path, as_version=4)
-    for cell, next_cell in zip(nb.cells, [*nb.cells[1:], None]):
+    for cell, next_cell in zip(nb.cells, [*nb.cells[1:], None], strict=True):
         expected = slides.layout(cell, next_cell)
         got = (cell.metadata.get("slideshow", {}).get("slide_type"),
                [t for t in cell.metadata.get("tags", []) if t in slides.SLIDE_TAGS])
         assert got == (expected[0], expected[1]), (
             f"cell {cell.id} {cell.source[:60]!r}: {got} instead of {expected}; "
             "run: python scripts/slides.py")
+        rules = (cell.metadata.get(slides.FONTS, {}).get("styles", {}).get("", {})
+                 .get(slides.PRESENTING, {}))
+        hidden = {tag for tag, selector in slides.HIDDEN_PART.items() if selector in rules}
+        assert hidden == set(expected[1]), f"cell {cell.id}: live-deck styles {rules}"
     types = [c.metadata["slideshow"]["slide_type"] for c in nb.cells]
     assert types[0] == "slide" and types.count("slide") >= 4
     assert "subslide" not in types, "vertical sub-slides: → would skip them"
@@ -52,6 +56,18 @@ def test_layout_rules():
     assert slides.layout(code("x = 1")) == ("skip", [])
     assert slides.layout(code("answer = ..."), solution) == ("slide", [slides.HIDE_OUTPUT])
     assert slides.layout(solution) == ("skip", [])
+
+
+def test_deck_styles_keep_other_styles_and_clean_up():
+    metadata = {slides.FONTS: {"styles": {"": {slides.PRESENTING: {"opacity": "0.5"}}}}}
+    slides.set_deck_styles(metadata, [slides.HIDE_INPUT])
+    rules = metadata[slides.FONTS]["styles"][""][slides.PRESENTING]
+    assert rules == {"opacity": "0.5", "& .jp-Cell-inputWrapper": {"display": "none"}}
+    slides.set_deck_styles(metadata, [])
+    assert metadata[slides.FONTS]["styles"][""][slides.PRESENTING] == {"opacity": "0.5"}
+    bare = {slides.FONTS: {"styles": {"": {slides.PRESENTING: {}}}}}
+    slides.set_deck_styles(bare, [])
+    assert bare == {}
 
 
 def test_split_outputs_gives_each_figure_its_slide():

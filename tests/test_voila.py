@@ -1,8 +1,7 @@
-"""The dashboard web app: ``cd apps && voila dashboard.ipynb`` (``apps/voila.py`` configures it).
+"""The dashboard web app: ``python apps/dashboard_server.py`` (voila, set up for a room).
 
-One voila server for the module, started the way the README says (from ``apps/``, so the
-shipped ``voila.py`` applies: a pre-started kernel, idle kernels culled even with their page
-open), with the culling timeout shortened to seconds for the test.
+One voila server for the module, started the way the README says (a pre-started kernel, idle
+kernels culled even with their page open), with the culling timeout shortened to seconds.
 
 * ``test_page_shows_only_the_dashboard``: the served page holds the dashboard widget and its
   title, and nothing of chapter 5 (no exercise, no verdict, no traceback, no stderr).
@@ -31,7 +30,8 @@ from _servers import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "apps" / "dashboard.ipynb"
-CULL_IDLE_TIMEOUT, CULL_INTERVAL = 12, 2  # seconds, for the test (voila.py: 600 and 60)
+SERVER = ROOT / "apps" / "dashboard_server.py"
+CULL_IDLE_TIMEOUT, CULL_INTERVAL = 12, 2  # seconds, for the test (dashboard_server.py: 600 and 60)
 CHAPTER_MARKERS = ("Exercise", "not attempted", "correct.", "✓", "Traceback", "ClaimError",
                    'data-mime-type="application/vnd.jupyter.stderr"')
 KERNEL_ID = re.compile(r"kernel-([0-9a-f-]{36})\.json")
@@ -69,13 +69,12 @@ def voila(tmp_path_factory):
         pytest.skip("voila is not installed")
     port = free_port()
     log = tmp_path_factory.mktemp("voila") / "voila.log"
-    cmd = [sys.executable, "-m", "voila", APP.name, "--no-browser", f"--port={port}",
-           "--Voila.ip=127.0.0.1",
+    cmd = [sys.executable, str(SERVER), f"--port={port}", "--Voila.ip=127.0.0.1",
            f"--MappingKernelManager.cull_idle_timeout={CULL_IDLE_TIMEOUT}",
            f"--MappingKernelManager.cull_interval={CULL_INTERVAL}"]
     env = {**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
     with log.open("w") as out:
-        process = subprocess.Popen(cmd, cwd=APP.parent, stdout=out, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                    env=env)
     server = Voila(process, port, log)
     try:
@@ -95,7 +94,7 @@ def voila(tmp_path_factory):
 
 
 def _wait_for_pool(voila: Voila, timeout: float = 180) -> None:
-    """Wait until the pre-started kernel exists (voila.py: preheat_kernel)."""
+    """Wait until the pre-started kernel exists (dashboard_server.py: preheat_kernel)."""
     deadline = time.monotonic() + timeout
     while not voila.kernels():
         if time.monotonic() > deadline:

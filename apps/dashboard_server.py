@@ -1,6 +1,7 @@
-"""voila's configuration for the dashboard app; read when voila starts in this folder:
+"""Serve the dashboard app (``dashboard.ipynb`` beside this file) with voila, set up for a room:
 
-    cd apps && voila dashboard.ipynb
+    python apps/dashboard_server.py                 # http://localhost:8866
+    python apps/dashboard_server.py --port=8000 --Voila.ip=0.0.0.0   # any voila option
 
 * A kernel is pre-started and has already run the notebook when a visitor arrives (the first
   picture shows in about 2 s instead of the 7-10 s the notebook takes), and the next one is
@@ -14,10 +15,16 @@
   page's first message, and the visitor would get a dead page.
 """
 
+import os
+import sys
+from pathlib import Path
+
 from jupyter_server._tz import utcnow
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+from traitlets.config import Config
 
-c = get_config()  # noqa: F821 (defined by the config loader)
+HERE = Path(__file__).resolve().parent
+NOTEBOOK = HERE / "dashboard.ipynb"
 
 
 class HandOutIsActivity(AsyncMappingKernelManager):
@@ -52,10 +59,30 @@ class HandOutIsActivity(AsyncMappingKernelManager):
         return await super().cull_kernel_if_idle(kernel_id)
 
 
-c.VoilaConfiguration.multi_kernel_manager_class = HandOutIsActivity
-c.VoilaConfiguration.preheat_kernel = True
-c.VoilaConfiguration.default_pool_size = 1
-c.VoilaConfiguration.show_tracebacks = False
-c.MappingKernelManager.cull_idle_timeout = 600  # seconds without activity
-c.MappingKernelManager.cull_interval = 60
-c.MappingKernelManager.cull_connected = True
+def config() -> Config:
+    """The room's settings; options given on the command line override them."""
+    c = Config()
+    c.VoilaConfiguration.multi_kernel_manager_class = HandOutIsActivity
+    c.VoilaConfiguration.preheat_kernel = True
+    c.VoilaConfiguration.default_pool_size = 1
+    c.VoilaConfiguration.show_tracebacks = False
+    # the page needs the widget manager only (other JupyterLab extensions, e.g. the deck
+    # mode, fail to load outside JupyterLab and slow the page down)
+    c.VoilaConfiguration.extension_allowlist = ["@jupyter-widgets/jupyterlab-manager"]
+    c.MappingKernelManager.cull_idle_timeout = 600  # seconds without activity
+    c.MappingKernelManager.cull_interval = 60
+    c.MappingKernelManager.cull_connected = True
+    return c
+
+
+def main(argv: list[str]) -> None:
+    from voila.app import Voila
+
+    os.chdir(HERE)  # the kernels start here, next to the notebook
+    app = Voila(config=config())
+    app.initialize([NOTEBOOK.name, "--no-browser", *argv])
+    app.start()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
