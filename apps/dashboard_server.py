@@ -66,9 +66,10 @@ def config() -> Config:
     c.VoilaConfiguration.preheat_kernel = True
     c.VoilaConfiguration.default_pool_size = 1
     c.VoilaConfiguration.show_tracebacks = False
-    # the page needs the widget manager only (other JupyterLab extensions, e.g. the deck
+    # the page needs the widget managers only (other JupyterLab extensions, e.g. the deck
     # mode, fail to load outside JupyterLab and slow the page down)
-    c.VoilaConfiguration.extension_allowlist = ["@jupyter-widgets/jupyterlab-manager"]
+    c.VoilaConfiguration.extension_allowlist = ["@jupyter-widgets/jupyterlab-manager",
+                                                "@voila-dashboards/widgets-manager8"]
     c.MappingKernelManager.cull_idle_timeout = 600  # seconds without activity
     c.MappingKernelManager.cull_interval = 60
     c.MappingKernelManager.cull_connected = True
