@@ -21,3 +21,24 @@ def stop(server: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         server.kill()
         server.wait()
+
+
+_PLAYWRIGHT = None
+
+
+def playwright():
+    """The test process's one Playwright driver (sync API), started on first use.
+
+    Playwright's sync API cannot start a second driver while one runs in the same process
+    ("using Playwright Sync API inside the asyncio loop"), so every browser fixture (JupyterLab,
+    the decks, the voila app) launches its Chromium from this one; it stops when pytest exits.
+    """
+    global _PLAYWRIGHT
+    if _PLAYWRIGHT is None:
+        import atexit
+
+        from playwright.sync_api import sync_playwright
+
+        _PLAYWRIGHT = sync_playwright().start()
+        atexit.register(_PLAYWRIGHT.stop)
+    return _PLAYWRIGHT

@@ -37,7 +37,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from _servers import free_port, stop
+from _servers import free_port, playwright, stop
 
 pytestmark = pytest.mark.browser
 
@@ -200,22 +200,19 @@ def browser(scratch):
     if executable is None:
         _no_browser("no Chromium found (apt-get install chromium, or set CHROMIUM_PATH)")
     try:
-        from playwright.sync_api import sync_playwright
+        manager = playwright()
     except ImportError as exc:
         _no_browser(f"playwright is not installed ({exc}); pip install -e '.[dev]'")
-    manager = sync_playwright().start()
     try:
         context = manager.chromium.launch_persistent_context(
             str(scratch / "chromium-profile"), executable_path=executable,
             headless=True, args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000})
     except Exception as exc:  # any launch failure: no browser
-        manager.stop()
         _no_browser(f"{executable} could not be started: {exc}")
     try:
         yield context
     finally:
         context.close()
-        manager.stop()
 
 
 @pytest.fixture

@@ -36,6 +36,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import build_decks  # noqa: E402
 from slides import HIDE_OUTPUT  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _servers import playwright  # noqa: E402
+
 CHAPTERS = sorted((ROOT / "notebooks").glob("0*.ipynb"))
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 VIEWPORT = {"width": 1366, "height": 768}  # a common projector / laptop size
@@ -108,15 +111,13 @@ def offline_page():
     if executable is None:
         _no_browser("no Chromium found (apt-get install chromium, or set CHROMIUM_PATH)")
     try:
-        from playwright.sync_api import sync_playwright
+        manager = playwright()
     except ImportError as exc:
         _no_browser(f"playwright is not installed ({exc}); pip install -e '.[dev]'")
-    manager = sync_playwright().start()
     try:
         browser = manager.chromium.launch(executable_path=executable, headless=True,
                                           args=CHROMIUM_ARGS)
     except Exception as exc:
-        manager.stop()
         _no_browser(f"{executable} could not be started: {exc}")
     pages = []
 
@@ -145,7 +146,6 @@ def offline_page():
         for context in pages:
             context.close()
         browser.close()
-        manager.stop()
 
 
 def _bounds_problem(state: dict) -> str | None:

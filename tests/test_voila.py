@@ -14,6 +14,7 @@ kernels culled even with their page open), with the culling timeout shortened to
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from _servers import free_port, stop
+from _servers import free_port, playwright, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "apps" / "dashboard.ipynb"
@@ -122,16 +123,16 @@ def test_dashboard_in_the_browser(voila, record_property):
     if executable is None:
         _no_browser("no Chromium found (apt-get install chromium, or set CHROMIUM_PATH)")
     try:
-        from playwright.sync_api import sync_playwright
+        manager = playwright()
     except ImportError as exc:
         _no_browser(f"playwright is not installed ({exc})")
     _wait_for_pool(voila)
     # a visit of the test page above may have left an idle kernel; let the culler take it
     time.sleep(CULL_IDLE_TIMEOUT + 2 * CULL_INTERVAL)
 
-    with sync_playwright() as manager:
-        browser = manager.chromium.launch(executable_path=executable, headless=True,
-                                          args=CHROMIUM_ARGS)
+    # one Playwright driver per test process (tests/_servers.py); this test's own Chromium
+    with contextlib.closing(manager.chromium.launch(executable_path=executable, headless=True,
+                                                    args=CHROMIUM_ARGS)) as browser:
         blocked, errors = [], []
 
         def visit():
