@@ -131,6 +131,9 @@ def gradtrust_from_gradients(grads: torch.Tensor) -> torch.Tensor:
     if grads.shape[1] < 2 or grads.shape[2] < 2:
         raise ValueError(f"grads needs K >= 2 classes and D >= 2 features, got shape "
                          f"{tuple(grads.shape)}")
+    if not torch.is_floating_point(grads):
+        raise TypeError(f"grads must be floating point (got {grads.dtype}); the result "
+                        f"would be truncated to integers: use grads.float()")
     if not torch.isfinite(grads).all():
         raise ValueError("grads contains NaN or infinite values")
     v = grads.double().square().var(dim=2)  # (B, K)
@@ -152,6 +155,9 @@ def gradtrust_from_logits(logits: torch.Tensor) -> torch.Tensor:
                          f"{getattr(logits, 'shape', type(logits).__name__)}")
     if logits.shape[1] < 2:
         raise ValueError(f"logits needs K >= 2 classes, got K={logits.shape[1]}")
+    if not torch.is_floating_point(logits):
+        raise TypeError(f"logits must be floating point (got {logits.dtype}); the result "
+                        f"would be truncated to integers: use logits.float()")
     if not torch.isfinite(logits).all():
         raise ValueError("logits contains NaN or infinite values")
     d4 = (logits.double() - 1.0 / logits.shape[1]).pow(4)
