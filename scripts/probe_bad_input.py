@@ -595,6 +595,88 @@ case("randomized_models unknown layer", lambda: evaluation.randomized_models(NET
 case("sanity_check explain='nope'", lambda: evaluation.sanity_check(NET, X[:2], "nope"),
      "explain")
 
+# --- a second sweep: claims, introspection, landscape, saliency, widgets' argument checks ---
+
+from tutorial_utils import claims, introspection, landscape, manifolds, saliency  # noqa: E402
+
+_A, _B = np.linspace(0, 1, 20), np.linspace(0.2, 1.2, 20)
+case("claims.greater NaN in a", lambda: claims.greater("s", np.r_[_A[:-1], NAN], _B), "a")
+case("claims.greater length mismatch", lambda: claims.greater("s", _A, _B[:5]), "b")
+case("claims.greater resamples=2.5", lambda: claims.greater("s", _A, _B, resamples=2.5),
+     "resamples")
+case("claims.above threshold NaN", lambda: claims.above("s", _A, threshold=NAN), "threshold")
+case("claims.over_seeds side='up'", lambda: claims.over_seeds("s", {0: 1.0, 1: 2.0},
+                                                              side="up"), "side")
+case("claims.over_seeds NaN value", lambda: claims.over_seeds("s", {0: NAN, 1: 2.0}),
+     "values_by_seed")
+case("claims.mixed min_share=0.9", lambda: claims.mixed("s", {"a": True, "b": False},
+                                                        yes="y", no="n", min_share=0.9),
+     "min_share")
+case("claims.claim holds='yes'", lambda: claims.claim("s", "yes"), "holds")
+ok("claims.above threshold np.float64", lambda: claims.above("s", _A + 1,
+                                                             threshold=np.float64(0.5)))
+ok("claims.over_seeds numpy values", lambda: claims.over_seeds(
+    "s", {0: np.float64(1.0), 1: np.float32(2.0), 2: np.float64(1.5)}))
+case("introspection.sparsity rel_threshold NaN", lambda: introspection.sparsity(
+    torch.rand(3, 4), NAN), "rel_threshold")
+case("introspection.build_heads feat_dim=2.5", lambda: introspection.build_heads(2.5, 4),
+     "feat_dim")
+ok("introspection.build_heads np.int64", lambda: introspection.build_heads(np.int64(6),
+                                                                           np.int64(4)))
+case("landscape.loss_plane steps=2.5", lambda: landscape.loss_plane(NET, X[:1], steps=2.5),
+     "steps")
+case("landscape.loss_plane span NaN", lambda: landscape.loss_plane(NET, X[:1], span=NAN,
+                                                                   steps=3), "span")
+case("landscape.directional_change label=1.5", lambda: landscape.directional_change(
+    NET, X[:1], 1.5, n_random=2), "label")
+ok("landscape.loss_plane span np.float64", lambda: landscape.loss_plane(
+    NET, X[:1], span=np.float64(0.1), steps=np.int64(3)))
+case("manifolds.effective_rank NaN", lambda: manifolds.effective_rank(np.array([1.0, NAN])),
+     "singular_values")
+case("saliency.smoothgrad sigma NaN", lambda: saliency.smoothgrad(NET, X, n_samples=2,
+                                                                  sigma=NAN), "sigma")
+case("saliency.rise p_keep=1.5", lambda: saliency.rise(NET, X, n_masks=2, p_keep=1.5),
+     "p_keep")
+case("saliency.occlusion window=2.5", lambda: saliency.occlusion(NET, X, window=2.5),
+     "window")
+ok("saliency.smoothgrad np scalars", lambda: saliency.smoothgrad(
+    NET, X, n_samples=np.int64(2), sigma=np.float64(0.1)))
+ok("saliency.occlusion np window", lambda: saliency.occlusion(NET, X, window=np.int64(4),
+                                                              stride=np.int64(4)))
+case("information.mutual_information bins=2.5", lambda: information.mutual_information(
+    [0, 1, 1, 0], [0, 1, 0, 1], 2.5), "bins")
+case("information.entropy NaN probs", lambda: information.entropy(np.array([[NAN, 1.0]])),
+     "probs")
+case("metrics.auac percentiles NaN", lambda: metrics.auac([.1, .2, .3], [1, 0, 1],
+                                                          [0, NAN, 100]), "percentiles")
+case("metrics.detection_report NaN score", lambda: metrics.detection_report(
+    [0.1, NAN], [0.2, 0.3]), "id_scores")
+case("trust.explanation_uncertainty pred=1.5", lambda: trust.explanation_uncertainty(
+    torch.rand(2, 4, 12, 12), torch.tensor([1.5, 0.5])), "pred")
+
+
+def _widgets():
+    from tutorial_utils import widgets
+    return widgets
+
+
+case("widgets.occluder_explorer target=2.7", lambda: _widgets().occluder_explorer(
+    NET, X[0], ["a", "b", "c", "d"], target=2.7, sizes=(4,), size=4), "target")
+case("widgets.occluder_explorer target=99", lambda: _widgets().occluder_explorer(
+    NET, X[0], ["a", "b", "c", "d"], target=99, sizes=(4,), size=4), "target")
+case("widgets.threshold_explorer keep_percent NaN", lambda: _widgets().threshold_explorer(
+    {"MSP": ID}, {"MSP": NOV}, X, keep_percent=NAN), "keep_percent")
+
+
+def _slider_keeps_30():
+    explorer = _widgets().threshold_explorer({"MSP": ID}, {"MSP": NOV[:8]}, X, keep_percent=30)
+    return explorer.controls["keep"].value == 30
+
+
+state("widgets.threshold_explorer keep_percent=30 not clamped", _slider_keeps_30)
+case("widgets.threshold_explorer 10 scores, 8 images", lambda: _widgets().threshold_explorer(
+    {"MSP": ID}, {"MSP": NOV}, X), "novel_images")
+
 _GC = []
 
 

@@ -60,6 +60,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tutorial_utils._checks import (
+    check_classes,
     check_inputs,
     check_maps,
     check_positive_int,
@@ -248,6 +249,7 @@ def explanation_uncertainty(contrast_maps: torch.Tensor, pred: torch.Tensor) -> 
     b, k = contrast_maps.shape[:2]
     if k < 2:
         raise ValueError(f"VOICE needs K >= 2 classes, the model has K={k}")
+    pred = check_classes(pred, b, k, "pred", per_sample=True)  # ints only, one per image
     keep = torch.ones((b, k), dtype=torch.bool, device=contrast_maps.device)
     keep[torch.arange(b, device=keep.device), pred.to(keep.device)] = False
     others = contrast_maps[keep].view(b, k - 1, *contrast_maps.shape[2:])

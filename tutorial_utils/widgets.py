@@ -269,6 +269,8 @@ def threshold_explorer(id_scores, novel_scores, novel_images: torch.Tensor, scor
     ``score``, ``keep``."""
     check_images(novel_images, "novel_images")
     keep_percent = check_number(keep_percent, "keep_percent", low=0.0, high=100.0, low_open=True)
+    if any(len(v) != len(novel_images) for v in novel_scores.values()):
+        raise ValueError("novel_images must hold one image per novel score (same length)")
     figures: dict = {}
 
     def render(score: str, keep: float):
