@@ -123,17 +123,25 @@ def test_checkpoint_of_another_architecture_is_a_clear_error(zoo_copy):
         models.load("digits")
 
 
-@pytest.mark.parametrize("what", ["entry", "file"])
 def test_missing_member_without_training_names_the_rebuild_command_and_writes_nothing(
-        zoo_copy, what):
-    if what == "entry":
-        _edit_manifest(zoo_copy, lambda m: m.pop("digits"))
-    else:
-        (zoo_copy / "digits.pt").unlink()
+        zoo_copy):
+    (zoo_copy / "digits.pt").unlink()
     before = _snapshot(zoo_copy)
     with pytest.raises(FileNotFoundError, match="python -m tutorial_utils.models digits"):
         models.load("digits", train_if_missing=False)
     assert _snapshot(zoo_copy) == before, "load rewrote files without being asked"
+
+
+@pytest.mark.parametrize("train_if_missing", [True, False])
+def test_a_checkpoint_without_manifest_entry_is_never_retrained_over(zoo_copy, monkeypatch,
+                                                                    train_if_missing):
+    _edit_manifest(zoo_copy, lambda m: m.pop("digits"))
+    monkeypatch.setattr(models, "train_zoo_model", lambda *a, **k: pytest.fail("retrained"))
+    before, data = _snapshot(zoo_copy), (zoo_copy / "digits.pt").read_bytes()
+    with pytest.raises(zoo.CheckpointError, match="no entry for 'digits'.*manifest.*"
+                                                  "python -m tutorial_utils.models digits"):
+        models.load("digits", train_if_missing=train_if_missing)
+    assert _snapshot(zoo_copy) == before and (zoo_copy / "digits.pt").read_bytes() == data
 
 
 @pytest.mark.parametrize("name", zoo.MEMBERS)

@@ -23,12 +23,16 @@ from tutorial_utils import (
     attacks,
     cam,
     challenges,
+    contrast,
+    dashboard,
     data,
     detection,
+    evaluation,
     explainers,
     forward,
     gradients,
     information,
+    interventions,
     introspection,
     landscape,
     layers,
@@ -268,3 +272,76 @@ def test_smoothgrad_of_an_image_does_not_depend_on_the_batch(net, x):
     for i in range(len(x)):
         alone = saliency.smoothgrad(net, x[i:i + 1], n_samples=3, raw=True)
         torch.testing.assert_close(batch[i:i + 1], alone)
+
+
+# ---------------------------------------------------------------- every submodule's own mode
+def _dropout_only() -> BNNet:
+    """A model in eval mode except its dropout, which alone is in train mode."""
+    net = _net()
+    net.drop.train()
+    return net
+
+
+def _modes(model: nn.Module) -> dict:
+    return {name: m.training for name, m in model.named_modules()}
+
+
+_Y = torch.tensor([0, 1, 2])
+MODE_CALLS = {
+    "models.predict_logits": lambda n, x: models.predict_logits(n, x),
+    "models.predict_proba": lambda n, x: models.predict_proba(n, x),
+    "models.features_and_logits": lambda n, x: models.features_and_logits(n, x),
+    "models.accuracy": lambda n, x: models.accuracy(n, x, _Y),
+    "models.decision": lambda n, x: models.decision(n, x[0]),
+    "forward.logits": lambda n, x: forward.logits(n, x),
+    "adaptation.tta_predict": lambda n, x: adaptation.tta_predict(n, x),
+    "adaptation.bn_adapt": lambda n, x: adaptation.bn_adapt(n, x),
+    "adaptation.tent": lambda n, x: adaptation.tent(n, x, steps=1),
+    "adaptation.evaluate_by_level": lambda n, x: adaptation.evaluate_by_level(
+        n, x, _Y, "noise", levels=[0, 1], methods=("none", "tta", "bn", "tent"), tent_steps=1,
+        progress=False),
+    "contrast.representatives": lambda n, x: contrast.representatives(n, x, _Y),
+    "contrast.contrast_state": lambda n, x: contrast.contrast_state(n, x[:1]),
+    "uncertainty.odin": lambda n, x: uncertainty.odin(n, x),
+    "uncertainty.gradnorm": lambda n, x: uncertainty.gradnorm(n, x),
+    "uncertainty.confounding_score": lambda n, x: uncertainty.confounding_score(n, x),
+    "uncertainty.Mahalanobis": lambda n, x: uncertainty.Mahalanobis(n).fit(
+        x, torch.tensor([0, 0, 1])).score(x),
+    "uncertainty.mc_dropout": lambda n, x: uncertainty.mc_dropout(n, x, passes=2),
+    "detection.ScoreSuite": lambda n, x: detection.ScoreSuite(
+        n, x, _Y, names=["MSP", "ODIN", "GradNorm", "MC dropout (−MI)"], mc_passes=2)(x),
+    "trust.gradtrust": lambda n, x: trust.gradtrust(n, x),
+    "trust.voice": lambda n, x: trust.voice(n, x),
+    "attacks.fgsm": lambda n, x: attacks.fgsm(n, x, _Y, 4 / 255),
+    "attacks.pgd": lambda n, x: attacks.pgd(n, x, _Y, 4 / 255, steps=2),
+    "privacy.loss_threshold_scores": lambda n, x: privacy.loss_threshold_scores(n, x, _Y),
+    "evaluation.deletion_curve": lambda n, x: evaluation.deletion_curve(
+        n, x, torch.rand(3, 12, 12), steps=2),
+    "evaluation.sanity_check": lambda n, x: evaluation.sanity_check(n, x, "Grad-CAM"),
+    "interventions.attack_sweep": lambda n, x: interventions.attack_sweep(n, x, _Y, [0, 0.01]),
+    "interventions.occlusion_interventions": lambda n, x: interventions.occlusion_interventions(
+        n, x, torch.rand(3, 12, 12), n_random=2),
+    "cam.grad_cam": lambda n, x: cam.grad_cam(n, x),
+    "cam.layer_view": lambda n, x: cam.layer_view(n, x[:1]),
+    "saliency.smoothgrad": lambda n, x: saliency.smoothgrad(n, x, n_samples=2),
+    "information.fisher_information": lambda n, x: information.fisher_information(n, x),
+    "information.exact_last_layer_fisher": lambda n, x: information.exact_last_layer_fisher(n, x),
+    "landscape.directional_change": lambda n, x: landscape.directional_change(
+        n, x[:1], n_random=2),
+    "dashboard.build_reference + dashboard_view": lambda n, x: dashboard.dashboard_view(
+        n, dashboard.build_reference(n, x, torch.tensor([0, 0, 1]), x), x[:1],
+        deletion_steps=2),
+}
+
+
+@pytest.mark.parametrize("call", list(MODE_CALLS.values()), ids=list(MODE_CALLS))
+def test_a_model_with_only_its_dropout_in_train_mode_comes_back_exactly_so(x, call):
+    """Restoring with ``model.train(flag)`` would switch every submodule to ``flag``; each
+    submodule's own ``training`` flag (and every ``requires_grad``) must come back as it was."""
+    net = _dropout_only()
+    net.fc.weight.requires_grad_(False)
+    before = _modes(net)
+    call(net, x)
+    assert _modes(net) == before
+    assert [p.requires_grad for p in net.parameters()] == [
+        name != "fc.weight" for name, _ in net.named_parameters()]

@@ -64,6 +64,7 @@ from tutorial_utils._checks import (
     check_bool,
     check_images,
     check_inputs,
+    check_int,
     check_model,
     check_number,
     check_positive_int,
@@ -291,8 +292,7 @@ def tent(model: nn.Module, x: torch.Tensor, steps: int = 1, lr: float = 1e-3,
         pair ``(probs, history)``). The caller's model is bit-identical afterwards.
     """
     check_inputs(model, x)
-    if isinstance(steps, bool) or not isinstance(steps, int):
-        raise TypeError(f"steps must be an int >= 0, got {type(steps).__name__}")
+    steps = check_int(steps, "steps")  # a NumPy int too; a float is refused, never truncated
     if steps < 0:
         raise ValueError(f"steps must be >= 0 (0 = BatchNorm statistics only), got {steps}")
     lr = check_number(lr, "lr", low=0.0, low_open=True)
@@ -405,7 +405,7 @@ def evaluate_by_level(model: nn.Module, x: torch.Tensor, y: object, kind: str,
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise ValueError(f"methods must be a non-empty subset of {METHODS}, got {methods!r}")
-    levels = [check_challenge(kind, lv)[1] for lv in levels]
+    levels = [check_challenge(kind, lv, level_name="levels")[1] for lv in levels]
     if not levels:
         raise ValueError("levels is empty; pass e.g. range(6)")
     labels = resolve_classes(y, predict_proba(model, x[:1]).expand(len(x), -1), "y")

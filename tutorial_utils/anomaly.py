@@ -166,7 +166,7 @@ class GradCon(nn.Module):
         epochs = check_positive_int(epochs, "epochs")
         batch_size = check_positive_int(batch_size, "batch_size")
         alpha = check_number(alpha, "alpha", low=0.0)
-        lr = check_number(lr, "lr", low=0.0)
+        lr = check_number(lr, "lr", low=0.0, low_open=True)  # lr = 0 would train nothing
         seed = check_seed(seed)
         with torch.no_grad():
             mean = x.mean().clamp(1e-3, 1 - 1e-3)

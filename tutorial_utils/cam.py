@@ -121,14 +121,23 @@ def cam_from_weights(acts: torch.Tensor, alpha: torch.Tensor, size: tuple[int, i
     return maps if several else maps[:, 0]
 
 
+def _check_spatial(acts: torch.Tensor) -> None:
+    """A CAM needs a layer with a spatial map: (B, C, h, w) with h·w > 1."""
+    if acts.dim() != 4:
+        raise ValueError(f"layer output must be (B, C, h, w) for a CAM, got {tuple(acts.shape)}; "
+                         "pass layer=<a convolutional block>")
+    if acts.shape[-2] * acts.shape[-1] == 1:
+        raise ValueError(f"layer has a 1x1 output {tuple(acts.shape)}: its map is one number, "
+                         "which the upsampling and normalisation would stretch into a constant "
+                         "picture; pass layer=<a convolutional block before the pooling>")
+
+
 def _cam(model: nn.Module, x: torch.Tensor, layer: nn.Module | None, target,
          weigh: WeightFn, raw: bool, caller: str) -> torch.Tensor:
     """Shared engine: one forward, one backward, weights ``weigh(A, dA)`` (B, C), the map."""
     require_autograd(caller)
     acts, grads = layer_activations_and_gradients(model, x, layer, target)
-    if acts.dim() != 4:
-        raise ValueError(f"layer output must be (B, C, h, w) for a CAM, got {tuple(acts.shape)}; "
-                         "pass layer=<a convolutional block>")
+    _check_spatial(acts)
     return cam_from_weights(acts, weigh(acts, grads), x.shape[-2:], raw)
 
 
@@ -243,8 +252,7 @@ def contrast_cam_all(model: nn.Module, x: torch.Tensor, target=None,
     """
     acts, grads, z = layer_logit_gradients(model, x, layer)
     resolve_classes(target, z, "target")
-    if acts.dim() != 4:
-        raise ValueError(f"layer output must be (B, C, h, w) for a CAM, got {tuple(acts.shape)}")
+    _check_spatial(acts)
     jac = grads.mean(dim=(3, 4))  # (B, K, C)
     return cam_from_weights(acts, contrast_directions(z) @ jac, x.shape[-2:], raw)
 
@@ -342,6 +350,7 @@ def layer_view(model: nn.Module, x: torch.Tensor, *, layer: nn.Module | None = N
     if x.shape[0] != 1:
         raise ValueError(f"x must hold exactly one image (1, C, H, W), got batch {x.shape[0]}")
     acts, grads, z = layer_logit_gradients(model, x, layer)
+    _check_spatial(acts)
     z = z[0].cpu()
     return LayerView(image=x.detach()[0].cpu(), activations=acts[0].cpu(),
                      grads=grads[0].cpu(), logits=z, probs=z.softmax(0))

@@ -165,18 +165,20 @@ def _challenge(x: torch.Tensor, kind: str, s: float, gen: torch.Generator) -> to
     raise AssertionError(kind)  # pragma: no cover - validated by apply_challenge
 
 
-def check_challenge(kind: object, level: object) -> tuple[str, int]:
+def check_challenge(kind: object, level: object, *, level_name: str = "level"
+                    ) -> tuple[str, int]:
     """Validate a challenge name and level; returns ``(kind, int(level))``.
 
     Raises ``ValueError`` for an unknown kind (listing the valid ones) or a level outside
-    0..5, ``TypeError`` for a non-integer level.
+    0..5, ``TypeError`` for a non-integer level (the messages call it ``level_name``).
     """
     if not isinstance(kind, str) or kind not in CHALLENGES:
         raise ValueError(f"unknown challenge kind {kind!r}; valid kinds: {', '.join(CHALLENGES)}")
-    if isinstance(level, bool) or not isinstance(level, (int, np.integer)):
-        raise TypeError(f"level must be an int in 0..{MAX_LEVEL}, got {type(level).__name__}")
+    if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, np.integer)):
+        raise TypeError(f"{level_name} must be an int in 0..{MAX_LEVEL}, got "
+                        f"{type(level).__name__} {level!r}"[:200])
     if not 0 <= level <= MAX_LEVEL:
-        raise ValueError(f"level must be in 0..{MAX_LEVEL} (0 = clean), got {level}")
+        raise ValueError(f"{level_name} must be in 0..{MAX_LEVEL} (0 = clean), got {level}")
     return kind, int(level)
 
 
@@ -215,7 +217,8 @@ def challenge_stack(image: torch.Tensor, kinds: tuple[str, ...] = CHALLENGES,
         raise ValueError(f"image must be a single image (C, H, W), got {tuple(image.shape)}")
     if isinstance(kinds, str) or not isinstance(kinds, (tuple, list)) or not kinds:
         raise TypeError(f"kinds must be a non-empty sequence of challenge names, got {kinds!r}")
-    if isinstance(levels, int) or not levels:
+    if isinstance(levels, (int, np.integer, str)) or not hasattr(levels, "__len__") \
+            or len(levels) == 0:
         raise TypeError(f"levels must be a non-empty sequence of levels 0..5, got {levels!r}")
     return torch.stack([torch.cat([apply_challenge(x, k, lvl, seed=seed) for lvl in levels])
                         for k in kinds])

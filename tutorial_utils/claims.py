@@ -892,7 +892,8 @@ def mixed(statement: str, outcomes: object, *, yes: str, no: str, most: str | No
                             f"{'True' if arg == 'yes' else 'False'} outcome means")
     if most not in (None, "yes", "no"):
         raise ValueError(f"most must be None, 'yes' or 'no', got {most!r}")
-    if isinstance(min_share, bool) or not isinstance(min_share, (int, float)) \
+    if isinstance(min_share, (bool, np.bool_)) or not isinstance(
+            min_share, (int, float, np.integer, np.floating)) \
             or not MIXED_MIN_SHARE <= min_share <= 0.5:
         raise ValueError(f"min_share must lie in [{MIXED_MIN_SHARE}, 0.5], got {min_share!r}")
     names, flags = _parts(outcomes, parts)

@@ -22,12 +22,19 @@ import torch
 from torch import nn
 
 from tutorial_utils import uncertainty as U
-from tutorial_utils._checks import check_images, check_inputs, resolve_classes
+from tutorial_utils._checks import (
+    check_classes,
+    check_images,
+    check_inputs,
+    check_positive_int,
+    resolve_classes,
+)
 from tutorial_utils.attacks import fgsm, pgd
 from tutorial_utils.cam import layer_view
 from tutorial_utils.challenges import apply_challenge, check_challenge
 from tutorial_utils.detection import SCORES
 from tutorial_utils.evaluation import curve_auc, deletion_curve
+from tutorial_utils.forward import logits
 from tutorial_utils.trust import explanation_iou, explanation_uncertainty, map_snr
 
 __all__ = [
@@ -91,15 +98,34 @@ def build_reference(model: nn.Module, x_fit: torch.Tensor, y_fit: torch.Tensor,
     """Build the detector of every gauge (:data:`tutorial_utils.detection.SCORES`), fit it on
     ``(x_fit, y_fit)`` (training images; only Mahalanobis learns from them) and score the
     clean reference images ``x_ref`` with every gauge."""
+    check_inputs(model, x_fit, "x_fit")
+    check_classes(y_fit, len(x_fit), None, "y_fit", per_sample=True)  # named as y_fit
     check_inputs(model, x_ref, "x_ref")
-    detectors = {name: SCORES[name](model).fit(x_fit, y_fit) for name in GAUGES}
+    try:
+        detectors = {name: SCORES[name](model).fit(x_fit, y_fit) for name in GAUGES}
+    except ValueError as error:  # a degenerate fit: say which arguments it came from
+        raise ValueError(f"x_fit, y_fit: {error}") from None
     scores = _gauge_scores(detectors, model, x_ref)
     return Reference(model, detectors, {k: np.sort(v.detach().cpu().numpy().astype(float))
                                         for k, v in scores.items()})
 
 
+def _check_reference(reference: object, model: nn.Module | None = None) -> Reference:
+    """``reference`` is a :class:`Reference` (built for ``model``, when given)."""
+    if not isinstance(reference, Reference):
+        raise TypeError(f"reference must be a dashboard.Reference from build_reference(...), "
+                        f"got {type(reference).__name__}")
+    if model is not None and reference.model is not model:
+        raise ValueError("reference was built for another model: its percentiles would read "
+                         "this model's scores against another model's; build one for this "
+                         "model with build_reference(model, x_fit, y_fit, x_ref)")
+    return reference
+
+
 def gauge_percentiles(reference: Reference, x: torch.Tensor) -> dict[str, np.ndarray]:
     """Every gauge's percentile (B,) for a batch ``x`` (the dashboard's gauges, batched)."""
+    _check_reference(reference)
+    check_inputs(reference.model, x)
     scores = _gauge_scores(reference.detectors, reference.model, x)
     return {k: np.array([reference.percentile(k, float(v)) for v in s.detach().cpu()])
             for k, s in scores.items()}
@@ -112,17 +138,24 @@ def make_input(model: nn.Module, image: torch.Tensor, label: int, source: str = 
     ``level`` (0 = clean), or the GO sign ``go`` (C, H, W), or an FGSM / PGD version of the
     (challenged) image against its true ``label`` (ε = 4/255, PGD 10 steps, seeded). A batch
     ``(B, C, H, W)`` with one label per image (and B GO signs) works the same way."""
-    if source not in SOURCES:
+    if not isinstance(source, str) or source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    if kind is None and not (isinstance(level, (int, np.integer)) and level == 0):
+        raise ValueError(f"level={level!r} needs a challenge: pass kind=<one of the challenge "
+                         f"types> (or level=0 for the clean image)")
     x = check_images(image[None] if isinstance(image, torch.Tensor) and image.dim() == 3
                      else image, "image")
     if source == "GO sign":
         if go is None:
             raise ValueError("source='GO sign' needs go=<one GO sign image (C, H, W)>")
         return check_images(go[None] if go.dim() == 3 else go, "go")
-    if kind is not None and level:
+    if kind is not None:
         kind, level = check_challenge(kind, level)
-        x = apply_challenge(x, kind, level, seed=seed)
+        if level:
+            x = apply_challenge(x, kind, level, seed=seed)
+    if source in ("FGSM attack", "PGD attack"):
+        num_classes = logits(model, x[:1]).shape[1]
+        label = check_classes(label, len(x), num_classes, "label")  # named as label
     if source == "FGSM attack":
         return fgsm(model, x, label, ATTACK_EPSILON)
     if source == "PGD attack":
@@ -161,6 +194,8 @@ def dashboard_view(model: nn.Module, reference: Reference, x: torch.Tensor,
     images in one batch.
     """
     check_inputs(model, x)
+    _check_reference(reference, model)
+    deletion_steps = check_positive_int(deletion_steps, "deletion_steps")
     if x.shape[0] != 1:
         raise ValueError(f"x must hold exactly one image (1, C, H, W), got a batch of {len(x)}")
     view = layer_view(model, x)

@@ -49,12 +49,14 @@ from torch import nn
 from tutorial_utils import uncertainty as U
 from tutorial_utils._checks import (
     check_callable,
+    check_classes,
+    check_epsilon,
     check_inputs,
     check_number,
-    check_positive_int,
     check_seed,
     check_vector,
 )
+from tutorial_utils.ensembles import check_passes
 from tutorial_utils.metrics import detection_auroc, detection_report
 from tutorial_utils.trust import GradTrustScore
 from tutorial_utils.utils import progress as progress_bar
@@ -140,20 +142,24 @@ class ScoreSuite:
         if "ensemble (−MI)" in names and ensemble is None:
             names = tuple(n for n in names if n != "ensemble (−MI)")
         check_inputs(model, fit_x, "fit_x")
+        check_classes(fit_y, len(fit_x), None, "fit_y", per_sample=True)  # named as fit_y
         options = {
             "ODIN": dict(temperature=check_number(odin_temperature, "odin_temperature",
                                                   low=0.0, low_open=True),
-                         epsilon=check_number(odin_epsilon, "odin_epsilon", low=0.0)),
+                         epsilon=check_epsilon(odin_epsilon, "odin_epsilon")),
             "confounding norm": dict(layers=layers),
-            "MC dropout (−MI)": dict(passes=check_positive_int(mc_passes, "mc_passes"),
+            "MC dropout (−MI)": dict(passes=check_passes(mc_passes, "mc_passes"),
                                      seed=check_seed(seed)),
             "random": dict(seed=seed),
         }
         self.model, self.ensemble, self.layers, self.names = model, ensemble, layers, names
-        self.detectors: dict[str, U.Detector] = {
-            name: SCORES[name](ensemble if name == "ensemble (−MI)" else model,
-                               **options.get(name, {})).fit(fit_x, fit_y)
-            for name in names}
+        try:
+            self.detectors: dict[str, U.Detector] = {
+                name: SCORES[name](ensemble if name == "ensemble (−MI)" else model,
+                                   **options.get(name, {})).fit(fit_x, fit_y)
+                for name in names}
+        except ValueError as error:  # a degenerate fit: say which arguments it came from
+            raise ValueError(f"fit_x, fit_y: {error}") from None
         self.detector, self.extra = detector, dict(extra or {})
 
     @property
@@ -259,7 +265,10 @@ def threshold_view(id_scores: object, novel_scores: object, keep_percent: float)
     keep_percent = check_number(keep_percent, "keep_percent", low=0.0, high=100.0,
                                 low_open=True)
     ranked = np.sort(s_id)  # the lowest score kept: at least keep_percent % of ID stay
-    t = float(ranked[min(int(np.floor((1 - keep_percent / 100) * len(ranked))), len(ranked) - 1)])
+    # number dropped = floor((1 − p/100)·N), with a tolerance: (1 − 0.9)·10 is 0.99999…98 in
+    # floating point and must drop 1 of 10, not 0 (keep_percent=90 keeps 9 of 10 scores)
+    dropped = int(np.floor((1 - keep_percent / 100) * len(ranked) + 1e-9))
+    t = float(ranked[min(dropped, len(ranked) - 1)])
     order = np.argsort(s_nov, kind="stable")
     flagged = order[s_nov[order] < t]
     missed = order[s_nov[order] >= t]

@@ -135,6 +135,17 @@ def _seeded(seed: int, device: torch.device) -> Iterator[None]:
 
 
 MAX_ROWS = 2048  # images per forward when the whole batch has to be repeated
+MAX_PASSES = 10_000  # MC-dropout passes: the estimate's error shrinks like 1/√T; 20-100 suffice
+
+
+def check_passes(passes: object, name: str = "passes") -> int:
+    """A number of MC-dropout passes: an int in ``[1, MAX_PASSES]`` (a NumPy int too)."""
+    passes = check_positive_int(passes, name)
+    if passes > MAX_PASSES:
+        raise ValueError(f"{name}={passes} is more MC-dropout passes than the course allows "
+                         f"(at most {MAX_PASSES:,}; the estimate's error shrinks like 1/√T, so "
+                         f"20-100 passes suffice)")
+    return passes
 
 
 def _mc_logits_full(model: nn.Module, x: torch.Tensor, passes: int) -> torch.Tensor:
@@ -161,7 +172,7 @@ def mc_dropout(model: nn.Module, x: torch.Tensor, passes: int = 20, seed: int = 
     Returns :class:`PredictiveUncertainty` with ``probs`` (T, B, K) and (B,) entropies in nats.
     """
     check_inputs(model, x)
-    passes = check_positive_int(passes, "passes")
+    passes = check_passes(passes, "passes")
     seed = check_seed(seed)
     dropouts = _dropout_layers(model)
     batch = x.shape[0]

@@ -45,6 +45,7 @@ from tutorial_utils._checks import (
     check_callable,
     check_choice,
     check_inputs,
+    check_int,
     check_maps_like,
     check_number,
     check_positive_int,
@@ -278,6 +279,10 @@ def huffman_code_lengths(counts: Sequence[int]) -> dict[int, int]:
     Ties are broken by the smallest symbol in a subtree, so the code is deterministic. A single
     symbol gets a 1-bit code (a decoder still needs one bit per pixel to count them).
     """
+    if isinstance(counts, (str, bytes)) or not hasattr(counts, "__iter__"):
+        raise TypeError(f"counts must be a sequence of non-negative ints, got "
+                        f"{type(counts).__name__}")
+    counts = [check_int(c, "counts", low=0) for c in counts]  # a negative count is an error
     heap = [(int(c), s, [s]) for s, c in enumerate(counts) if c > 0]
     if not heap:
         raise ValueError("counts must contain a positive entry")
@@ -414,7 +419,8 @@ def randomized_models(model: nn.Module, layers: Sequence[str] | None = None, *, 
     known = dict(model.named_modules())
     missing = [n for n in layers if n not in known]
     if missing:
-        raise ValueError(f"unknown layer name(s) {missing}; valid: randomization_layers(model)")
+        raise ValueError(f"layers: unknown layer name(s) {missing}; valid: "
+                         f"randomization_layers(model) = {randomization_layers(model)}"[:400])
     gen = torch.Generator().manual_seed(check_seed(seed))
     out = []
     current = copy.deepcopy(model) if cascade else None  # randomised further at every stage
@@ -450,6 +456,9 @@ def sanity_check(model: nn.Module, x: torch.Tensor, explain: str | Callable[...,
     """
     check_inputs(model, x)
     if isinstance(explain, str):
+        if explain not in explainers.EXPLAINERS:
+            raise ValueError(f"explain must be a callable or one of {tuple(explainers.EXPLAINERS)}"
+                             f"; got {explain!r}")
         explain = explainers.bind(explain, **(options or {}))
     elif options:
         raise TypeError("options go with an explainer's name; bind them into the callable "
@@ -458,5 +467,10 @@ def sanity_check(model: nn.Module, x: torch.Tensor, explain: str | Callable[...,
     classes = predicted_classes(model, x, target, DEFAULT_BATCH_SIZE)
     stages = [("original", model)] + randomized_models(model, layers, seed=seed, cascade=cascade)
     maps = torch.stack([explain(m, x, classes).detach() for _, m in stages]).cpu()
+    finite = torch.isfinite(maps.flatten(1)).all(1) if maps.is_floating_point() else None
+    if finite is not None and not finite.all():
+        stage = stages[int((~finite).nonzero()[0])][0]
+        raise ValueError(f"explain returned NaN or infinite maps (at stage {stage!r}); a map "
+                         f"without a ranking cannot pass or fail the sanity check")
     corr = torch.stack([rank_correlation(maps[0], m) for m in maps])
     return SanityCheck([name for name, _ in stages], corr, maps)

@@ -73,16 +73,60 @@ def _run(name: str, answer: object, check: Callable[[object], None]) -> bool | N
     return True
 
 
-def _call(fn: object, *args: object) -> torch.Tensor:
+def _copy(value: object) -> object:
+    return value.clone() if isinstance(value, torch.Tensor) else (
+        value.copy() if isinstance(value, np.ndarray) else value)
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, torch.Tensor):
+        return a.shape == b.shape and bool(torch.equal(a, b))
+    if isinstance(a, np.ndarray):
+        return a.shape == b.shape and bool(np.array_equal(a, b))
+    return True
+
+
+def _invoke(fn: object, *args: object) -> object:
+    """``fn(*args)`` on copies of the tensor/array arguments; ``_Wrong`` when ``fn`` changed
+    one of them in place (its answer would then be compared with a changed input)."""
     if not callable(fn):
         raise _Wrong(f"expected a function, got {type(fn).__name__}",
                      "define it with def my_fn(...): ... and pass my_fn itself (no parentheses)")
-    out = fn(*args)
+    given = [_copy(a) for a in args]
+    out = fn(*given)
+    changed = [i for i, (a, g) in enumerate(zip(args, given, strict=True)) if not _same(a, g)]
+    if changed:
+        raise _Wrong(f"your function changed its input in place (argument {changed[0] + 1}), "
+                     "e.g. with /=, += or an out= / trailing-underscore operation",
+                     "compute a new tensor instead: z / T rather than z /= T")
+    return out
+
+
+def _finite(value: float, what: str = "your answer") -> float:
+    if not math.isfinite(value):
+        raise _Wrong(f"{what} is {value}: NaN or infinity is never a correct answer",
+                     "look for a 0/0, a log of 0 or an empty selection")
+    return value
+
+
+def _call(fn: object, *args: object, nan_ok: bool = False) -> torch.Tensor:
+    """The learner's answer as a float64 tensor; NaN/inf is a wrong answer (``nan_ok``: the
+    caller diagnoses it itself and calls :func:`_no_nan` afterwards)."""
+    out = _invoke(fn, *args)
     if out is None:
         raise _NotAttempted
     if not isinstance(out, torch.Tensor):
         out = torch.as_tensor(np.asarray(out), dtype=torch.float64)
-    return out.detach().double()
+    out = out.detach().double()
+    if not nan_ok:
+        _no_nan(out)
+    return out
+
+
+def _no_nan(out: torch.Tensor) -> None:
+    if not torch.isfinite(out).all():
+        raise _Wrong("your answer contains NaN or infinite values",
+                     "look for a 0/0, a log of 0 or an empty selection")
 
 
 def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -117,13 +161,14 @@ def entropy_bits(fn: object) -> bool | None:
         p = torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.25] * 4, [1.0, 0.0, 0.0, 0.0]],
                          dtype=torch.float64)
         want = torch.tensor([1.0, 2.0, 0.0], dtype=torch.float64)
-        got = _call(f, p)
+        got = _call(f, p, nan_ok=True)
         if got.shape != want.shape:
             raise _Wrong(f"expected one entropy per row, shape (3,), got {tuple(got.shape)}",
                          "sum over the classes: dim=1")
         if torch.isnan(got).any():
             raise _Wrong("a row with zeros gave NaN", "use the convention 0·log 0 = 0, e.g. "
                          "torch.where(p > 0, p * torch.log2(p), 0)")
+        _no_nan(got)
         if _close(got, -want):
             raise _Wrong("sign error: entropy is −Σ p log p, non-negative")
         if _close(got, want * math.log(2)):
@@ -262,12 +307,15 @@ def mutual_information_split(fn: object) -> bool | None:
                              dtype=torch.float64)  # sample 0: disagreement; 1: agree on 50/50
         h = lambda p: -(p * p.clamp_min(1e-12).log()).sum(-1)  # noqa: E731
         alea, epi = h(probs).mean(0), h(probs.mean(0)) - h(probs).mean(0)
-        out = f(probs) if callable(f) else f
+        out = _invoke(f, probs) if callable(f) else f
         if out is None:
             raise _NotAttempted
         if not isinstance(out, (tuple, list)) or len(out) != 2:
             raise _Wrong("return a pair (aleatoric, epistemic), each of shape (B,)")
         a, e = (torch.as_tensor(v).double() for v in out)
+        if not (torch.isfinite(a).all() and torch.isfinite(e).all()):
+            raise _Wrong("your answer contains NaN or infinite values",
+                         "use the convention 0·log 0 = 0 (clamp p before the log)")
         if _close(a, epi) and _close(e, alea):
             raise _Wrong("you swapped them: aleatoric is the mean entropy of the passes, "
                          "epistemic the mutual information (what the passes disagree on)")
@@ -361,7 +409,7 @@ def tpr_at_fpr(fn: object) -> bool | None:
             got = _call(f, members, nonmembers, fpr)
             if got.numel() != 1:
                 raise _Wrong(f"expected one number (a rate), got shape {tuple(got.shape)}")
-            got = float(got)
+            got = _finite(float(got))
             if fpr == 0.01 and math.isclose(got, 0.3, abs_tol=1e-6):
                 raise _Wrong("you required FPR < 1%; the definition allows FPR ≤ 1%, i.e. one "
                              "non-member of these 100 may be flagged",
@@ -410,10 +458,10 @@ def handover_accuracy(fn: object) -> bool | None:
         trust = np.array([0.9, 0.1, 0.8, 0.3, 0.6, 0.2, 0.7, 0.4, 0.5, 0.95])
         correct = np.array([1, 0, 1, 0, 1, 1, 1, 0, 1, 1], dtype=bool)
         for share, want in ((0.0, 0.7), (0.3, 6 / 7), (0.5, 1.0)):
-            got = f(trust, correct, share)
+            got = _invoke(f, trust, correct, share)
             if got is None:
                 raise _NotAttempted
-            got = float(got)
+            got = _finite(float(got))
             order = np.argsort(-trust, kind="stable")
             wrong_end = float(correct[order[int(share * 10):]].mean())
             if share and abs(got - wrong_end) < 1e-9 and abs(got - want) > 1e-9:

@@ -264,8 +264,14 @@ def exact_last_layer_fisher(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     For ``z = W h + b`` the score is ``U = ∇_θ log p_y = (e_y − p) ⊗ [h, 1]``; the expectation
     over y is taken by enumerating all K classes weighted by ``p_y`` (no sampling). Parameters
     are ordered ``[W.flatten() (row-major), b]`` like ``gradients.score_vectors(params=fc)``.
-    Returns (P, P) with ``P = K·D + K``.
+    Returns (P, P) with ``P = K·D + K``. An ensemble has no single last layer: it is a
+    ``TypeError`` (compute it per member, ``[exact_last_layer_fisher(m, x) for m in
+    ensemble.members]``).
     """
+    if callable(getattr(model, "member_logits", None)):
+        raise TypeError("model is an ensemble: its probabilities mix every member, so it has no "
+                        "single last layer whose Fisher this formula gives; compute it per "
+                        "member: [exact_last_layer_fisher(m, x) for m in model.members]")
     h, z = features_and_logits(model, x)
     p = z.softmax(dim=1).double().cpu()
     h = h.cpu().double()

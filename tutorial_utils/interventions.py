@@ -43,11 +43,13 @@ from torch import nn
 
 from tutorial_utils import cam
 from tutorial_utils._checks import (
+    check_choice,
     check_class,
     check_epsilon,
     check_fraction,
     check_images,
     check_inputs,
+    check_int,
     check_maps,
     check_maps_like,
     check_number,
@@ -157,7 +159,12 @@ def occlusion_interventions(model: nn.Module, x: torch.Tensor, maps: torch.Tenso
     """
     check_inputs(model, x)
     maps = check_maps_like(maps, x, "maps")
+    if isinstance(fractions, (str, bytes)) or not hasattr(fractions, "__iter__"):
+        raise TypeError(f"fractions must be a sequence of shares in (0, 1], got "
+                        f"{type(fractions).__name__}")
     fr = [check_fraction(f, "fractions") for f in fractions]
+    if not fr:
+        raise ValueError("fractions must hold at least one share in (0, 1], e.g. (0.05, 0.1)")
     n_random = check_positive_int(n_random, "n_random")
     batch_size = check_positive_int(batch_size, "batch_size")
     b, slots = len(x), 2 + n_random
@@ -196,7 +203,11 @@ def box_mask(shape: tuple[int, int], centre: tuple[int, int], size: int) -> torc
     ``row − size//2 + size − 1``, columns likewise."""
     h, w = shape
     size = check_positive_int(size, "size")
-    row, col = (int(c) for c in centre)
+    if isinstance(centre, (str, bytes)) or not isinstance(centre, (Sequence, np.ndarray,
+                                                                   torch.Tensor)) \
+            or len(centre) != 2:
+        raise TypeError(f"centre must be a pair of int pixel indices (row, col), got {centre!r}")
+    row, col = (check_int(c, "centre") for c in centre)  # 2.7 is refused, never truncated
     if not (0 <= row < h and 0 <= col < w):
         raise ValueError(f"centre {centre} lies outside the image of size {(h, w)}")
     ys, xs = torch.arange(h), torch.arange(w)
@@ -212,6 +223,9 @@ def box_landscape(model: nn.Module, image: torch.Tensor, sizes: Sequence[int],
     box prompt, computed in one batched pass. ``image`` is (C, H, W) or (1, C, H, W)."""
     x = check_inputs(model, _one_image(image), "image")
     sizes = [check_positive_int(s, "sizes") for s in sizes]
+    centres = [check_int(c, "centres", low=0) for c in centres]
+    if not sizes or not centres:
+        raise ValueError(f"{'sizes' if not sizes else 'centres'} must hold at least one value")
     h, w = x.shape[-2:]
     boxes = torch.stack([box_mask((h, w), (r, c), s) for s in sizes for r in centres
                          for c in centres]).to(x.device)
@@ -286,6 +300,8 @@ def attack_view(model: nn.Module, image: torch.Tensor, label: int, epsilon: floa
     """Attack one image (C, H, W) with ε (pixel units) and explain both decisions."""
     x = check_inputs(model, _one_image(image), "image")
     label = check_class(label, logits(model, x, check=False).shape[1], "label")
+    epsilon = check_epsilon(epsilon, "epsilon")
+    attack = check_choice(attack, ("FGSM", "PGD"), "attack")
     sweep = attack_sweep(model, x, [label], [epsilon], attacks=(attack,),
                          pgd_steps=pgd_steps, seed=seed)
     adv = sweep.images[attack][0]
@@ -307,6 +323,13 @@ def masking_view(model: nn.Module, image: torch.Tensor, maps: dict[str, torch.Te
     x = check_inputs(model, _one_image(image), "image")
     if not isinstance(maps, dict) or not maps:
         raise TypeError("maps must be a non-empty dict {method name: (H, W) map}")
+    for name, m in maps.items():
+        if not isinstance(m, torch.Tensor):
+            raise TypeError(f"maps[{name!r}] must be a torch.Tensor map (H, W), got "
+                            f"{type(m).__name__}")
+        if m.numel() != x.shape[-2] * x.shape[-1]:
+            raise ValueError(f"maps[{name!r}] must be one map of the image's size "
+                             f"{tuple(x.shape[-2:])}, got shape {tuple(m.shape)}")
     stack = check_maps_like(torch.stack([m.reshape(x.shape[-2:]) for m in maps.values()]),
                         x.expand(len(maps), -1, -1, -1), "maps")
     keep = (stack >= check_number(threshold, "threshold", low=0.0, high=1.0)).unsqueeze(1)

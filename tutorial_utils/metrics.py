@@ -28,6 +28,7 @@ import torch
 
 from tutorial_utils._checks import (
     as_array,
+    check_int,
     check_probabilities,
     check_same_length,
     check_vector,
@@ -381,6 +382,13 @@ def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
     if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.shape != b.shape:
         raise ValueError("a and b must be tensors of the same shape (B, ...)")
+    for name, t in (("a", a), ("b", b)):
+        if t.dim() < 1 or t.numel() == 0:
+            raise ValueError(f"{name} must be a non-empty batch of maps (B, ...), got shape "
+                             f"{tuple(t.shape)}")
+        if (t.is_floating_point() or t.is_complex()) and not torch.isfinite(t).all():
+            raise ValueError(f"{name} contains NaN or infinite values: a map with NaN has no "
+                             f"ranking (a correlation of 0 would read as 'the map changed')")
     fa, fb = (t.detach().double().cpu().flatten(1).numpy() for t in (a, b))
     ra, rb = (rankdata(f, axis=1) for f in (fa, fb))
     ra, rb = ra - ra.mean(1, keepdims=True), rb - rb.mean(1, keepdims=True)
@@ -401,4 +409,5 @@ def mean_se(values: object, dim: int = -1) -> tuple[np.ndarray, np.ndarray]:
     if v.numel() == 0 or v.dim() == 0:
         raise ValueError(f"values must hold at least one number along dim {dim}, got shape "
                          f"{tuple(v.shape)}")
+    dim = check_int(dim, "dim", low=-v.dim(), high=v.dim() - 1)
     return v.mean(dim).numpy()[()], (v.std(dim) / np.sqrt(v.shape[dim])).numpy()[()]

@@ -276,15 +276,24 @@ def load(name: str, device: torch.device | str | None = None, *,
     :class:`~tutorial_utils.zoo.ChecksumError`, an unreadable manifest, an entry without a
     checksum or a checkpoint of another architecture
     :class:`~tutorial_utils.zoo.CheckpointError`, each saying how to rebuild. A missing
-    checkpoint or manifest entry is trained on the spot (with a progress bar) and recorded in
-    ``data/``; with ``train_if_missing=False`` it is a ``FileNotFoundError`` naming the
-    rebuild command instead, and nothing is written. An existing checkpoint is never
-    rewritten by ``load``.
+    checkpoint is trained on the spot (with a progress bar) and recorded in ``data/``; with
+    ``train_if_missing=False`` it is a ``FileNotFoundError`` naming the rebuild command
+    instead, and nothing is written. An existing checkpoint is never rewritten by ``load``:
+    a checkpoint file without a manifest entry is a
+    :class:`~tutorial_utils.zoo.CheckpointError` naming the fix (restore the manifest, or
+    rebuild explicitly).
     """
     zoo.check_name(name)
     check_bool(train_if_missing, "train_if_missing")
     device = parse_device(device)
     model = zoo.load_checkpoint(name)
+    path = zoo.data_dir() / f"{name}.pt"
+    if model is None and path.exists():  # the file is there, only its manifest entry is not
+        raise zoo.CheckpointError(
+            f"checkpoint {path} exists but data/manifest.json has no entry for {name!r}, so "
+            f"its bytes cannot be verified; load never retrains over an existing checkpoint. "
+            f"Restore the manifest (git checkout data/manifest.json), or rebuild explicitly: "
+            f"{zoo.REBUILD_HINT} {name}")
     if model is None:
         if not train_if_missing:
             raise FileNotFoundError(

@@ -60,6 +60,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tutorial_utils._checks import (
+    check_classes,
     check_inputs,
     check_maps,
     check_positive_int,
@@ -131,6 +132,9 @@ def gradtrust_from_gradients(grads: torch.Tensor) -> torch.Tensor:
     if grads.shape[1] < 2 or grads.shape[2] < 2:
         raise ValueError(f"grads needs K >= 2 classes and D >= 2 features, got shape "
                          f"{tuple(grads.shape)}")
+    if not torch.is_floating_point(grads):
+        raise TypeError(f"grads must be floating point (got {grads.dtype}); the result "
+                        f"would be truncated to integers: use grads.float()")
     if not torch.isfinite(grads).all():
         raise ValueError("grads contains NaN or infinite values")
     v = grads.double().square().var(dim=2)  # (B, K)
@@ -152,6 +156,9 @@ def gradtrust_from_logits(logits: torch.Tensor) -> torch.Tensor:
                          f"{getattr(logits, 'shape', type(logits).__name__)}")
     if logits.shape[1] < 2:
         raise ValueError(f"logits needs K >= 2 classes, got K={logits.shape[1]}")
+    if not torch.is_floating_point(logits):
+        raise TypeError(f"logits must be floating point (got {logits.dtype}); the result "
+                        f"would be truncated to integers: use logits.float()")
     if not torch.isfinite(logits).all():
         raise ValueError("logits contains NaN or infinite values")
     d4 = (logits.double() - 1.0 / logits.shape[1]).pow(4)
@@ -242,6 +249,7 @@ def explanation_uncertainty(contrast_maps: torch.Tensor, pred: torch.Tensor) -> 
     b, k = contrast_maps.shape[:2]
     if k < 2:
         raise ValueError(f"VOICE needs K >= 2 classes, the model has K={k}")
+    pred = check_classes(pred, b, k, "pred", per_sample=True)  # ints only, one per image
     keep = torch.ones((b, k), dtype=torch.bool, device=contrast_maps.device)
     keep[torch.arange(b, device=keep.device), pred.to(keep.device)] = False
     others = contrast_maps[keep].view(b, k - 1, *contrast_maps.shape[2:])

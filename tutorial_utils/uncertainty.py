@@ -81,17 +81,22 @@ from torch import nn
 
 from tutorial_utils import forward
 from tutorial_utils._checks import (
+    check_epsilon,
     check_inputs,
     check_labels,
     check_logits,
     check_matrix,
     check_model,
     check_number,
-    check_positive_int,
     check_seed,
     check_sign,
 )
-from tutorial_utils.ensembles import PredictiveUncertainty, ensemble_uncertainty, mc_dropout
+from tutorial_utils.ensembles import (
+    PredictiveUncertainty,
+    check_passes,
+    ensemble_uncertainty,
+    mc_dropout,
+)
 from tutorial_utils.gradients import (
     GradientNorms,
     check_confounding_loss,
@@ -195,7 +200,7 @@ def odin(model: nn.Module, x: torch.Tensor, temperature: float = 1000.0,
     """
     check_inputs(model, x)
     t = check_number(temperature, "temperature", low=0.0, low_open=True)
-    eps = check_number(epsilon, "epsilon", low=0.0)
+    eps = check_epsilon(epsilon, "epsilon")  # pixel units: 2 gets "did you mean 2/255?"
     if eps > 0:
         g, _ = input_gradient(model, x, lambda z: -(z / t).log_softmax(1).amax(1), check=False)
         x = (x.detach() - eps * g.sign()).clamp(0, 1)
@@ -360,7 +365,7 @@ class ODINScore(Detector):
                  epsilon: float = 0.0014) -> None:
         super().__init__(model)
         self.temperature = check_number(temperature, "temperature", low=0.0, low_open=True)
-        self.epsilon = check_number(epsilon, "epsilon", low=0.0)
+        self.epsilon = check_epsilon(epsilon, "epsilon")
 
     def score_batch(self, batch: Batch) -> torch.Tensor:
         return odin(self.model, batch.x, self.temperature, self.epsilon)
@@ -379,6 +384,13 @@ class Mahalanobis(Detector):
 
     ``h`` is the input of the model's final ``nn.Linear``
     (:func:`tutorial_utils.forward.features_and_logits`).
+
+    Degenerate fits: one class is allowed (the distance to its mean). With fewer images than
+    feature dimensions (``N − C < D``) Σ is singular and the pseudo-inverse measures distances
+    only inside the span of the training features' within-class variation (directions the
+    training set never varies along are ignored: a documented shrinkage, not an error). A fit
+    without any within-class variance — one image, one image per class, or identical features
+    — is a ``ValueError``: every input would score 0.
     """
 
     requires_fit = True
@@ -394,16 +406,25 @@ class Mahalanobis(Detector):
         if y is None:
             raise TypeError("Mahalanobis.fit needs the labels y (N,) of the in-distribution "
                             "images x: fit(x_train, y_train)")
-        return self.fit_features(forward.features_and_logits(self.model, x)[0], y)
+        check_inputs(self.model, x)
+        return self._fit(forward.features_and_logits(self.model, x)[0], y, "x")
 
     def fit_features(self, h: torch.Tensor, y: torch.Tensor) -> Mahalanobis:
         """Fit on features ``h`` (N, D) with labels ``y`` (N,); returns ``self``."""
+        return self._fit(h, y, "h")
+
+    def _fit(self, h: torch.Tensor, y: torch.Tensor, name: str) -> Mahalanobis:
         h64 = check_matrix(h, "h", "(N, D)").double()
         classes, idx = check_labels(y, len(h)).to(h.device).unique(return_inverse=True)
         onehot = F.one_hot(idx, len(classes)).double()  # (N, C)
         means = (onehot.T @ h64) / onehot.sum(0)[:, None]
         centred = h64 - means[idx]
         evals, evecs = torch.linalg.eigh(centred.T @ centred / len(h))
+        if not evals.max() > 0:
+            raise ValueError(
+                f"{name} gives features without any within-class variance ({len(h)} image(s) "
+                f"in {len(classes)} class(es)): the covariance is zero and every input would "
+                f"score 0; fit on several images per class (N > number of classes)")
         keep = evals > evals.max() * h.shape[1] * torch.finfo(h.dtype).eps
         self.whitening = evecs[:, keep] / evals[keep].sqrt()
         self.classes, self.centres = classes, means @ self.whitening
@@ -540,7 +561,7 @@ class MCDropoutScore(Detector):
 
     def __init__(self, model: nn.Module, passes: int = 20, seed: int = 0) -> None:
         super().__init__(model)
-        self.passes, self.seed = check_positive_int(passes, "passes"), check_seed(seed)
+        self.passes, self.seed = check_passes(passes, "passes"), check_seed(seed)
 
     def score_batch(self, batch: Batch) -> torch.Tensor:
         return -mc_dropout(self.model, batch.x, self.passes, seed=self.seed).epistemic
@@ -550,6 +571,12 @@ class EnsembleScore(Detector):
     """``−`` the epistemic uncertainty (mutual information, nats) over the members of a deep
     ensemble (:func:`ensemble_uncertainty`); ``model`` is the ensemble. The members are
     trained already, so ``fit`` learns nothing."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__(model)
+        if not callable(getattr(model, "member_logits", None)):
+            raise TypeError("model must be an ensemble (architectures.Ensemble, a module with "
+                            "member_logits(x) -> (M, B, K)), e.g. models.load('signs-ensemble')")
 
     def score_batch(self, batch: Batch) -> torch.Tensor:
         return -ensemble_uncertainty(self.model, batch.x).epistemic

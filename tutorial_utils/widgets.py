@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tutorial_utils._checks import check_images
+from tutorial_utils._checks import check_class, check_images, check_number
 from tutorial_utils.challenges import CHALLENGES, MAX_LEVEL, check_challenge
 from tutorial_utils.contrast import contrast_panel, contrast_state
 from tutorial_utils.dashboard import SOURCES, dashboard_view, make_input
@@ -268,6 +268,9 @@ def threshold_explorer(id_scores, novel_scores, novel_images: torch.Tensor, scor
     the novel inputs flagged (:func:`~tutorial_utils.detection.threshold_view`). Controls:
     ``score``, ``keep``."""
     check_images(novel_images, "novel_images")
+    keep_percent = check_number(keep_percent, "keep_percent", low=0.0, high=100.0, low_open=True)
+    if any(len(v) != len(novel_images) for v in novel_scores.values()):
+        raise ValueError("novel_images must hold one image per novel score (same length)")
     figures: dict = {}
 
     def render(score: str, keep: float):
@@ -283,8 +286,8 @@ def threshold_explorer(id_scores, novel_scores, novel_images: torch.Tensor, scor
 
     return Explorer({"score": widgets.Dropdown(options=list(id_scores), value=score,
                                                description="score"),
-                     "keep": widgets.FloatSlider(value=keep_percent, min=50.0, max=100.0,
-                                                 step=1.0, description="keep ID %",
+                     "keep": widgets.FloatSlider(value=keep_percent, min=min(50.0, keep_percent),
+                                                 max=100.0, step=1.0, description="keep ID %",
                                                  continuous_update=False)}, render)
 
 
@@ -370,7 +373,7 @@ def occluder_explorer(model: nn.Module, image: torch.Tensor, class_names: Sequen
     h = x.shape[-2]
     centres = list(range(step // 2, h, step))
     clean = logits(model, x).softmax(1)[0].cpu()
-    target = int(clean.argmax()) if target is None else int(target)
+    target = int(clean.argmax()) if target is None else check_class(target, len(clean), "target")
     land = box_landscape(model, x, sizes, centres, baseline=baseline)
     row = centres[len(centres) // 2] if row is None else row
     col = centres[len(centres) // 2] if col is None else col

@@ -159,8 +159,10 @@ def bar_probabilities(probs: object, class_names: Sequence[str], top_k: int | No
         raise ValueError("probs must be probabilities in [0, 1]; pass softmax(logits)")
     order = np.arange(len(p))
     if top_k is not None:
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        if isinstance(top_k, (bool, np.bool_)) or not isinstance(top_k, (int, np.integer)) \
+                or top_k < 1:
             raise ValueError(f"top_k must be a positive int or None, got {top_k!r}")
+        top_k = int(top_k)
         order = np.argsort(-p, kind="stable")[:top_k]
     fig, ax = _new_ax(ax, (4.0, 0.3 * len(order) + 0.8))
     pred = int(p.argmax())

@@ -72,8 +72,10 @@ def show_images(images: object, titles: Sequence[str] | None = None, ncols: int 
     _style()
     imgs = _images(images)
     titles = _names(titles, len(imgs), "titles")
-    if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
+    if isinstance(ncols, (bool, np.bool_)) or not isinstance(ncols, (int, np.integer)) \
+            or ncols < 1:
         raise ValueError(f"ncols must be a positive int, got {ncols!r}")
+    ncols = int(ncols)
     ncols = min(ncols, len(imgs))
     nrows = -(-len(imgs) // ncols)
     fig, axes = _grid(nrows, ncols, size)
