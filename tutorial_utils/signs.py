@@ -100,8 +100,7 @@ def _arrow(ax, direction):
 
 
 def _draw_sign(ax, name):  # noqa: C901 - one branch per class is the clearest form here
-    from matplotlib.patches import (Circle, Ellipse, FancyArrow, Polygon, Rectangle,
-                                    RegularPolygon)
+    from matplotlib.patches import Circle, Ellipse, FancyArrow, Polygon, Rectangle, RegularPolygon
 
     text = dict(ha="center", va="center", fontweight="bold", family="DejaVu Sans")
     if name == "speed limit":
