@@ -64,8 +64,33 @@ def test_ood_sources(name):
     assert torch.equal(x, data.load_ood(name, n=6, seed=2))
 
 
+@pytest.mark.parametrize("name", [n for n in data.NEAR_OOD_SIGNS if n != "go"])
+def test_near_ood_signs_are_new_signs_in_training_scenes(name):
+    """A near-OOD set is its own sign in scenes drawn like the training scenes: deterministic
+    for a seed, another seed other scenes, and no image equals a rendered training class."""
+    x = data.load_ood(name, n=8, seed=3)
+    assert torch.equal(x, data.load_ood(name, n=8, seed=3))
+    assert not torch.equal(x, data.load_ood(name, n=8, seed=4))
+    others = [data.load_ood(o, n=8, seed=3) for o in data.NEAR_OOD_SIGNS if o != name]
+    assert all((x - o).abs().amax() > 0.1 for o in others)
+    # the same renderer: re-rendering these scenes with a training class changes only the sign
+    from tutorial_utils import signs as S
+
+    templates = S.render_templates((data.NEAR_OOD_SIGNS[name], "speed limit"))
+    offset = 11 + 2 * list(data.NEAR_OOD_SIGNS).index(name)
+    labels = torch.zeros(8, dtype=torch.long)
+    same = S.render_signs(labels, templates, 3 + offset)
+    known = S.render_signs(labels + 1, templates, 3 + offset)
+    torch.testing.assert_close(same, x)
+    alpha = torch.maximum(S.render_signs(labels, templates, 3 + offset, alpha_only=True),
+                          S.render_signs(labels + 1, templates, 3 + offset, alpha_only=True))
+    background = alpha < 0.001  # neither sign covers the pixel: the scene is the same
+    diff = (same - known).abs().amax(dim=1)
+    assert diff[background].max() < 0.005 and diff[~background].max() > 0.3
+
+
 def test_ood_bad_inputs():
-    with pytest.raises(ValueError, match="valid names: go, textures"):
+    with pytest.raises(ValueError, match="valid names: go, ring 80"):
         data.load_ood("imagenet", 4)
     with pytest.raises(ValueError, match="n must be >= 1"):
         data.load_ood("go", 0)

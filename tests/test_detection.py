@@ -100,3 +100,27 @@ def test_detection_table_rows_and_near_far_means():
     assert table.loc["near-OOD (mean)", "a"] == table.loc["near", "a"]
     with pytest.raises(ValueError, match="lacks"):
         detection.detection_table(id_scores, {"x": {"a": torch.rand(3)}})
+
+
+def test_auroc_intervals_cluster_units_and_saturation():
+    """Intervals contain the point AUROC; shared units (a clean image and its copy) widen
+    nothing they should not; a saturated cell is marked, not ranked."""
+    import numpy as np
+
+    from tutorial_utils import detection
+
+    g = torch.Generator().manual_seed(0)
+    ids = {"good": torch.rand(40, generator=g) + 2.0, "noisy": torch.rand(40, generator=g)}
+    nov = {"copy": {"good": torch.rand(20, generator=g), "noisy": torch.rand(20, generator=g)}}
+    v, lab, u = detection.auroc_evidence(ids["noisy"], nov["copy"]["noisy"],
+                                         novel_units=np.arange(20))
+    assert v.shape == lab.shape == u.shape == (60,) and lab.sum() == 40
+    assert set(u[40:]) <= set(u[:40])  # copies share their source image's unit
+    table = detection.auroc_intervals(ids, nov, novel_units={"copy": np.arange(20)},
+                                      resamples=400)
+    row = table.loc[("copy", "noisy")]
+    assert row.low <= row.AUROC <= row.high and row.high - row.low > 0.05
+    text = detection.format_intervals(table)
+    assert text.loc["copy", "good"].startswith("saturated") and "[" in text.loc["copy", "noisy"]
+    with pytest.raises(ValueError, match="novel_units"):
+        detection.auroc_evidence(ids["noisy"], nov["copy"]["noisy"], novel_units=np.arange(3))

@@ -185,3 +185,32 @@ def test_voice_restores_model_state_and_leaves_no_hooks(tiny, x8):
     assert tiny.training
     assert all(p.requires_grad for p in tiny.parameters())
     assert all(not m._forward_hooks and not m._backward_hooks for m in tiny.modules())
+
+
+def test_gradtrust_slides_matches_backpropagated_contrast_losses():
+    """The slides' GradTrust from real backward passes: CE(z, c) for P and the top-k contrast
+    classes, variance of the last-layer weight gradient, predicted over mean contrast."""
+    import torch.nn.functional as F
+
+    from tutorial_utils.architectures import SmallCNN
+    from tutorial_utils.forward import final_linear
+
+    torch.manual_seed(0)
+    model = SmallCNN(in_channels=1, num_classes=5).eval()
+    x = torch.rand(3, 1, 28, 28)
+    ratio, trust_score = trust.gradtrust_slides(model, x, k=2)
+    fc = final_linear(model)
+    ref = []
+    for xb in x:
+        z = model(xb[None])
+        order = z[0].topk(3).indices
+        v = []
+        for c in order:
+            g, = torch.autograd.grad(F.cross_entropy(z, c[None]), fc.weight, retain_graph=True)
+            v.append(g.double().var())
+        ref.append(v[0] / torch.stack(v[1:]).mean())
+    torch.testing.assert_close(ratio.double(), torch.stack(ref), rtol=1e-4, atol=0)
+    torch.testing.assert_close(trust_score * ratio, torch.ones(3), rtol=1e-5, atol=0)
+    assert all(p.grad is None for p in model.parameters())
+    with pytest.raises(ValueError, match="k must be at most"):
+        trust.gradtrust_slides(model, x, k=5)

@@ -528,3 +528,15 @@ def test_scores_on_cuda_match_cpu(sign_model, signs):
     assert torch.equal(torch.cuda.get_rng_state(), cuda_state)
     adv = attacks.pgd(gpu, xg, None, 4 / 255, steps=3)
     assert adv.device == xg.device and (adv - xg).abs().max() <= 4 / 255 + 1e-6
+
+
+def test_neg_nll_raw_is_the_authors_nll_on_raw_logits():
+    """GradTrust's demo.py computes -F.nll_loss(logits, pred) on raw logits: the max logit,
+    which ranks differently from log MSP (neg_nll) when the logit scale varies."""
+    z = torch.tensor([[4.0, 3.9, 0.0], [1.0, -5.0, -5.0], [2.0, 0.0, 0.0]])
+    pred = z.argmax(1)
+    ref = -torch.nn.functional.nll_loss(z, pred, reduction="none")
+    torch.testing.assert_close(U.neg_nll_raw(z), ref)
+    torch.testing.assert_close(U.neg_nll_raw(z), z.amax(1))
+    # row 0 has the largest logit but the lowest MSP: the two scores order the rows differently
+    assert U.neg_nll_raw(z).argmax() == 0 and U.neg_nll(z).argmin() == 0

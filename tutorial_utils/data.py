@@ -66,11 +66,22 @@ __all__ = [
     "SIGN_CLASSES",
     "DIGIT_CLASSES",
     "OOD_SOURCES",
+    "NEAR_OOD_SIGNS",
 ]
 
 DIGIT_CLASSES: tuple[str, ...] = tuple(str(d) for d in range(10))
 
-OOD_SOURCES: tuple[str, ...] = ("go", "textures", "natural", "digits", "uniform", "gaussian")
+NEAR_OOD_SIGNS: dict[str, str] = {
+    "go": "go",  # a new colour and glyph on a familiar disc: the easy near-OOD case
+    "ring 80": "ring 80",  # the speed-limit ring with a number no class uses
+    "blue ahead": "blue ahead",  # a blue disc (as bicycle) with an arrow no class uses
+    "green stop": "green stop",  # a known sign (stop) in the wrong colour
+}
+"""OOD source name -> sign drawn by :mod:`tutorial_utils.signs`; rendered by the same renderer,
+pose, background, lighting and noise distributions as the training signs."""
+
+OOD_SOURCES: tuple[str, ...] = (*NEAR_OOD_SIGNS, "textures", "natural", "digits", "uniform",
+                                "gaussian")
 
 _GENERATOR_VERSION = 1  # bump when the rendering changes, so stale caches are not reused
 
@@ -301,7 +312,11 @@ def _random_crops(images: list[np.ndarray], n: int, gen: torch.Generator,
 def load_ood(name: str, n: int = 200, seed: int = 0) -> torch.Tensor:
     """``n`` out-of-distribution images for the sign model: ``(n, 3, 48, 48)`` in [0, 1].
 
-    Sources: ``"go"`` (the held-out GO sign, rendered like the training signs — near-OOD),
+    Near-OOD sources (:data:`NEAR_OOD_SIGNS`, rendered by the training signs' renderer with the
+    same pose, background, lighting and noise distributions): ``"go"`` (a green disc with
+    "GO" — easy), ``"ring 80"`` (the speed-limit ring with "80", a number no class uses),
+    ``"blue ahead"`` (a blue disc with a straight-ahead arrow no class uses), ``"green stop"``
+    (the stop sign in green). Far-OOD:
     ``"textures"`` (crops of skimage's brick, grass, gravel), ``"natural"`` (crops of
     astronaut, coffee, chelsea, rocket), ``"digits"`` (MNIST digits as sign-sized RGB),
     ``"uniform"`` and ``"gaussian"`` noise.
@@ -312,9 +327,13 @@ def load_ood(name: str, n: int = 200, seed: int = 0) -> torch.Tensor:
     n = check_positive_int(n, "n")
     seed = check_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    if name == "go":
+    if name == "go":  # kept on its historical stream (seed + 7)
         templates = render_templates(("go",))
         return render_signs(torch.zeros(n, dtype=torch.long), templates, seed + 7)
+    if name in NEAR_OOD_SIGNS:  # each sign its own scene stream, independent of the others
+        offset = 11 + 2 * list(NEAR_OOD_SIGNS).index(name)
+        templates = render_templates((NEAR_OOD_SIGNS[name],))
+        return render_signs(torch.zeros(n, dtype=torch.long), templates, seed + offset)
     if name in ("textures", "natural"):
         import skimage.data as sk
 

@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tutorial_utils import claims
 from tutorial_utils import uncertainty as U
 from tutorial_utils._checks import (
     check_callable,
@@ -70,6 +71,10 @@ __all__ = [
     "COLUMNS",
     "ThresholdView",
     "threshold_view",
+    "SATURATED",
+    "auroc_evidence",
+    "auroc_intervals",
+    "format_intervals",
 ]
 
 SCORES: dict[str, Callable[..., U.Detector]] = {
@@ -274,3 +279,78 @@ def threshold_view(id_scores: object, novel_scores: object, keep_percent: float)
     missed = order[s_nov[order] >= t]
     return ThresholdView(t, float((s_id >= t).mean()), float((s_nov >= t).mean()), flagged,
                          missed, s_id, s_nov)
+
+
+# --------------------------------------------------------------------------------------
+# Intervals: a cluster bootstrap behind every table cell a sentence rests on
+# --------------------------------------------------------------------------------------
+
+SATURATED = 0.995
+"""An AUROC at or above this is *saturated*: a ceiling, not a ranking (ties are not ranked)."""
+
+
+def _unit_ids(units: object, n: int, name: str) -> np.ndarray:
+    if units is None:
+        return np.arange(n)
+    u = np.asarray(units.numpy() if isinstance(units, torch.Tensor) else units)
+    if u.shape != (n,) or not np.issubdtype(u.dtype, np.integer):
+        raise ValueError(f"{name} must be ({n},) integer unit ids, got {u.dtype} {u.shape}")
+    return u.astype(np.int64)
+
+
+def auroc_evidence(id_score: torch.Tensor, novel_score: torch.Tensor, id_units: object = None,
+                   novel_units: object = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The raw evidence of one AUROC for :mod:`tutorial_utils.claims`: ``(values, labels,
+    units)``, each (N + M,): the N in-distribution scores then the M novel ones, labels 1 = ID
+    (the positive class), and integer unit ids. ``id_units`` (N,) / ``novel_units`` (M,) name
+    what was drawn independently (a base image); a novel image made *from* an ID image (a
+    challenged or attacked copy) takes that image's id, so the two are resampled together.
+    ``None``: every ID row its own unit, every novel row a new unit after the ID ids."""
+    a = torch.as_tensor(id_score).detach().float().flatten().cpu().numpy()
+    b = torch.as_tensor(novel_score).detach().float().flatten().cpu().numpy()
+    iu = _unit_ids(id_units, len(a), "id_units")
+    nu = _unit_ids(novel_units, len(b), "novel_units") if novel_units is not None else \
+        np.arange(len(b)) + int(iu.max()) + 1
+    return (np.concatenate([a, b]), np.concatenate([np.ones(len(a)), np.zeros(len(b))]),
+            np.concatenate([iu, nu]))
+
+
+def auroc_intervals(id_scores: Mapping[str, torch.Tensor],
+                    novel_scores: Mapping[str, Mapping[str, torch.Tensor]],
+                    id_units: object = None, novel_units: Mapping[str, object] | None = None,
+                    names: Sequence[str] | None = None, resamples: int = 1000):
+    """AUROC with its 95% cluster-bootstrap interval for every (novel set, score).
+
+    Returns a DataFrame indexed by ``(set, score)`` with columns ``AUROC``, ``low``, ``high``
+    (:func:`tutorial_utils.claims.estimate` with ``statistic="auroc"``; ID units and novel
+    units resampled within their class, a unit shared by both resampled whole).
+    ``novel_units`` maps a set name to its (M,) unit ids (default: independent images)."""
+    import pandas as pd
+
+    _check_scores(id_scores, "id_scores")
+    _check_scores(novel_scores, "novel_scores")
+    names = list(id_scores) if names is None else list(names)
+    rows = []
+    for set_name, scores in novel_scores.items():
+        nu = None if novel_units is None else novel_units.get(set_name)
+        for name in names:
+            v, lab, u = auroc_evidence(id_scores[name], scores[name], id_units, nu)
+            est = claims.estimate(v, units=u, statistic="auroc", labels=lab,
+                                  resamples=resamples, key=f"auroc-table/{set_name}/{name}")
+            rows.append(dict(set=set_name, score=name, AUROC=est.value, low=est.low,
+                             high=est.high))
+    return pd.DataFrame(rows).set_index(["set", "score"])
+
+
+def format_intervals(intervals, saturated: float = SATURATED):
+    """``auroc_intervals`` as a readable grid (rows = sets, columns = scores) of strings
+    ``"0.839 [0.801, 0.876]"``; a cell with AUROC ≥ ``saturated`` reads ``"saturated"`` with its
+    value, so no ranking is read into ceiling ties."""
+    def cell(r):
+        text = f"{r.AUROC:.3f} [{r.low:.3f}, {r.high:.3f}]"
+        return f"saturated ({r.AUROC:.3f})" if r.AUROC >= saturated else text
+
+    out = intervals.apply(cell, axis=1).unstack("score")
+    sets = list(dict.fromkeys(intervals.index.get_level_values("set")))
+    scores = list(dict.fromkeys(intervals.index.get_level_values("score")))
+    return out.loc[sets, scores]

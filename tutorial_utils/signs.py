@@ -100,7 +100,7 @@ def _arrow(ax, direction):
 
 
 def _draw_sign(ax, name):  # noqa: C901 - one branch per class is the clearest form here
-    from matplotlib.patches import Circle, Ellipse, Polygon, Rectangle, RegularPolygon
+    from matplotlib.patches import Circle, Ellipse, FancyArrow, Polygon, Rectangle, RegularPolygon
 
     text = dict(ha="center", va="center", fontweight="bold", family="DejaVu Sans")
     if name == "speed limit":
@@ -156,6 +156,18 @@ def _draw_sign(ax, name):  # noqa: C901 - one branch per class is the clearest f
     elif name == "go":
         ax.add_patch(Circle((0, 0), 0.96, color=_GREEN))
         ax.text(0, -0.02, "GO", color=_WHITE, fontsize=26, **text)
+    # near-OOD signs built from familiar parts, never trained on (data.NEAR_OOD_SIGNS)
+    elif name == "ring 80":  # the speed-limit ring with a number no class uses
+        _prohibitory(ax)
+        ax.text(0, -0.03, "80", color=_BLACK, fontsize=30, **text)
+    elif name == "blue ahead":  # a blue disc (as bicycle) with an arrow no class uses
+        ax.add_patch(Circle((0, 0), 0.96, color=_BLUE))
+        ax.add_patch(FancyArrow(0, -0.55, 0, 1.05, width=0.2, head_width=0.5, head_length=0.35,
+                                length_includes_head=True, color=_WHITE))
+    elif name == "green stop":  # a known sign (stop) in the wrong colour
+        ax.add_patch(RegularPolygon((0, 0), 8, radius=1.0, orientation=math.pi / 8, color=_WHITE))
+        ax.add_patch(RegularPolygon((0, 0), 8, radius=0.9, orientation=math.pi / 8, color=_GREEN))
+        ax.text(0, -0.02, "STOP", color=_WHITE, fontsize=17, **text)
     else:  # pragma: no cover - guarded by callers
         raise ValueError(f"names: unknown sign {name!r}; valid names: {', '.join(SIGN_CLASSES)}")
 

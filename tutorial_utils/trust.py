@@ -34,6 +34,7 @@ last_layer_gradients        per-sample ``∂MSE(z, 1/K)/∂W`` (B, K, D) and log
 gradtrust                   GradTrust per image (B,), higher = more trust
 gradtrust_from_gradients    the score from gradients (B, K, D)
 gradtrust_from_logits       the closed form ``max d⁴ / mean d⁴`` (the oracle)
+gradtrust_slides            the tutorial slides' definition (predicted vs top-k contrasts)
 GradTrustScore              GradTrust as a detector (``fit`` / ``score``)
 voice                       :class:`Voice`: explanation, uncertainty, IoU, SNR
 explanation_uncertainty     VOICE's uncertainty map from ContrastCAMs of every Q
@@ -76,6 +77,7 @@ __all__ = [
     "gradtrust",
     "gradtrust_from_gradients",
     "gradtrust_from_logits",
+    "gradtrust_slides",
     "GradTrustScore",
     "Voice",
     "voice",
@@ -163,6 +165,42 @@ def gradtrust_from_logits(logits: torch.Tensor) -> torch.Tensor:
         raise ValueError("logits contains NaN or infinite values")
     d4 = (logits.double() - 1.0 / logits.shape[1]).pow(4)
     return _max_over_mean(d4).to(logits.dtype)
+
+
+def gradtrust_slides(model: nn.Module, x: torch.Tensor, k: int = 3,
+                     layer: nn.Linear | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """GradTrust as the tutorial slides define it, per image: ``(ratio (B,), trust (B,))``.
+
+    "Variance of gradients of the predicted class / mean of variance of gradients of the top-k
+    counterfactual classes", the gradients "obtained by backpropagating the loss between the
+    predicted class and itself (numerator) and between the predicted class and the contrast
+    classes (denominator)", the contrasts being the top-k predictions after P. Here: for a
+    class c, ``G_c = ∂CE(z, c)/∂W = (p − e_c) hᵀ`` (K×D, the exact last-layer gradient of
+    the cross-entropy with label c), ``v_c = var(G_c)`` over all K·D entries, and
+    ``ratio = v_P / mean_{c ∈ top-k, c ≠ P} v_c``. Because ``Σ_j (p − e_c)_j = 0`` the entries
+    have mean 0 and ``v_c ∝ ‖p − e_c‖²·mean_d h_d²``: the features cancel again, and the ratio
+    is ``‖p − e_P‖² / mean_c ‖p − e_c‖²``, a function of the softmax alone.
+
+    As printed the ratio is **small** for a confident prediction (the predicted class needs
+    almost no change), so the trust score (higher = more trust, the course's convention) is
+    ``trust = 1 / ratio``. ``k`` (1 ≤ k ≤ K−1) counts the contrast classes. Batched, no
+    ``.grad`` written.
+    """
+    check_inputs(model, x)
+    layer = final_linear(model) if layer is None else layer
+    h, z = features_and_logits(model, x, None, layer=layer)
+    n_classes = z.shape[1]
+    k = check_positive_int(k, "k")
+    if k > n_classes - 1:
+        raise ValueError(f"k must be at most K-1 = {n_classes - 1} contrast classes, got {k}")
+    p = z.double().softmax(1)
+    top = z.topk(k + 1, dim=1).indices  # (B, k+1): P first, then the k contrasts
+    eye = torch.eye(n_classes, dtype=p.dtype)
+    a = p[:, None, :] - eye[top]  # (B, k+1, K): p − e_c for each class c
+    grads = a[..., :, None] * h.double()[:, None, None, :]  # (B, k+1, K, D) = (p − e_c) hᵀ
+    v = grads.flatten(2).var(dim=2)  # (B, k+1)
+    ratio = v[:, 0] / v[:, 1:].mean(dim=1).clamp_min(1e-300)
+    return ratio.to(z.dtype), (1.0 / ratio.clamp_min(1e-300)).to(z.dtype)
 
 
 def gradtrust(model: nn.Module, x: torch.Tensor, layer: nn.Linear | None = None,

@@ -20,7 +20,8 @@ function                score (higher = in-distribution)                       c
 max_softmax             ``max_k softmax(z/T)_k`` (MSP), in [1/K, 1]            logits
 neg_entropy             ``Σ_k p_k log p_k`` in nats, in [−log K, 0]            logits
 margin                  top-1 minus top-2 probability, in [0, 1]               logits
-neg_nll                 ``log p_P`` of the prediction P, in [−log K, 0]        logits
+neg_nll                 ``log p_P`` of the prediction P (= log MSP), ≤ 0       logits
+neg_nll_raw             −NLL on raw logits (GradTrust code) = ``max_k z_k``    logits
 energy                  ``T·logsumexp(z/T)`` (negative free energy)            logits
 odin                    MSP at temperature T of an input nudged by ε           fwd+bwd+fwd
 Mahalanobis             ``−min_c`` squared Mahalanobis distance of ``h``       forward (fitted)
@@ -110,6 +111,7 @@ __all__ = [
     "neg_entropy",
     "margin",
     "neg_nll",
+    "neg_nll_raw",
     "energy",
     "odin",
     "gradnorm",
@@ -164,8 +166,18 @@ def margin(logits: torch.Tensor) -> torch.Tensor:
 
 def neg_nll(logits: torch.Tensor) -> torch.Tensor:
     """Log-probability of the prediction ``log p_P`` (B,) in nats, in [−log K, 0]: the
-    negative log-likelihood of the predicted label, negated (a monotone map of MSP)."""
+    negative log-likelihood of the predicted label, negated. It is ``log MSP``, so it ranks
+    exactly like :func:`max_softmax` (every AUROC and AUAC equal). For the score the GradTrust
+    paper calls NLL see :func:`neg_nll_raw`."""
     return check_logits(logits).log_softmax(1).amax(1)
+
+
+def neg_nll_raw(logits: torch.Tensor) -> torch.Tensor:
+    """The GradTrust authors' "NLL" (B,) in logit units: ``-F.nll_loss(z, P)`` computed on the
+    **raw logits** ``z`` (no log-softmax, as in their ``demo.py::get_nll_brier``), with P the
+    prediction. ``nll_loss`` just picks ``−z_P``, so the score is the **maximum logit**
+    ``max_k z_k`` — not a monotone map of MSP (unbounded, like Energy)."""
+    return check_logits(logits).amax(1)
 
 
 def energy(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -192,10 +204,13 @@ def odin(model: nn.Module, x: torch.Tensor, temperature: float = 1000.0,
     backward + forward.
 
     **ε is in pixel units** of [0, 1] images, applied *before* the model's own normalisation
-    layer. The original ODIN perturbs the normalised input ``(x − mean)/std``; since ``std > 0``
-    the gradient signs agree and only the step differs: a paper value ``ε₀`` corresponds to
-    ``ε = ε₀·std`` here (per channel; e.g. 0.0014 at std 0.25 is 0.00035 pixel units), the
-    conversion OpenOOD / pytorch-ood's ``norm_std`` make. With ``ε = 0`` and ``T = 1`` this is
+    layer — and so is the paper's ε. The original code (facebookresearch/odin ``calData.py``)
+    divides the gradient sign by the channel std before stepping in the normalised space, so its
+    step in pixel space is exactly ``ε₀``; OpenOOD's ``input_std`` and pytorch-ood's ``norm_std``
+    make the same conversion ("so that eps refers to the unnormalized input scale"). The paper's
+    ``ε = 0.0014`` is therefore used here as it is, with no rescaling. One deviation: the
+    perturbed image is clamped to [0, 1] (the original does not clamp). With ``ε = 0`` and
+    ``T = 1`` this is
     :func:`max_softmax`.
     """
     check_inputs(model, x)

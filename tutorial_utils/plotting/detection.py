@@ -59,11 +59,18 @@ def plot_score_grid(id_scores: Mapping[str, torch.Tensor],
         sets = {"in-distribution": id_scores[name],
                 **{k: v[name] for k, v in novel_scores.items()}}
         values = np.concatenate([np.asarray(v, dtype=float) for v in sets.values()])
-        edges = np.histogram_bin_edges(values[np.isfinite(values)], bins=bins)
+        values = values[np.isfinite(values)]
+        # clip the axis to the 2nd-98th percentile of all scores, so one far set with huge
+        # values (Mahalanobis on textures) does not squeeze the others into one bin
+        low, high = np.percentile(values, [2, 98])
+        clipped = low < values.min() or high < values.max()
+        edges = np.linspace(low, high if high > low else low + 1, bins + 1)
         for i, (label, v) in enumerate(sets.items()):
-            ax.hist(np.asarray(v, dtype=float), bins=edges, density=True, alpha=0.45,
-                    label=label, color="k" if i == 0 else None, histtype="stepfilled")
-        ax.set(title=name, xlabel="score (higher = in-distribution)", yticks=[])
+            ax.hist(np.clip(np.asarray(v, dtype=float), low, high), bins=edges, density=True,
+                    alpha=0.5 if i else 0.35, label=label, color="k" if i == 0 else None,
+                    histtype="stepfilled")
+        ax.set(title=name + (" (axis clipped)" if clipped else ""),
+               xlabel="score (higher = in-distribution)", ylabel="density", yticks=[])
     for ax in axes.flat[len(names):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize="x-small", frameon=False)
