@@ -196,8 +196,8 @@ _JS_LAYOUT = """() => {
       out.push({cell: index, edge: edge, controls: controls.map(c => {
         const track = c.querySelector('.noUi-target, .slider-container');
         const label = c.querySelector('.widget-label');
-        return {label: label ? label.innerText : c.className, right: c.getBoundingClientRect().right,
-                width: c.getBoundingClientRect().width,
+        const box = c.getBoundingClientRect();
+        return {label: label ? label.innerText : c.className, right: box.right, width: box.width,
                 track: track ? track.getBoundingClientRect().width : null};
       })});
     }
