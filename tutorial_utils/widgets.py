@@ -564,9 +564,18 @@ def dashboard_explorer(model: nn.Module, reference, images: torch.Tensor, labels
                 f"gauges below the 5th percentile: {', '.join(flagged) or 'none'}</code>")
         return to_png(figure.fig), text, view
 
-    return Explorer({
+    box = Explorer({
         "sample": _picker(names, sample, "image"),
         "source": widgets.Dropdown(options=list(SOURCES), value=source, description="source"),
         "kind": widgets.Dropdown(options=list(CHALLENGES), value=kind, description="challenge"),
         "level": _slider(level, MAX_LEVEL),
         "contrast": _picker(class_names, contrast, "Q =")}, render)
+
+    def challenge_applies(_change: object = None) -> None:
+        # the GO sign is shown as it is: challenge and level would be inert, so they say so
+        off = box.controls["source"].value == "GO sign"
+        box.controls["kind"].disabled = box.controls["level"].disabled = off
+
+    box.controls["source"].observe(challenge_applies, names="value")
+    challenge_applies()
+    return box
