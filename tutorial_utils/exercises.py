@@ -151,8 +151,8 @@ def entropy_bits(fn: object) -> Verdict | None:
             raise _Wrong(f"expected one entropy per row, shape (3,), got {tuple(got.shape)}",
                          "sum over the classes: dim=1")
         if torch.isnan(got).any():
-            raise _Wrong("a row with zeros gave NaN", "use the convention 0·log 0 = 0, e.g. "
-                         "torch.where(p > 0, p * torch.log2(p), 0)")
+            raise _Wrong("a row with zeros gave NaN", "use the convention 0·log 0 = 0: a class "
+                         "with p = 0 adds nothing, so keep its term at 0 instead of computing it")
         if _close(got, -want):
             raise _Wrong("sign error: entropy is −Σ p log p, non-negative")
         if _close(got, want * math.log(2)):
@@ -370,12 +370,12 @@ def fgsm_step(fn: object) -> Verdict | None:
                          "targeted step towards y); the untargeted attack climbs it: x + ε·sign")
         if _close(got, x + eps * grad.sign()):
             raise _Wrong("two pixels left [0, 1]: an adversarial image must stay an image",
-                         "clamp the result: (x + eps * grad.sign()).clamp(0, 1)")
+                         "after the step, bring every pixel back into the valid range")
         if _close(got, (x + eps * grad).clamp(0, 1)) or _close(got, x + eps * grad):
             raise _Wrong("you stepped along the gradient itself; FGSM uses its sign, so every "
                          "pixel moves by exactly ε (the L∞ budget)", "use grad.sign()")
         if not _close(got, want):
-            raise _Wrong("expected (x + eps * grad.sign()).clamp(0, 1)")
+            raise _Wrong("expected one ε-sized signed step up the loss, kept inside [0, 1]")
     return _run("FGSM step", fn, check)
 
 
@@ -421,7 +421,7 @@ def tta_average(fn: object) -> Verdict | None:
         got = _call(f, probs)
         if got.shape == (3, 2):
             raise _Wrong("wrong axis: you averaged over the images; average over the copies "
-                         "(dim 0)", "probs.mean(0) -> (B, K)")
+                         "(dim 0)", "probs is (copies, B, K); the result is (B, K)")
         if got.shape != (2, 2):
             raise _Wrong(f"expected (B, K) = (2, 2), got {tuple(got.shape)}")
         if _close(got, probs.log().mean(0).softmax(-1)):
