@@ -370,7 +370,7 @@ def fgsm_step(fn: object) -> Verdict | None:
                          "targeted step towards y); the untargeted attack climbs it: x + ε·sign")
         if _close(got, x + eps * grad.sign()):
             raise _Wrong("two pixels left [0, 1]: an adversarial image must stay an image",
-                         "after the step, bring every pixel back into the valid range")
+                         "clamp the stepped image back into the valid pixel range")
         if _close(got, (x + eps * grad).clamp(0, 1)) or _close(got, x + eps * grad):
             raise _Wrong("you stepped along the gradient itself; FGSM uses its sign, so every "
                          "pixel moves by exactly ε (the L∞ budget)", "use grad.sign()")
