@@ -4,12 +4,20 @@
     python scripts/lab_metadata.py --check         # exit 1 if a chapter would change
     python scripts/lab_metadata.py notebooks/02_explainability.ipynb
 
-When JupyterLab opens a notebook it starts the kernel and writes that kernel's spec into
-``metadata.kernelspec`` (``display_name`` "Python 3 (ipykernel)", not the "Python 3" that other
-tools write); the tab turns modified and the next autosave rewrites the file, so a later
-``git pull`` meets local changes. This script writes the spec of the environment's ``python3``
-kernel — exactly what JupyterLab would — and touches nothing else. ``execute_notebooks.py``
-keeps the kernelspec a notebook has, so run this once after re-executing or merging chapters.
+Two things make JupyterLab rewrite a chapter merely opened (the tab turns modified and the next
+autosave writes the file, so a later ``git pull`` meets local changes):
+
+* it writes the running kernel's spec into ``metadata.kernelspec`` (``display_name``
+  "Python 3 (ipykernel)", not the "Python 3" other tools write). This script writes the spec of
+  the environment's ``python3`` kernel — exactly what JupyterLab would.
+* with the widget manager's ``saveState`` on (the course's setting, ``scripts/lab_settings.py``),
+  loading the widget state that ``execute_notebooks.py`` stores in ``metadata.widgets`` marks
+  the notebook modified, and the save writes that state back in the manager's own form. This
+  script removes ``metadata.widgets``. Nothing is lost: a chapter as shipped is untrusted, so
+  JupyterLab shows each explorer's PNG snapshot from its output, never the widget state; once a
+  learner has run the chapter, autosave stores the live state.
+
+Everything else is left as it is. Run it after re-executing or merging chapters.
 """
 
 from __future__ import annotations
@@ -33,13 +41,15 @@ def lab_kernelspec(name: str = KERNEL) -> dict:
 
 
 def normalise(path: Path, check: bool = False) -> bool:
-    """Write JupyterLab's kernelspec into ``path`` (unless ``check``); True if it changed."""
+    """Write JupyterLab's kernelspec into ``path`` and drop the saved widget state (unless
+    ``check``); True if it changed."""
     nb = nbformat.read(path, as_version=4)
     wanted = lab_kernelspec(nb.metadata.get("kernelspec", {}).get("name", KERNEL))
-    if dict(nb.metadata.get("kernelspec", {})) == wanted:
+    if dict(nb.metadata.get("kernelspec", {})) == wanted and "widgets" not in nb.metadata:
         return False
     if not check:
         nb.metadata["kernelspec"] = wanted
+        nb.metadata.pop("widgets", None)
         nbformat.write(nb, path)
     return True
 
