@@ -288,11 +288,13 @@ def contrast_explorer(model: nn.Module, images: torch.Tensor, class_names: Seque
                          f"H, W), got {tuple(regions.shape)}")
     pf = ContrastPanelFigure(class_names, dpi=WIDGET_DPI)
     picked: dict = {"sample": None}
+    states: dict = {}  # a sample's maps are computed once, on its first visit
 
     def render(sample: int, contrast: int):
         if picked["sample"] != sample:
-            picked.update(sample=sample, state=contrast_state(model, images[sample:sample + 1],
-                                                              layer))
+            if sample not in states:
+                states[sample] = contrast_state(model, images[sample:sample + 1], layer)
+            picked.update(sample=sample, state=states[sample])
             pf.set_sample(picked["state"])
         panel = contrast_panel(picked["state"], contrast, class_names, rep_images)
         pf.set_contrast(panel, None if regions is None else regions[sample, contrast])
