@@ -41,7 +41,8 @@ def _options(control) -> list:
     """Every value a control can take, in order."""
     if hasattr(control, "options") and control.options:
         return [o[1] if isinstance(o, tuple) else o for o in control.options]
-    return list(range(control.min, control.max + 1, control.step))
+    count = int(round((control.max - control.min) / control.step)) + 1  # int and float sliders
+    return [type(control.value)(control.min + i * control.step) for i in range(count)]
 
 
 def drive(name: str, explorer, rounds: int) -> list[tuple[str, float, float, int]]:

@@ -109,10 +109,10 @@ CASES["tpr_at_fpr"] = (
 def test_reference_solution_passes_and_mistakes_are_named(name, capsys):
     checker, solution, mistakes = CASES[name]
     ok, out = _verdict(capsys, lambda: checker(solution))
-    assert ok is True and "✓" in out
+    assert ok.ok is True and "✓" in out
     for wrong, words in mistakes:
         ok, out = _verdict(capsys, lambda wrong=wrong: checker(wrong))
-        assert ok is False and "✗" in out and words in out, out
+        assert ok.ok is False and "✗" in out and words in out, out
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -132,15 +132,25 @@ def test_code_that_raises_is_reported_not_raised(capsys):
         raise RuntimeError("oops")
 
     ok, out = _verdict(capsys, lambda: X.gradcam_weights(broken))
-    assert ok is False and "RuntimeError: oops" in out
+    assert ok.ok is False and "RuntimeError: oops" in out
 
 
 def test_multiple_choice(capsys):
-    assert X.occlusion_patch("mean") is True
+    assert X.occlusion_patch("mean").ok is True
     ok, out = _verdict(capsys, lambda: X.occlusion_patch("grey"))
-    assert ok is False and "+1.2σ" in out
-    assert X.detection_orientation("reversed") is True
+    assert ok.ok is False and "+1.2σ" in out
+    assert X.detection_orientation("reversed").ok is True
     ok, out = _verdict(capsys, lambda: X.detection_orientation("useless"))
-    assert ok is False and "chance" in out
+    assert ok.ok is False and "chance" in out
     ok, out = _verdict(capsys, lambda: X.occlusion_patch("purple"))
-    assert ok is False and "not one of the options" in out
+    assert ok.ok is False and "not one of the options" in out
+
+
+def test_a_verdict_leaves_no_out_line(capsys):
+    """A checker cell shows its printed verdict only: the returned Verdict displays nothing."""
+    from IPython.core.formatters import DisplayFormatter
+
+    verdict = X.occlusion_patch("mean")
+    assert bool(verdict) and verdict == True  # noqa: E712 - it still reads as the bool
+    assert not X.occlusion_patch("grey") and X.occlusion_patch("grey") == False  # noqa: E712
+    assert DisplayFormatter().format(verdict) == ({}, {})

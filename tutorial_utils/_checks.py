@@ -45,6 +45,14 @@ def check_images(x: object, name: str = "x", channels: int | None = None) -> tor
     if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError(f"{name} contains NaN or infinite values; clean the input first")
     if low < -PIXEL_TOL or high > 1 + PIXEL_TOL:
+        mean = float(x.detach().float().mean())
+        if low < -PIXEL_TOL and high <= 20 and abs(mean) < 1.0:  # looks mean/std-normalised
+            raise ValueError(
+                f"{name} looks normalised (values in [{low:.3g}, {high:.3g}], mean {mean:.2g}): "
+                f"the course's methods take pixels in [0, 1] and the model normalises inside. "
+                f"Pass the images before Normalize(mean, std) (e.g. data.load_images(...)) and "
+                f"wrap your model once: model = models.with_normalization(model, mean, std) "
+                f"(or weights=<torchvision weights>)")
         fix = (f"divide by 255 ({name} / 255)" if high > 2 else
                f"undo the normalisation or clamp with {name}.clamp(0, 1)")
         raise ValueError(f"{name} must hold pixels in [0, 1], got values in [{low:.3g}, "

@@ -9,7 +9,8 @@ the challenges in :mod:`tutorial_utils.challenges` (their main names are availab
 * :func:`load_signs` — a CURE-TSR-like set of 14 rendered traffic-sign classes (plus a held-out
   GO sign), generated in a few seconds and cached in a git-ignored folder;
 * :func:`apply_challenge` — CURE-TSR's 12 challenge types at levels 0–5 (:data:`CHALLENGES`);
-* :func:`load_ood` — out-of-distribution sources for the sign model.
+* :func:`load_ood` — out-of-distribution sources for the sign model;
+* :func:`load_images` — your own photos (files, a folder or arrays) for your own model.
 
 All images are float32 tensors ``(N, C, H, W)`` with pixels in ``[0, 1]``; labels are int64.
 """
@@ -60,6 +61,8 @@ __all__ = [
     "counterfactual",
     "sign_masks",
     "class_examples",
+    "load_images",
+    "IMAGE_SUFFIXES",
     "cache_dir",
     "CHALLENGES",
     "MAX_LEVEL",
@@ -368,3 +371,97 @@ def class_examples(ds: ImageDataset, index: int = 0) -> torch.Tensor:
             raise ValueError(f"class {k} ({ds.classes[k]!r}) has no test image")
         picks.append(ds.x_test[idx[index % len(idx)]])
     return torch.stack(picks)
+
+
+# --------------------------------------------------------------------------------------
+# Your own images
+# --------------------------------------------------------------------------------------
+
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff",
+                                   ".webp")
+"""The file endings :func:`load_images` reads from a folder (case-insensitive)."""
+
+
+def _image_sources(paths_or_folder: object) -> list:
+    if isinstance(paths_or_folder, (str, os.PathLike)):
+        path = Path(paths_or_folder)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir()
+                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                raise ValueError(f"paths_or_folder: the folder {str(path)!r} holds no image file "
+                                 f"({', '.join(IMAGE_SUFFIXES)})")
+            return files
+        return [path]
+    if isinstance(paths_or_folder, np.ndarray):
+        return [paths_or_folder]
+    try:
+        sources = list(paths_or_folder)
+    except TypeError:
+        raise TypeError("paths_or_folder must be a path, a folder, or a list of paths / images "
+                        f"(PIL images or (H, W[, C]) uint8 arrays), got "
+                        f"{type(paths_or_folder).__name__}") from None
+    if not sources:
+        raise ValueError("paths_or_folder is an empty list; give at least one image")
+    return sources
+
+
+def _as_pil(source: object, index: int):
+    from PIL import Image
+
+    if isinstance(source, Image.Image):
+        return source
+    if isinstance(source, np.ndarray):
+        array = source
+        if array.dtype != np.uint8:
+            if not np.issubdtype(array.dtype, np.floating) or array.size == 0 or not (
+                    np.isfinite(array).all() and array.min() >= 0 and array.max() <= 1):
+                raise ValueError(f"paths_or_folder[{index}]: an array image must be uint8 or a "
+                                 f"float array in [0, 1], got {array.dtype}")
+            array = np.round(array * 255).astype(np.uint8)
+        if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
+            raise ValueError(f"paths_or_folder[{index}]: an array image must be (H, W) or "
+                             f"(H, W, 1|3|4), got shape {array.shape}")
+        return Image.fromarray(array.squeeze(2) if array.ndim == 3 and array.shape[2] == 1
+                               else array)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"paths_or_folder[{index}]: no image file {str(path)!r}")
+        try:
+            with Image.open(path) as image:
+                image.load()
+                return image.copy()
+        except OSError as err:
+            raise ValueError(f"paths_or_folder[{index}]: {str(path)!r} is not an image PIL can "
+                             f"read ({err})") from None
+    raise TypeError(f"paths_or_folder[{index}] must be a path, a PIL image or a uint8 array, got "
+                    f"{type(source).__name__}")
+
+
+def load_images(paths_or_folder: object, size: int = 224) -> torch.Tensor:
+    """Your own photos as a batch for your own model: ``(B, 3, size, size)`` float32, pixels in
+    ``[0, 1]`` (the course's one image space; wrap the model with
+    :func:`tutorial_utils.models.with_normalization` for its mean/std).
+
+    ``paths_or_folder`` is one image file, a folder (every file ending in one of
+    :data:`IMAGE_SUFFIXES`, sorted by name), or a list of files, PIL images or arrays
+    (``(H, W)`` / ``(H, W, 3|4)`` uint8, or floats in [0, 1], e.g. ``skimage.data.chelsea()``).
+    Each image is read with PIL and converted to RGB (grey and palette images get three equal
+    channels, an alpha channel is dropped), its shorter side resized to ``size`` pixels
+    (bilinear, antialiased) and the centre ``size`` × ``size`` square cropped — torchvision's
+    ImageNet preprocessing without the normalisation.
+    """
+    from torchvision.transforms.v2 import functional as TF
+
+    size = check_positive_int(size, "size")
+    if size < 8:
+        raise ValueError(f"size must be at least 8 pixels, got {size}")
+    out = []
+    for i, source in enumerate(_image_sources(paths_or_folder)):
+        image = _as_pil(source, i).convert("RGB")
+        pixels = TF.to_dtype(TF.pil_to_tensor(image), torch.float32, scale=True)  # (3, H, W)
+        pixels = TF.resize(pixels, size, interpolation=TF.InterpolationMode.BILINEAR,
+                           antialias=True)
+        out.append(TF.center_crop(pixels, [size, size]).clamp(0, 1))
+    return torch.stack(out).contiguous()

@@ -9,9 +9,11 @@ prints one of
 * ``✗ <what is wrong>`` and a hint — the first failed case, named (a sign error, a wrong axis,
   a missing normalisation, natural instead of binary logarithm, ...).
 
-It returns ``True``/``False`` (``None`` when not attempted), so the hidden reference solutions,
-which CI executes, assert that their own checker accepts them. Checkers never raise on a wrong
-answer; an exception inside the learner's function is reported as feedback.
+It returns a :class:`Verdict` that is truthy when correct (``None`` when not attempted), so the
+hidden reference solutions, which CI executes, assert that their own checker accepts them; a
+verdict displays nothing, so a checker cell shows the printed verdict and no ``Out[n]: True``.
+Checkers never raise on a wrong answer; an exception inside the learner's function is reported
+as feedback.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "Verdict",
     "gradcam_weights",
     "contrast_weights",
     "occlusion_patch",
@@ -48,11 +51,37 @@ class _Wrong(Exception):
         self.hint = hint
 
 
+class Verdict:
+    """A checker's result: ``bool(verdict)`` is whether the answer is correct; ``ok`` the same
+    as a plain bool. It displays nothing in a notebook (the checker has printed the verdict),
+    so the last line of a checker cell leaves no stray ``Out[n]: True``."""
+
+    __slots__ = ("ok",)
+
+    def __init__(self, ok: bool) -> None:
+        self.ok = bool(ok)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __eq__(self, other: object) -> bool:
+        return self.ok == (other.ok if isinstance(other, Verdict) else other)
+
+    def __hash__(self) -> int:
+        return hash(self.ok)
+
+    def __repr__(self) -> str:
+        return f"Verdict({self.ok})"
+
+    def _ipython_display_(self) -> None:
+        """Nothing to show: the verdict line is printed already."""
+
+
 def _attempted(answer: object) -> bool:
     return answer is not None and answer is not Ellipsis
 
 
-def _run(name: str, answer: object, check: Callable[[object], None]) -> bool | None:
+def _run(name: str, answer: object, check: Callable[[object], None]) -> Verdict | None:
     """Print the verdict of ``check(answer)`` for exercise ``name``; return it."""
     message = f"○ {name}: not attempted — replace the None/... placeholder with your answer."
     if not _attempted(answer):
@@ -65,12 +94,12 @@ def _run(name: str, answer: object, check: Callable[[object], None]) -> bool | N
         return None
     except _Wrong as wrong:
         print(f"✗ {name}: {wrong}" + (f"\n  hint: {wrong.hint}" if wrong.hint else ""))
-        return False
+        return Verdict(False)
     except Exception as error:  # the learner's code raised: report, don't crash the notebook
         print(f"✗ {name}: your code raised {type(error).__name__}: {error}")
-        return False
+        return Verdict(False)
     print(f"✓ {name}: correct.")
-    return True
+    return Verdict(True)
 
 
 def _copy(value: object) -> object:
@@ -138,7 +167,7 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
 # --------------------------------------------------------------------------------------
 
 
-def softmax_temperature(fn: object) -> bool | None:
+def softmax_temperature(fn: object) -> Verdict | None:
     """``fn(z, T)`` -> ``softmax(z / T)`` for logits ``z`` (K,) and a temperature ``T > 0``."""
     def check(f: object) -> None:
         z = torch.tensor([2.0, 0.5, -1.0, 0.0], dtype=torch.float64)
@@ -155,7 +184,7 @@ def softmax_temperature(fn: object) -> bool | None:
     return _run("softmax with temperature", fn, check)
 
 
-def entropy_bits(fn: object) -> bool | None:
+def entropy_bits(fn: object) -> Verdict | None:
     """``fn(p)`` -> Shannon entropy in **bits** of each row of probabilities ``p`` (N, K)."""
     def check(f: object) -> None:
         p = torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.25] * 4, [1.0, 0.0, 0.0, 0.0]],
@@ -166,8 +195,8 @@ def entropy_bits(fn: object) -> bool | None:
             raise _Wrong(f"expected one entropy per row, shape (3,), got {tuple(got.shape)}",
                          "sum over the classes: dim=1")
         if torch.isnan(got).any():
-            raise _Wrong("a row with zeros gave NaN", "use the convention 0·log 0 = 0, e.g. "
-                         "torch.where(p > 0, p * torch.log2(p), 0)")
+            raise _Wrong("a row with zeros gave NaN", "use the convention 0·log 0 = 0: a class "
+                         "with p = 0 adds nothing, so keep its term at 0 instead of computing it")
         _no_nan(got)
         if _close(got, -want):
             raise _Wrong("sign error: entropy is −Σ p log p, non-negative")
@@ -178,7 +207,7 @@ def entropy_bits(fn: object) -> bool | None:
     return _run("entropy in bits", fn, check)
 
 
-def fisher_matrix(fn: object) -> bool | None:
+def fisher_matrix(fn: object) -> Verdict | None:
     """``fn(U)`` -> ``E[U Uᵀ]`` (P, P) from per-sample score vectors ``U`` (N, P)."""
     def check(f: object) -> None:
         gen = torch.Generator().manual_seed(0)
@@ -204,7 +233,7 @@ def fisher_matrix(fn: object) -> bool | None:
 # --------------------------------------------------------------------------------------
 
 
-def gradcam_weights(fn: object) -> bool | None:
+def gradcam_weights(fn: object) -> Verdict | None:
     """``fn(acts, grads)`` -> Grad-CAM's ``α`` (B, C): the gradients averaged over u, v."""
     def check(f: object) -> None:
         gen = torch.Generator().manual_seed(1)
@@ -230,7 +259,7 @@ def gradcam_weights(fn: object) -> bool | None:
     return _run("Grad-CAM channel weights", fn, check)
 
 
-def contrast_weights(fn: object) -> bool | None:
+def contrast_weights(fn: object) -> Verdict | None:
     """``fn(p, J, q)`` -> ContrastCAM's ``α_Q = (p − e_Q)ᵀ J`` (C,) from probabilities ``p``
     (K,), pooled logit gradients ``J`` (K, C) and a contrast class ``q``."""
     def check(f: object) -> None:
@@ -253,7 +282,7 @@ def contrast_weights(fn: object) -> bool | None:
     return _run("ContrastCAM channel weights", fn, check)
 
 
-def choice(name: str, answer: object, correct: object, feedback: dict) -> bool | None:
+def choice(name: str, answer: object, correct: object, feedback: dict) -> Verdict | None:
     """A multiple-choice question: ``feedback`` maps each wrong option to what is wrong."""
     def check(a: object) -> None:
         if a != correct:
@@ -262,7 +291,7 @@ def choice(name: str, answer: object, correct: object, feedback: dict) -> bool |
     return _run(name, answer, check)
 
 
-def occlusion_patch(answer: object) -> bool | None:
+def occlusion_patch(answer: object) -> Verdict | None:
     """Which occlusion patch carries no evidence for the digit model: 'grey', 'mean', 'white'?"""
     return choice("occlusion patch for digits", answer, "mean", {
         "grey": "grey (0.5) is +1.2σ in the digit model's normalisation: bright ink on a black "
@@ -276,7 +305,7 @@ def occlusion_patch(answer: object) -> bool | None:
 # --------------------------------------------------------------------------------------
 
 
-def energy_score(fn: object) -> bool | None:
+def energy_score(fn: object) -> Verdict | None:
     """``fn(z, T)`` -> the Energy score ``T·logsumexp(z/T)`` per row of logits ``z`` (B, K)."""
     def check(f: object) -> None:
         z = torch.tensor([[4.0, 1.0, 0.0], [0.5, 0.4, 0.3]], dtype=torch.float64)
@@ -299,7 +328,7 @@ def energy_score(fn: object) -> bool | None:
     return _run("Energy score", fn, check)
 
 
-def mutual_information_split(fn: object) -> bool | None:
+def mutual_information_split(fn: object) -> Verdict | None:
     """``fn(probs)`` -> (aleatoric, epistemic) per sample from MC/ensemble probabilities
     ``probs`` (T, B, K): mean entropy of the passes, and entropy of the mean minus it."""
     def check(f: object) -> None:
@@ -330,7 +359,7 @@ def mutual_information_split(fn: object) -> bool | None:
     return _run("aleatoric + epistemic split", fn, check)
 
 
-def detection_orientation(answer: object) -> bool | None:
+def detection_orientation(answer: object) -> Verdict | None:
     """A detector's AUROC is 0.2 on ID (positive) vs OOD: what does that mean?"""
     return choice("an AUROC of 0.2", answer, "reversed", {
         "useless": "0.5 would be useless (chance); 0.2 ranks most OOD inputs *above* the ID ones",
@@ -343,7 +372,7 @@ def detection_orientation(answer: object) -> bool | None:
 # --------------------------------------------------------------------------------------
 
 
-def deletion_auc(fn: object) -> bool | None:
+def deletion_auc(fn: object) -> Verdict | None:
     """``fn(fractions, probs)`` -> the area under each curve of ``probs`` (B, S+1) over
     ``fractions`` (S+1,) by the trapezoid rule, with the x-axis rescaled to [0, 1]: (B,)."""
     def check(f: object) -> None:
@@ -370,7 +399,7 @@ def deletion_auc(fn: object) -> bool | None:
     return _run("deletion AUC (trapezoid rule)", fn, check)
 
 
-def fgsm_step(fn: object) -> bool | None:
+def fgsm_step(fn: object) -> Verdict | None:
     """``fn(x, grad, eps)`` -> the FGSM image ``clamp(x + ε·sign(∇ₓCE), 0, 1)`` from images
     ``x`` (B, C, H, W) in [0, 1] and the loss gradient ``grad`` of the same shape."""
     def check(f: object) -> None:
@@ -389,16 +418,16 @@ def fgsm_step(fn: object) -> bool | None:
                          "targeted step towards y); the untargeted attack climbs it: x + ε·sign")
         if _close(got, x + eps * grad.sign()):
             raise _Wrong("two pixels left [0, 1]: an adversarial image must stay an image",
-                         "clamp the result: (x + eps * grad.sign()).clamp(0, 1)")
+                         "clamp the stepped image back into the valid pixel range")
         if _close(got, (x + eps * grad).clamp(0, 1)) or _close(got, x + eps * grad):
             raise _Wrong("you stepped along the gradient itself; FGSM uses its sign, so every "
                          "pixel moves by exactly ε (the L∞ budget)", "use grad.sign()")
         if not _close(got, want):
-            raise _Wrong("expected (x + eps * grad.sign()).clamp(0, 1)")
+            raise _Wrong("expected one ε-sized signed step up the loss, kept inside [0, 1]")
     return _run("FGSM step", fn, check)
 
 
-def tpr_at_fpr(fn: object) -> bool | None:
+def tpr_at_fpr(fn: object) -> Verdict | None:
     """``fn(member_scores, nonmember_scores, fpr)`` -> the largest share of members flagged by a
     threshold (flag ``score ≥ t``, higher = member) that flags at most ``fpr`` of non-members."""
     def check(f: object) -> None:
@@ -432,7 +461,7 @@ def tpr_at_fpr(fn: object) -> bool | None:
 # --------------------------------------------------------------------------------------
 
 
-def tta_average(fn: object) -> bool | None:
+def tta_average(fn: object) -> Verdict | None:
     """``fn(probs)`` -> TTA's prediction (B, K) from per-copy probabilities (A, B, K)."""
     def check(f: object) -> None:
         probs = torch.tensor([[[0.9, 0.1], [0.2, 0.8]], [[0.5, 0.5], [0.4, 0.6]],
@@ -440,7 +469,7 @@ def tta_average(fn: object) -> bool | None:
         got = _call(f, probs)
         if got.shape == (3, 2):
             raise _Wrong("wrong axis: you averaged over the images; average over the copies "
-                         "(dim 0)", "probs.mean(0) -> (B, K)")
+                         "(dim 0)", "probs is (copies, B, K); the result is (B, K)")
         if got.shape != (2, 2):
             raise _Wrong(f"expected (B, K) = (2, 2), got {tuple(got.shape)}")
         if _close(got, probs.log().mean(0).softmax(-1)):
@@ -451,7 +480,7 @@ def tta_average(fn: object) -> bool | None:
     return _run("test-time augmentation", fn, check)
 
 
-def handover_accuracy(fn: object) -> bool | None:
+def handover_accuracy(fn: object) -> Verdict | None:
     """``fn(trust, correct, share)`` -> accuracy of the predictions kept after handing over
     the ``share`` (0..1) least trusted ones."""
     def check(f: object) -> None:

@@ -14,6 +14,8 @@ features_and_logits    penultimate features ``h`` ``(N, D)`` and logits in one p
 decision               logits, probabilities and the arg-max for one image
 num_parameters         the number of parameters of a module
 accuracy               top-1 accuracy
+with_normalization     your own model (e.g. torchvision's) with its input normalisation inside,
+                       so it takes the course's pixels in ``[0, 1]``
 load                   a zoo member, checksum verified; a missing one is trained on the spot
 train_zoo_model        train a zoo member from its recipe (deterministic)
 rebuild_zoo            retrain and save zoo members (the command below)
@@ -51,8 +53,9 @@ from tutorial_utils._checks import (
     check_seed,
     check_training_set,
 )
-from tutorial_utils.architectures import Ensemble
+from tutorial_utils.architectures import Ensemble, Normalize
 from tutorial_utils.forward import DEFAULT_BATCH_SIZE
+from tutorial_utils.layers import default_target_layer
 from tutorial_utils.utils import (
     deterministic_algorithms,
     model_device,
@@ -71,11 +74,104 @@ __all__ = [
     "decision",
     "num_parameters",
     "accuracy",
+    "Normalized",
+    "with_normalization",
     "load",
     "train_zoo_model",
     "rebuild_zoo",
     "main",
 ]
+
+
+# --------------------------------------------------------------------------------------
+# Your own model: normalisation inside, pixels in [0, 1] outside
+# --------------------------------------------------------------------------------------
+
+
+class Normalized(nn.Module):
+    """``model((x - mean) / std)``: a classifier that takes pixels in ``[0, 1]``.
+
+    ``normalize`` is a :class:`~tutorial_utils.architectures.Normalize` layer (buffers, no
+    parameters, so a sanity check's randomisation leaves it alone) and ``model`` the wrapped
+    classifier, unchanged and shared (not copied). ``target_layer`` is the wrapped model's
+    default CAM layer (:func:`tutorial_utils.layers.default_target_layer`, e.g. ResNet's
+    ``layer4[-1]``), so every explainer finds it through the wrapper.
+    """
+
+    def __init__(self, model: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]
+                 ) -> None:
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.model = model
+
+    @property
+    def target_layer(self) -> nn.Module:
+        return default_target_layer(self.model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (B, C, H, W) pixels in [0, 1] -> the wrapped model's logits (B, K)."""
+        return self.model(self.normalize(x))
+
+
+def _weights_stats(weights: object) -> tuple[list[float], list[float]]:
+    """The ``mean``/``std`` a torchvision weights object (``ResNet18_Weights.DEFAULT``) or its
+    transforms (``weights.transforms()``) declare."""
+    transforms = weights
+    if not (hasattr(transforms, "mean") and hasattr(transforms, "std")):
+        make = getattr(weights, "transforms", None)
+        if not callable(make):
+            raise TypeError("weights must be a torchvision weights object (e.g. "
+                            "ResNet18_Weights.DEFAULT) or its transforms() (with .mean and "
+                            f".std), got {type(weights).__name__}")
+        transforms = make()
+    mean, std = getattr(transforms, "mean", None), getattr(transforms, "std", None)
+    if mean is None or std is None:
+        raise ValueError(f"weights {weights!r} declare no mean/std in their transforms; pass "
+                         "mean=... and std=... yourself")
+    return list(mean), list(std)
+
+
+def with_normalization(model: nn.Module, mean: object = None, std: object = None, *,
+                       weights: object = None) -> Normalized:
+    """Your classifier with its input normalisation inside: it then takes the course's images,
+    ``(B, C, H, W)`` pixels in ``[0, 1]``, and every method of the course runs on it.
+
+    Give the per-channel ``mean`` and ``std`` the model was trained with (sequences of one
+    float per channel, in pixel units of [0, 1] images), or ``weights=`` a torchvision weights
+    object (``ResNet18_Weights.DEFAULT``) or its ``transforms()``, whose declared mean and std
+    are used. Neither given: ImageNet's statistics are assumed only if you say so — it raises
+    ``ValueError``. The model is wrapped, not copied: its mode and parameters stay its own.
+
+    Example::
+
+        net = torchvision.models.resnet18(weights=ResNet18_Weights.DEFAULT)
+        model = with_normalization(net, weights=ResNet18_Weights.DEFAULT).eval()
+        maps = explainers.explain("Grad-CAM", model, data.load_images(folder, 224))
+    """
+    check_model(model)
+    if weights is not None:
+        if mean is not None or std is not None:
+            raise ValueError("give either mean and std or weights, not both")
+        mean, std = _weights_stats(weights)
+    if mean is None or std is None:
+        raise ValueError("with_normalization needs the model's input statistics: mean=... and "
+                         "std=... (e.g. ImageNet's mean=(0.485, 0.456, 0.406), std=(0.229, "
+                         "0.224, 0.225)) or weights=<a torchvision weights object>")
+    for name, stats in (("mean", mean), ("std", std)):
+        if isinstance(stats, torch.Tensor):
+            stats = stats.flatten().tolist()
+        if isinstance(stats, str) or not hasattr(stats, "__len__"):
+            raise TypeError(f"{name} must be a sequence of one float per channel, got "
+                            f"{type(stats).__name__}")
+        if name == "mean":
+            mean = tuple(stats)
+        else:
+            std = tuple(stats)
+    wrapped = Normalized(model, mean, std)
+    first = next(model.parameters(), None)
+    dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
+    wrapped.normalize.to(device=model_device(model), dtype=dtype)  # the model itself: untouched
+    return wrapped
 
 
 # --------------------------------------------------------------------------------------

@@ -87,29 +87,97 @@ NOTE = ("Interactive explorer: it comes alive once the cells above have run (Run
 Render = Callable[..., tuple[bytes, str, object]]
 
 
+CONTROL_MIN_WIDTH = {"slider": "280px", "other": "220px"}  # a slider's track stays draggable
+ERROR_STYLE = "color: #b00020"
+
+
+def _png_width(png: bytes) -> int | None:
+    """The pixel width in a PNG's header (None for anything else)."""
+    if len(png) >= 24 and png[:8] == b"\x89PNG\r\n\x1a\n":
+        return int.from_bytes(png[16:20], "big")
+    return None
+
+
+def _options_text(control: widgets.Widget) -> str:
+    if getattr(control, "options", None):
+        labels = [o[0] if isinstance(o, tuple) else o for o in control.options]
+        return "one of " + ", ".join(str(v) for v in labels)
+    if hasattr(control, "min") and hasattr(control, "max"):
+        return f"a value from {control.min} to {control.max}"
+    return "a valid value"
+
+
 class Explorer(widgets.VBox):
     """Controls, a picture and a line of text, redrawn by ``render(**values)`` on every change.
 
     ``render`` receives the current value of every control by name and returns
     ``(png bytes, html text, data)``; ``data`` is kept in ``state["last"]``.
+
+    The controls wrap onto several lines when the output area is narrow, each keeping its width
+    (a slider's track never shrinks to nothing); the picture is shown at the pixel size it was
+    drawn (never stretched; smaller screens scale it down). A value that cannot be drawn (e.g.
+    a dropdown set to ``None``, or a slider that sends an empty value) does not fail silently:
+    the explorer's own text line names the control and its valid values, the control goes back
+    to the last value drawn, and ``state["errors"]`` keeps the message.
     """
 
     def __init__(self, controls: Mapping[str, widgets.Widget], render: Render) -> None:
         self.controls = dict(controls)
-        self.image = widgets.Image(format="png")
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%",
+                                                                       height="auto"))
         self.info = widgets.HTML()
-        self.state: dict = {"last": None, "calls": 0, "seconds": []}
+        self.state: dict = {"last": None, "calls": 0, "seconds": [], "errors": []}
         self._render = render
-        super().__init__([widgets.HBox(list(self.controls.values())), self.image, self.info])
+        self._drawn: dict = {}
         for control in self.controls.values():
+            kind = "slider" if "Slider" in type(control).__name__ else "other"
+            control.layout.flex = "0 0 auto"
+            control.layout.min_width = CONTROL_MIN_WIDTH[kind]
+            control.layout.max_width = "100%"
+        row = widgets.HBox(list(self.controls.values()),
+                           layout=widgets.Layout(flex_flow="row wrap", align_items="center",
+                                                 width="100%"))
+        super().__init__([row, self.image, self.info])
+        for name, control in self.controls.items():
             control.observe(self.update, names="value")
+            if isinstance(control, _Recovering):
+                control.on_empty_value(lambda w, n=name: self._report(
+                    n, w, "the control sent an empty value", w.value))
         self.update()
 
+    def _report(self, name: str, control: widgets.Widget, problem: str, kept: object) -> None:
+        message = (f"⚠ {name}: {problem}; it must be {_options_text(control)}. Kept "
+                   f"{name} = {kept!r}.")
+        self.state["errors"].append(message)
+        self.info.value = f'<code style="{ERROR_STYLE}">{message}</code>'
+
     def update(self, _change: object = None) -> object:
-        """Redraw for the controls' current values; returns the data shown."""
+        """Redraw for the controls' current values; returns the data shown (the last data
+        drawn when the values cannot be drawn: see the class docstring)."""
         start = time.perf_counter()
-        png, text, data = self._render(**{k: w.value for k, w in self.controls.items()})
+        values = {k: w.value for k, w in self.controls.items()}
+        try:
+            png, text, data = self._render(**values)
+        except Exception as err:  # a bad value from the page: say so here, keep the last view
+            if not self._drawn:
+                raise  # the first view: the arguments of the explorer itself are wrong
+            name = next((k for k, w in self.controls.items()
+                         if getattr(_change, "owner", None) is w), None) or next(
+                k for k in values if values[k] != self._drawn[k])
+            control, kept = self.controls[name], self._drawn[name]
+            problem = f"{values[name]!r} cannot be shown ({type(err).__name__}: {err})"
+            control.unobserve(self.update, names="value")  # back to the view shown, no redraw
+            try:
+                control.value = kept
+            finally:
+                control.observe(self.update, names="value")
+            self._report(name, control, problem, kept)
+            return self.state["last"]
         self.image.value, self.info.value = png, text
+        width = _png_width(png)
+        if width:
+            self.image.layout.width = f"{width}px"  # drawn at the size it is shown
+        self._drawn = values
         self.state["seconds"].append(time.perf_counter() - start)
         self.state.update(last=data, calls=self.state["calls"] + 1)
         return data
@@ -124,11 +192,42 @@ class Explorer(widgets.VBox):
         return data
 
 
+class _Recovering:
+    """A slider that refuses an empty value from the page (a squeezed slider's drag can send
+    ``None``): instead of a ``TraitError`` only the Log Console shows, the value is kept, the
+    page is told the kept value again and ``on_empty_value`` callbacks run."""
+
+    def on_empty_value(self, callback: Callable[[widgets.Widget], None]) -> None:
+        self.__dict__.setdefault("_empty_callbacks", []).append(callback)
+
+    def set_state(self, sync_data: dict) -> None:
+        empty = [k for k in ("value", "index") if k in sync_data and sync_data[k] is None]
+        if empty:
+            sync_data = {k: v for k, v in sync_data.items() if k not in empty}
+        super().set_state(sync_data)
+        if empty:
+            self.send_state(empty)
+            for callback in self.__dict__.get("_empty_callbacks", []):
+                callback(self)
+
+
+class _IntSlider(_Recovering, widgets.IntSlider):
+    pass
+
+
+class _SelectionSlider(_Recovering, widgets.SelectionSlider):
+    pass
+
+
+class _FloatSlider(_Recovering, widgets.FloatSlider):
+    pass
+
+
 def _slider(value: int, high: int, description: str = "level", low: int = 0,
             step: int = 1) -> widgets.IntSlider:
     """An integer slider ``low..high`` that redraws on release."""
-    return widgets.IntSlider(value=value, min=low, max=high, step=step, description=description,
-                             continuous_update=False)
+    return _IntSlider(value=value, min=low, max=high, step=step, description=description,
+                      continuous_update=False)
 
 
 def _picker(labels: Sequence[str], value: int, description: str) -> widgets.Dropdown:
@@ -189,11 +288,13 @@ def contrast_explorer(model: nn.Module, images: torch.Tensor, class_names: Seque
                          f"H, W), got {tuple(regions.shape)}")
     pf = ContrastPanelFigure(class_names, dpi=WIDGET_DPI)
     picked: dict = {"sample": None}
+    states: dict = {}  # a sample's maps are computed once, on its first visit
 
     def render(sample: int, contrast: int):
         if picked["sample"] != sample:
-            picked.update(sample=sample, state=contrast_state(model, images[sample:sample + 1],
-                                                              layer))
+            if sample not in states:
+                states[sample] = contrast_state(model, images[sample:sample + 1], layer)
+            picked.update(sample=sample, state=states[sample])
             pf.set_sample(picked["state"])
         panel = contrast_panel(picked["state"], contrast, class_names, rep_images)
         pf.set_contrast(panel, None if regions is None else regions[sample, contrast])
@@ -286,9 +387,9 @@ def threshold_explorer(id_scores, novel_scores, novel_images: torch.Tensor, scor
 
     return Explorer({"score": widgets.Dropdown(options=list(id_scores), value=score,
                                                description="score"),
-                     "keep": widgets.FloatSlider(value=keep_percent, min=min(50.0, keep_percent),
-                                                 max=100.0, step=1.0, description="keep ID %",
-                                                 continuous_update=False)}, render)
+                     "keep": _FloatSlider(value=keep_percent, min=min(50.0, keep_percent),
+                                          max=100.0, step=1.0, description="keep ID %",
+                                          continuous_update=False)}, render)
 
 
 def voice_explorer(images: torch.Tensor, voice, labels: Sequence[str]) -> Explorer:
@@ -351,7 +452,7 @@ def masking_explorer(model: nn.Module, image: torch.Tensor, maps: Mapping[str, t
             shown[threshold] = (to_png(figure.fig), text, {"image": data, "accuracy": accuracy})
         return shown[threshold]
 
-    return Explorer({"threshold": widgets.SelectionSlider(
+    return Explorer({"threshold": _SelectionSlider(
         options=[(f"{t:.1f}", t) for t in options], value=round(float(threshold), 6),
         description="τ", continuous_update=False)}, render)
 
@@ -397,7 +498,7 @@ def occluder_explorer(model: nn.Module, image: torch.Tensor, class_names: Sequen
         return _slider(value, centres[-1], name, low=centres[0], step=step)
 
     return Explorer({"row": slider(row, "row"), "col": slider(col, "col"),
-                     "size": widgets.SelectionSlider(options=list(sizes), value=size,
+                     "size": _SelectionSlider(options=list(sizes), value=size,
                                                      description="size",
                                                      continuous_update=False)}, render)
 
@@ -430,7 +531,7 @@ def attack_explorer(model: nn.Module, image: torch.Tensor, label: int,
 
     return Explorer({"attack": widgets.ToggleButtons(options=["FGSM", "PGD"], value=attack,
                                                      description="attack"),
-                     "epsilon": widgets.SelectionSlider(
+                     "epsilon": _SelectionSlider(
                          options=[(f"{255 * e:g}/255", e) for e in epsilons], value=epsilon,
                          description="ε", continuous_update=False)}, render)
 
@@ -468,9 +569,18 @@ def dashboard_explorer(model: nn.Module, reference, images: torch.Tensor, labels
                 f"gauges below the 5th percentile: {', '.join(flagged) or 'none'}</code>")
         return to_png(figure.fig), text, view
 
-    return Explorer({
+    box = Explorer({
         "sample": _picker(names, sample, "image"),
         "source": widgets.Dropdown(options=list(SOURCES), value=source, description="source"),
         "kind": widgets.Dropdown(options=list(CHALLENGES), value=kind, description="challenge"),
         "level": _slider(level, MAX_LEVEL),
         "contrast": _picker(class_names, contrast, "Q =")}, render)
+
+    def challenge_applies(_change: object = None) -> None:
+        # the GO sign is shown as it is: challenge and level would be inert, so they say so
+        off = box.controls["source"].value == "GO sign"
+        box.controls["kind"].disabled = box.controls["level"].disabled = off
+
+    box.controls["source"].observe(challenge_applies, names="value")
+    challenge_applies()
+    return box
