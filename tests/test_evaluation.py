@@ -343,3 +343,37 @@ def test_sanity_check_is_one_for_an_unchanged_model_and_catches_model_free_maps(
     edges = lambda m, x, t: x.mean(1)  # noqa: E731 - ignores the model: must "fail"
     res = E.sanity_check(model, x8, edges)
     assert (res.correlation == 1).all()
+
+
+def test_structure_wise_deletion_removes_what_insertion_keeps():
+    torch.manual_seed(0)
+    model = SmallCNN(3, 14).eval()
+    x, maps = torch.rand(4, 3, 24, 24), torch.rand(4, 24, 24)
+    labels = torch.tensor([0, 3, 5, 5])
+    thresholds = [0.0, 0.5, 0.9]
+    curve = E.structure_wise_curve(model, x, maps, labels, thresholds, direction="deletion")
+    for i, t in enumerate(thresholds):
+        masked = x * (maps < t)[:, None]
+        with torch.no_grad():
+            acc = (model(masked).argmax(1) == labels).float().mean()
+        ratio = np.mean([E.huffman_bits(m) / E.huffman_bits(o)
+                         for m, o in zip(masked, x, strict=True)])
+        assert curve.accuracy[i].item() == pytest.approx(acc.item())
+        assert curve.bits_ratio[i].item() == pytest.approx(ratio, rel=1e-6)
+    with pytest.raises(ValueError, match="direction"):
+        E.structure_wise_curve(model, x, maps, labels, thresholds, direction="both")
+
+
+def test_least_certain_grey_is_the_entropy_maximiser():
+    torch.manual_seed(0)
+    model = SmallCNN(3, 14).eval()
+    x = torch.rand(2, 3, 24, 24)
+    g = E.least_certain_grey(model, x, levels=11)
+    grid = torch.linspace(0, 1, 11)
+    with torch.no_grad():
+        p = model(grid.view(-1, 1, 1, 1) * torch.ones(11, 3, 24, 24)).softmax(1)
+    entropy = -(p * p.log()).sum(1)
+    assert g == pytest.approx(float(grid[entropy.argmax()]))
+    assert model.training is False
+    with pytest.raises(ValueError, match="levels"):
+        E.least_certain_grey(model, x, levels=1)

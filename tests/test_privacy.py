@@ -180,3 +180,23 @@ def test_training_is_deterministic_and_seeded(digits):
 def test_training_rejects_bad_arguments(kwargs, err, match):
     with pytest.raises(err, match=match):
         privacy.train_overfit_digits(**kwargs)
+
+
+def test_balanced_table_draws_equal_sets_and_holds_out_the_threshold(targets, digits):
+    overfit, _ = targets
+    res = privacy.membership_table({"overfit": overfit}, digits, seed=3, balanced=True,
+                                   random_members=400)
+    row = res.table.loc["overfit"]
+    assert row["members"] == row["non-members"] == len(overfit[1])
+    s_in, s_out = res.scores["overfit"]
+    assert len(s_in) == len(s_out) == len(overfit[1])
+    rnd = res.table.loc["random score"]
+    assert rnd["members"] == rnd["non-members"] == 400
+    # a held-out threshold cannot flatter a score without information; the leaky model stays
+    assert abs(rnd["Balanced acc."] - 0.5) < 0.06
+    assert row["Balanced acc."] > 0.55
+    again = privacy.membership_table({"overfit": overfit}, digits, seed=3, balanced=True,
+                                     random_members=400)
+    assert again.table.equals(res.table)
+    with pytest.raises(TypeError, match="balanced"):
+        privacy.membership_table({"overfit": overfit}, digits, balanced="yes")

@@ -33,7 +33,7 @@ from tutorial_utils.attacks import fgsm, pgd
 from tutorial_utils.cam import layer_view
 from tutorial_utils.challenges import apply_challenge, check_challenge
 from tutorial_utils.detection import SCORES
-from tutorial_utils.evaluation import curve_auc, deletion_curve
+from tutorial_utils.evaluation import curve_auc, deletion_curve, least_certain_grey
 from tutorial_utils.forward import logits
 from tutorial_utils.trust import explanation_iou, explanation_uncertainty, map_snr
 
@@ -73,6 +73,7 @@ class Reference:
     model: nn.Module
     detectors: dict[str, U.Detector]
     scores: dict[str, np.ndarray] = field(default_factory=dict)
+    baseline: float | None = None  # deletion baseline: evaluation.least_certain_grey(model)
 
     @property
     def mahalanobis(self) -> U.Mahalanobis:
@@ -97,7 +98,9 @@ def build_reference(model: nn.Module, x_fit: torch.Tensor, y_fit: torch.Tensor,
                     x_ref: torch.Tensor) -> Reference:
     """Build the detector of every gauge (:data:`tutorial_utils.detection.SCORES`), fit it on
     ``(x_fit, y_fit)`` (training images; only Mahalanobis learns from them) and score the
-    clean reference images ``x_ref`` with every gauge."""
+    clean reference images ``x_ref`` with every gauge. ``baseline`` is the grey level the model
+    reads as least certain (:func:`~tutorial_utils.evaluation.least_certain_grey`), the deletion
+    curve's "removed" value."""
     check_inputs(model, x_fit, "x_fit")
     check_classes(y_fit, len(x_fit), None, "y_fit", per_sample=True)  # named as y_fit
     check_inputs(model, x_ref, "x_ref")
@@ -107,7 +110,8 @@ def build_reference(model: nn.Module, x_fit: torch.Tensor, y_fit: torch.Tensor,
         raise ValueError(f"x_fit, y_fit: {error}") from None
     scores = _gauge_scores(detectors, model, x_ref)
     return Reference(model, detectors, {k: np.sort(v.detach().cpu().numpy().astype(float))
-                                        for k, v in scores.items()})
+                                        for k, v in scores.items()},
+                     baseline=least_certain_grey(model, x_ref[:1]))
 
 
 def _check_reference(reference: object, model: nn.Module | None = None) -> Reference:
@@ -209,7 +213,10 @@ def dashboard_view(model: nn.Module, reference: Reference, x: torch.Tensor,
     snr = float(map_snr(uncertainty[None])[0])
     raw = _gauge_scores(reference.detectors, model, x)
     scores = {k: float(v[0]) for k, v in raw.items()}
-    curve = deletion_curve(model, x, gradcam[None].to(x.device), steps=deletion_steps)
+    # the baseline the model reads as uncertain (chapter 4's rule), not black
+    grey = reference.baseline if reference.baseline is not None else least_certain_grey(model, x)
+    curve = deletion_curve(model, x, gradcam[None].to(x.device), steps=deletion_steps,
+                           baseline=grey)
     probs = curve.probs[0].detach().cpu().numpy()
     fractions = curve.fractions.detach().cpu().numpy()
     return DashboardView(

@@ -44,6 +44,7 @@ from tutorial_utils import explainers
 from tutorial_utils._checks import (
     check_callable,
     check_choice,
+    check_images,
     check_inputs,
     check_int,
     check_maps_like,
@@ -70,6 +71,7 @@ __all__ = [
     "deletion_curve",
     "insertion_curve",
     "curve_auc",
+    "least_certain_grey",
     "huffman_code_lengths",
     "huffman_bits",
     "structure_wise_curve",
@@ -218,6 +220,26 @@ def insertion_curve(model: nn.Module, x: torch.Tensor, saliency: torch.Tensor, t
         return _pixel_curve(model, x, saliency, target, steps, start, x, batch_size, score)
 
 
+def least_certain_grey(model: nn.Module, like: torch.Tensor, levels: int = 101) -> float:
+    """The grey level g in [0, 1] whose uniform image the model is least sure about.
+
+    The course's rule for a "removed" pixel in deletion/insertion: the baseline should carry
+    no evidence, i.e. the model should read the baseline image as uncertain (softmax close to
+    uniform). Black or the data-set mean can read as a class (the digit model calls the mean
+    grey a "0" and black a "1"), which makes deletion end, and insertion start, at a confident
+    wrong class. This evaluates the ``levels`` uniform images ``g·1`` (shape of one image of
+    ``like`` (B, C, H, W)) in one batch and returns the g of largest predictive entropy.
+    """
+    check_images(like)
+    levels = check_int(levels, "levels", low=2, high=10_001)
+    grey = torch.linspace(0, 1, levels, device=like.device, dtype=like.dtype)
+    images = grey.view(-1, 1, 1, 1) * torch.ones_like(like[:1])
+    with preserved_state(model), torch.no_grad():
+        p = logits(model, images, levels, check=False).softmax(1)
+    entropy = -(p * p.clamp_min(1e-12).log()).sum(1)
+    return float(grey[int(entropy.argmax())])
+
+
 def _as_float_tensor(value: object, name: str) -> torch.Tensor:
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be a sequence, array or tensor of numbers, got str")
@@ -315,6 +337,7 @@ def huffman_bits(image) -> int:
 def structure_wise_curve(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, labels,
                          thresholds: Sequence[float] | torch.Tensor = DEFAULT_THRESHOLDS,
                          *, baseline: str | float | torch.Tensor = "zeros",
+                         direction: str = "insertion",
                          batch_size: int = DEFAULT_BATCH_SIZE) -> StructureCurve:
     """Structure-wise evaluation (Prabhushankar & AlRegib 2021): accuracy vs Huffman bits.
 
@@ -326,7 +349,12 @@ def structure_wise_curve(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, 
     Returns ``StructureCurve(thresholds (T,), accuracy (T,), bits_ratio (T,))``, where
     ``bits_ratio`` is the mean over images of ``huffman_bits(masked) / huffman_bits(x)``; the
     ideal explanation keeps accuracy high at a small ratio.
+
+    ``direction='deletion'`` runs the test the other way round: *remove* the pixels with
+    ``maps ≥ τ`` and keep the rest; a faithful map then loses the decision while much of the
+    image (many bits) is still there, i.e. low accuracy at a large ratio.
     """
+    check_choice(direction, ("insertion", "deletion"), "direction")
     batch_size = _setup(model, x, batch_size)
     maps = check_maps_like(maps, x, "maps", unit=True)
     thr = _as_float_tensor(thresholds, "thresholds").to(x).reshape(-1)
@@ -337,6 +365,8 @@ def structure_wise_curve(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, 
         labels = predicted_classes(model, x, labels, batch_size, name="labels")
         base = baseline_image(x, baseline, model)
         keep = maps.unsqueeze(0).unsqueeze(2) >= thr.view(t, 1, 1, 1, 1)  # (T, B, 1, H, W)
+        if direction == "deletion":
+            keep = ~keep
         masked = torch.where(keep, x.unsqueeze(0), base.unsqueeze(0)).clamp(0, 1)
         flat = masked.reshape(t * b, *x.shape[1:])
         predicted = logits(model, flat, batch_size, check=False).argmax(1)

@@ -252,10 +252,23 @@ def _target_report(model: nn.Module, x_in: torch.Tensor, y_in: torch.Tensor,
     return report, membership_roc(s_in, s_out), (s_in, s_out)
 
 
+def _held_out_balanced(s_in: torch.Tensor, s_out: torch.Tensor, gen: torch.Generator
+                       ) -> float:
+    """½(TPR + TNR) on one random half of members and non-members, at the threshold that
+    maximises it on the other half (flag ``score >= t``)."""
+    halves = []
+    for s in (s_in, s_out):
+        order = torch.randperm(len(s), generator=gen)
+        halves.append((s[order[: len(s) // 2]], s[order[len(s) // 2:]]))
+    (tune_in, test_in), (tune_out, test_out) = halves
+    t = membership_report(tune_in, tune_out)["Threshold"]
+    return float(0.5 * ((test_in >= t).double().mean() + (test_out < t).double().mean()))
+
+
 def membership_table(targets: Mapping[str, tuple[nn.Module, torch.Tensor, torch.Tensor]],
                      ds: data.ImageDataset, zoo_model: nn.Module | None = None, *,
                      random_members: int = 500, random_nonmembers: int = 3500,
-                     seed: int = 0) -> MembershipResults:
+                     seed: int = 0, balanced: bool = False) -> MembershipResults:
     """The loss attack (:func:`loss_threshold_scores`) on every target model, one table.
 
     ``targets`` maps a name to ``(model, members, nonmembers)`` as returned by
@@ -266,6 +279,12 @@ def membership_table(targets: Mapping[str, tuple[nn.Module, torch.Tensor, torch.
     on ``ds``'s test split. A last row, ``"random score"``, reports a uniform random score
     (``random_members`` vs ``random_nonmembers`` draws, seeded): what "no leak" looks like.
     Members are the positive class; every score is higher = more likely a member.
+
+    ``balanced=True`` is the fair protocol: every row draws (seeded) as many members as
+    non-members (the larger set is subsampled to the smaller one's size; the random score
+    draws ``random_members`` of each), and "Balanced acc." is *held out*: its threshold is
+    tuned on one random half of each set and the accuracy measured on the other half, so a
+    score that carries no information lands near 0.5 instead of above it.
     """
     import pandas as pd
 
@@ -277,16 +296,31 @@ def membership_table(targets: Mapping[str, tuple[nn.Module, torch.Tensor, torch.
              targets.items()}
     if zoo_model is not None:
         cases["zoo"] = (zoo_model, ds.x_train, ds.y_train, ds.x_test, ds.y_test)
+    if not isinstance(balanced, bool):
+        raise TypeError(f"balanced must be True or False, got {type(balanced).__name__}")
+    gen = torch.Generator().manual_seed(check_seed(seed))
     reports, rocs, scores = {}, {}, {}
     for name, (model, x_in, y_in, x_out, y_out) in cases.items():
+        if balanced:
+            n = min(len(x_in), len(x_out))
+            keep_in = torch.randperm(len(x_in), generator=gen)[:n].sort().values
+            keep_out = torch.randperm(len(x_out), generator=gen)[:n].sort().values
+            x_in, y_in = x_in[keep_in], y_in[keep_in]
+            x_out, y_out = x_out[keep_out], y_out[keep_out]
         reports[name], rocs[name], scores[name] = _target_report(
             model, x_in, y_in, x_out, y_out, ds.x_test, ds.y_test)
-    gen = torch.Generator().manual_seed(check_seed(seed))
-    random_score = torch.rand(check_positive_int(random_members, "random_members")
-                              + check_positive_int(random_nonmembers, "random_nonmembers"),
-                              generator=gen)
+        if balanced:
+            reports[name]["Balanced acc."] = _held_out_balanced(*scores[name], gen)
+    random_members = check_positive_int(random_members, "random_members")
+    random_nonmembers = random_members if balanced else check_positive_int(
+        random_nonmembers, "random_nonmembers")
+    random_score = torch.rand(random_members + random_nonmembers, generator=gen)
     reports["random score"] = membership_report(random_score[:random_members],
                                                 random_score[random_members:])
+    scores["random score"] = (random_score[:random_members], random_score[random_members:])
+    if balanced:
+        reports["random score"]["Balanced acc."] = _held_out_balanced(
+            *scores["random score"], gen)
     table = pd.DataFrame(reports).T[list(COLUMNS)]
     return MembershipResults(table, reports, rocs, scores)
 

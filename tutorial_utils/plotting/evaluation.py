@@ -63,10 +63,16 @@ def plot_insertion_deletion(deletion: Mapping[str, Curve], insertion: Mapping[st
 
 
 def plot_structure_curves(curves: Mapping[str, StructureCurve], ax=None,
-                          title: str | None = None):
+                          title: str | None = None, budget: float | None = None,
+                          legend: bool = True):
     """Accuracy against the ratio of Huffman bits (masked / original), one line per method;
-    each point is one threshold (left end = highest threshold, fewest pixels kept)."""
+    each point is one threshold (left end = highest threshold, fewest pixels kept).
+    ``budget`` (a bits ratio, e.g. 0.7) draws a labelled vertical line there."""
     fig, ax = _new_ax(ax, (6.4, 3.6))
+    if budget is not None:
+        ax.axvline(budget, color="0.6", lw=0.8, zorder=0)
+        ax.text(budget, 0.03, f" {100 * budget:.0f}% of the bits", fontsize="x-small",
+                color="0.35")
     colours = method_colours(list(curves))
     for name, c in curves.items():
         ax.plot(c.bits_ratio.cpu().numpy(), c.accuracy.cpu().numpy(), marker="o", ms=3,
@@ -74,7 +80,8 @@ def plot_structure_curves(curves: Mapping[str, StructureCurve], ax=None,
     ax.set(xlabel="Huffman bits of the masked image / of the original", ylabel="accuracy",
            ylim=(0, 1.02))
     ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(fontsize="x-small", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
+    if legend:
+        ax.legend(fontsize="x-small", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
     if title:
         ax.set_title(title, fontsize="small")
     return fig
