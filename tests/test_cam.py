@@ -253,8 +253,10 @@ def test_cam_through_in_place_relu_after_the_layer():
     assert default_target_layer(model) is model.features.norm5
     scaled_close(cam.grad_cam(model, x, raw=True), expect)
     small_mobilenet = tv.mobilenet_v2(weights=None, num_classes=5, width_mult=0.25).eval()
-    maps = cam.grad_cam(small_mobilenet, x)
-    assert maps.shape == (2, 32, 32) and torch.isfinite(maps).all()
+    with pytest.raises(ValueError, match="1x1 output"):  # 32 px / stride 32: no spatial map
+        cam.grad_cam(small_mobilenet, x)
+    maps = cam.grad_cam(small_mobilenet, random_images(2, 64))  # 2x2 at its last block
+    assert maps.shape == (2, 64, 64) and torch.isfinite(maps).all()
 
 
 def test_generic_last_conv_with_in_place_relu_matches_explicit_relu():

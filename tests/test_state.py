@@ -238,9 +238,9 @@ def test_gradcon_loss_works_under_no_grad():
 
 # ------------------------------------------------------------------------------ numerics
 class OneByOne(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, padding: int = 1) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(3, 5, 3, padding=1)
+        self.conv = nn.Conv2d(3, 5, 3, padding=padding)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(5, 4)
 
@@ -250,10 +250,13 @@ class OneByOne(nn.Module):
 
 def test_a_constant_cam_normalises_to_zeros(x):
     torch.manual_seed(0)
-    net = OneByOne().eval()
+    net = OneByOne(padding=0).eval()
+    flat = torch.full((3, 3, 12, 12), 0.5)  # no padding: every position of conv sees the same
     for method in (cam.grad_cam, cam.grad_cam_pp):
-        maps = method(net, x, target=1, layer=net.pool)
+        maps = method(net, flat, target=1, layer=net.conv)
         assert maps.shape == (3, 12, 12) and torch.equal(maps, torch.zeros_like(maps))
+        with pytest.raises(ValueError, match="1x1 output"):  # one number is no map
+            method(net, x, target=1, layer=net.pool)
     noisy = 0.3 + 1e-8 * torch.randn(2, 6, 6, generator=torch.Generator().manual_seed(0))
     assert torch.equal(forward.normalize_maps(noisy), torch.zeros_like(noisy))
     ramp = torch.linspace(0, 1, 36).view(1, 6, 6)
