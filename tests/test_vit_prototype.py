@@ -15,7 +15,7 @@ from torch import nn
 from tutorial_utils import cam, layers, models, rollout_prototype, uncertainty
 from tutorial_utils.architectures import SignViT
 
-RECIPE = dict(patch_size=6, dim=96, depth=4, heads=4, mlp_ratio=2.0)
+RECIPE = dict(patch_size=8, dim=96, depth=4, heads=4, mlp_ratio=2.0)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def images(signs):
 
 def test_anatomy(vit):
     h, w = vit.token_grid
-    assert (h, w) == (8, 8)
+    assert (h, w) == (6, 6)  # 48 / patch 8
     assert isinstance(vit.fc, nn.Linear) and vit.fc.out_features == 14
     assert layers.default_target_layer(vit) is vit.blocks[-1].norm1
     dropouts = [m for m in vit.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
@@ -67,10 +67,11 @@ def test_forward_batch_vs_single_and_penultimate(vit, images):
 
 
 def test_tokens_to_map(vit):
-    t = torch.arange(2 * 65 * 3, dtype=torch.float32).view(2, 65, 3)
+    h, w = vit.token_grid
+    t = torch.arange(2 * (1 + h * w) * 3, dtype=torch.float32).view(2, 1 + h * w, 3)
     m = vit.tokens_to_map(t)
-    assert m.shape == (2, 3, 8, 8)
-    assert torch.equal(m[1, 2, 3, 5], t[1, 1 + 3 * 8 + 5, 2])  # row-major, class token dropped
+    assert m.shape == (2, 3, h, w)
+    assert torch.equal(m[1, 2, 3, 5], t[1, 1 + 3 * w + 5, 2])  # row-major, class token dropped
     with pytest.raises(ValueError, match="tokens must have shape"):
         vit.tokens_to_map(t[:, 1:])
 
@@ -78,8 +79,12 @@ def test_tokens_to_map(vit):
 def test_hooked_attention_reproduces_each_block(vit, images):
     """The recorded probabilities P rebuild every block's output from its input exactly."""
     inputs, outputs = [], []
-    hooks = [b.register_forward_hook(lambda _m, a, o: (inputs.append(a[0]), outputs.append(o)))
-             for b in vit.blocks]
+
+    def keep(_module, args, output):
+        inputs.append(args[0])
+        outputs.append(output)
+
+    hooks = [b.register_forward_hook(keep) for b in vit.blocks]
     try:
         with torch.no_grad(), rollout_prototype.attention_probabilities(vit) as probs:
             z_hooked = vit(images)
@@ -92,7 +97,8 @@ def test_hooked_attention_reproduces_each_block(vit, images):
     for block, x, y, p in zip(vit.blocks, inputs, outputs, probs, strict=True):
         attn = block.self_attn
         heads, d = attn.num_heads, attn.embed_dim
-        assert p.shape == (len(images), heads, 65, 65)
+        n = 1 + vit.token_grid[0] * vit.token_grid[1]
+        assert p.shape == (len(images), heads, n, n)
         torch.testing.assert_close(p.sum(-1), torch.ones_like(p[..., 0]), rtol=0, atol=1e-5)
         with torch.no_grad():
             v = nn.functional.linear(block.norm1(x), attn.in_proj_weight[2 * d:],
@@ -106,15 +112,16 @@ def test_hooked_attention_reproduces_each_block(vit, images):
 
 def test_rollout(vit, images):
     r = rollout_prototype.rollout_matrix(vit, images)
-    assert r.shape == (len(images), 65, 65)
-    torch.testing.assert_close(r.sum(-1), torch.ones(len(images), 65), rtol=0, atol=1e-5)
+    n = 1 + vit.token_grid[0] * vit.token_grid[1]
+    assert r.shape == (len(images), n, n)
+    torch.testing.assert_close(r.sum(-1), torch.ones(len(images), n), rtol=0, atol=1e-5)
     assert (r >= 0).all()
     maps = rollout_prototype.attention_rollout(vit, images)
     assert maps.shape == (len(images), 48, 48)
     assert maps.min() >= 0 and maps.max() <= 1
     assert torch.allclose(maps.amax(dim=(1, 2)), torch.ones(len(images)))
     raw = rollout_prototype.attention_rollout(vit, images, raw=True)
-    torch.testing.assert_close(raw, r[:, 0, 1:].view(-1, 8, 8))
+    torch.testing.assert_close(raw, r[:, 0, 1:].view(-1, *vit.token_grid))
     one = rollout_prototype.attention_rollout(vit, images[3:4])  # batch-independent
     torch.testing.assert_close(one[0], maps[3], rtol=0, atol=1e-4)
     # residual = 1 ignores attention: R = I, the class token draws on no patch

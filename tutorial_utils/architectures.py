@@ -172,7 +172,7 @@ class SignViT(nn.Module):
         in_channels: int,
         num_classes: int,
         image_size: int = 48,
-        patch_size: int = 6,
+        patch_size: int = 8,
         dim: int = 96,
         depth: int = 4,
         heads: int = 4,
