@@ -154,7 +154,7 @@ class SignViT(nn.Module):
     Layers: ``normalize``; ``patch_embed`` (``Conv2d`` with kernel = stride = patch);
     ``cls_token`` (1, 1, D) and ``pos_embed`` (1, 1 + h·w, D), learned; ``blocks``, an
     ``nn.Sequential`` of ``nn.TransformerEncoderLayer(norm_first=True, batch_first=True,
-    activation="gelu")`` whose outputs are token tensors (B, 1 + h·w, D) with the class
+    activation=nn.GELU())`` (a module, so guided backprop can guide it) whose outputs are token tensors (B, 1 + h·w, D) with the class
     token first and the patch tokens in row-major order; ``norm`` (``LayerNorm``, applied to
     the class token); ``dropout``; ``fc``.
 
@@ -223,7 +223,7 @@ class SignViT(nn.Module):
         for _ in range(depth):
             block = nn.TransformerEncoderLayer(
                 dim, heads, dim_feedforward=max(1, round(dim * mlp_ratio)), dropout=0.0,
-                activation="gelu", batch_first=True, norm_first=True)
+                activation=nn.GELU(), batch_first=True, norm_first=True)  # a module: hookable
             # p = 0 dropout modules would be found by MC dropout; the head's is the only one
             block.dropout = block.dropout1 = block.dropout2 = nn.Identity()
             blocks.append(block)

@@ -21,7 +21,7 @@ rebuild_zoo            retrain and save zoo members (the command below)
 
 The predictions are thin wrappers over :mod:`tutorial_utils.forward`, which runs every forward
 pass of the course. The zoo's members are :data:`tutorial_utils.zoo.MEMBERS`: the classifiers
-``digits``, ``digits05``, ``signs``, ``signs-ensemble`` and the GradCon anomaly detectors
+``digits``, ``digits05``, ``signs``, ``signs-ensemble``, ``signs-vit`` (a vision transformer) and the GradCon anomaly detectors
 ``gradcon-0`` .. ``gradcon-9``. Rebuild the checkpoints in ``data/`` with::
 
     python -m tutorial_utils.models                 # every member
@@ -253,8 +253,9 @@ def train_zoo_model(name: str, progress: bool = True) -> tuple[nn.Module, dict]:
     members = model.members if isinstance(model, Ensemble) else [model]
     start = time.perf_counter()
     for seed, member in zip(recipe["seeds"], members, strict=True):
+        extra = {"weight_decay": recipe["weight_decay"]} if "weight_decay" in recipe else {}
         train_classifier(member, ds.x_train, ds.y_train, epochs=recipe["epochs"],
-                         batch_size=recipe["batch_size"], lr=recipe["lr"],
+                         batch_size=recipe["batch_size"], lr=recipe["lr"], **extra,
                          max_shift=recipe["max_shift"], seed=seed, progress=progress,
                          desc=f"{name} (seed {seed})")
     model.eval()

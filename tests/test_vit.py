@@ -1,8 +1,5 @@
-"""The small vision transformer (architectures.SignViT) and the attention-rollout prototype.
-
-Uses the trained checkpoint ``data/signs-vit.pt`` when it is there (loaded directly: it is not
-in the zoo manifest yet), else a seeded untrained model; every check below holds for both.
-"""
+"""The small vision transformer (zoo member ``signs-vit``, architectures.SignViT): anatomy,
+attention rollout, and every method of the course on the token grid, against the peers."""
 
 from __future__ import annotations
 
@@ -12,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from tutorial_utils import cam, layers, models, rollout_prototype, uncertainty
+from tutorial_utils import cam, layers, models, rollout, uncertainty
 from tutorial_utils.architectures import SignViT
 
 RECIPE = dict(patch_size=8, dim=96, depth=4, heads=4, mlp_ratio=2.0)
@@ -86,7 +83,7 @@ def test_hooked_attention_reproduces_each_block(vit, images):
 
     hooks = [b.register_forward_hook(keep) for b in vit.blocks]
     try:
-        with torch.no_grad(), rollout_prototype.attention_probabilities(vit) as probs:
+        with torch.no_grad(), rollout.attention_probabilities(vit) as probs:
             z_hooked = vit(images)
     finally:
         for hook in hooks:
@@ -111,24 +108,24 @@ def test_hooked_attention_reproduces_each_block(vit, images):
 
 
 def test_rollout(vit, images):
-    r = rollout_prototype.rollout_matrix(vit, images)
+    r = rollout.rollout_matrix(vit, images)
     n = 1 + vit.token_grid[0] * vit.token_grid[1]
     assert r.shape == (len(images), n, n)
     torch.testing.assert_close(r.sum(-1), torch.ones(len(images), n), rtol=0, atol=1e-5)
     assert (r >= 0).all()
-    maps = rollout_prototype.attention_rollout(vit, images)
+    maps = rollout.attention_rollout(vit, images)
     assert maps.shape == (len(images), 48, 48)
     assert maps.min() >= 0 and maps.max() <= 1
     assert torch.allclose(maps.amax(dim=(1, 2)), torch.ones(len(images)))
-    raw = rollout_prototype.attention_rollout(vit, images, raw=True)
+    raw = rollout.attention_rollout(vit, images, raw=True)
     torch.testing.assert_close(raw, r[:, 0, 1:].view(-1, *vit.token_grid))
-    one = rollout_prototype.attention_rollout(vit, images[3:4])  # batch-independent
+    one = rollout.attention_rollout(vit, images[3:4])  # batch-independent
     torch.testing.assert_close(one[0], maps[3], rtol=0, atol=1e-4)
     # residual = 1 ignores attention: R = I, the class token draws on no patch
-    assert rollout_prototype.attention_rollout(vit, images, residual=1.0, raw=True).abs().max() == 0
+    assert rollout.attention_rollout(vit, images, residual=1.0, raw=True).abs().max() == 0
     assert not vit.training and not any(b.self_attn._forward_hooks for b in vit.blocks)
     with pytest.raises(TypeError, match="TransformerEncoderLayer"):
-        rollout_prototype.rollout_matrix(nn.Sequential(nn.Conv2d(3, 2, 3), nn.Flatten()), images)
+        rollout.rollout_matrix(nn.Sequential(nn.Conv2d(3, 2, 3), nn.Flatten()), images)
 
 
 def _our_token_grad_cam(model, x, layer, target):

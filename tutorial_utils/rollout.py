@@ -1,4 +1,9 @@
-"""Attention rollout (Abnar & Zuidema 2020) for the course's vision transformer — prototype.
+"""Attention rollout (Abnar & Zuidema 2020): the transformer-native baseline map.
+
+``attention_rollout(model, x, target=None, layer=None, *, residual=0.5, raw=False)`` follows the
+explainer contract of :mod:`tutorial_utils.explainers` (registered there as
+``"attention rollout"``); it explains no class — rollout reads the attention, not a gradient —
+so ``target`` is accepted and ignored, and ``layer`` must be ``None`` (it uses every block).
 
 ``nn.TransformerEncoderLayer`` calls its ``self_attn`` with ``need_weights=False`` (and, in
 eval mode without hooks or gradients, does not call it at all: it runs PyTorch's fused encoder
@@ -36,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tutorial_utils._checks import check_inputs, check_number
-from tutorial_utils.cam import normalize_cams
+from tutorial_utils.forward import normalize_maps
 from tutorial_utils.utils import preserved_state
 
 __all__ = ["encoder_blocks", "attention_probabilities", "rollout_matrix", "attention_rollout"]
@@ -108,15 +113,23 @@ def rollout_matrix(model: nn.Module, x: torch.Tensor, residual: float = 0.5) -> 
     return r
 
 
-def attention_rollout(model: nn.Module, x: torch.Tensor, *, residual: float = 0.5,
-                      raw: bool = False) -> torch.Tensor:
+def attention_rollout(model: nn.Module, x: torch.Tensor, target=None, layer: None = None, *,
+                      residual: float = 0.5, raw: bool = False) -> torch.Tensor:
     """Attention-rollout maps (B, H, W) in [0, 1]: how much the class token draws on each patch.
+
+    The explainer contract ``fn(model, x, target, layer, **options)``: rollout is
+    class-agnostic, so ``target`` is not used (the same map explains every class — a known
+    limitation of the method, Chefer et al. 2021), and ``layer`` must be ``None`` (every block
+    enters the product).
 
     ``model`` must expose ``token_grid`` (h, w) with its tokens ordered [class; h·w patches
     row-major] (:class:`~tutorial_utils.architectures.SignViT`). ``raw=True`` returns the
     class-token row of :func:`rollout_matrix` on the grid, (B, h, w), un-normalised (its
     entries plus the class token's own weight sum to 1).
     """
+    if layer is not None:
+        raise ValueError("layer must be None for attention rollout (it multiplies the "
+                         "attention of every block)")
     grid = getattr(model, "token_grid", None)
     if not (isinstance(grid, tuple) and len(grid) == 2):
         raise TypeError("model must expose token_grid = (h, w), the patch-token grid "
@@ -129,4 +142,4 @@ def attention_rollout(model: nn.Module, x: torch.Tensor, *, residual: float = 0.
     if raw:
         return maps
     up = F.interpolate(maps[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)
-    return normalize_cams(up)[:, 0]
+    return normalize_maps(up)[:, 0]
