@@ -9,21 +9,26 @@ import pytest
 import torch
 from torch import nn
 
-from tutorial_utils import cam, layers, models, rollout, uncertainty
+from tutorial_utils import (
+    cam,
+    detection,
+    evaluation,
+    gradients,
+    explainers,
+    layers,
+    models,
+    rollout,
+    trust,
+    uncertainty,
+    zoo,
+)
 from tutorial_utils.architectures import SignViT
 
-RECIPE = dict(patch_size=8, dim=96, depth=4, heads=4, mlp_ratio=2.0)
 
 
 @pytest.fixture(scope="module")
-def vit(signs):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = SignViT(3, 14, **RECIPE, mean=signs.mean, std=signs.std)
-    path = models.data_dir() / "signs-vit.pt"
-    if path.exists():
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return model.eval()
+def vit():
+    return models.load("signs-vit", train_if_missing=False)
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +145,9 @@ def test_grad_cam_matches_pytorch_grad_cam(vit, images):
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     pred = models.predict_logits(vit, images).argmax(1)
-    ours = _our_token_grad_cam(vit, images, vit.target_layer, pred)
+    ours = cam.grad_cam(vit, images, pred)  # reshape defaults to vit.tokens_to_map
+    explicit = cam.grad_cam(vit, images, pred, vit.target_layer, reshape=vit.tokens_to_map)
+    by_hand = _our_token_grad_cam(vit, images, vit.target_layer, pred)
     peer_model = copy.deepcopy(vit)  # pytorch-grad-cam writes .grad and sets eval mode
     with gc.GradCAM(model=peer_model, target_layers=[peer_model.target_layer],
                     reshape_transform=peer_model.tokens_to_map) as explainer:
@@ -149,6 +156,74 @@ def test_grad_cam_matches_pytorch_grad_cam(vit, images):
     assert ours.shape == (len(images), 48, 48)
     assert ours.amax(dim=(1, 2)).min() == 1  # not empty
     torch.testing.assert_close(ours, torch.from_numpy(peer), rtol=0, atol=1e-5)
+    torch.testing.assert_close(explicit, ours, rtol=0, atol=0)
+    torch.testing.assert_close(by_hand, ours, rtol=0, atol=0)
+    assert not vit.training and all(p.grad is None for p in vit.parameters())
+
+
+def test_reshape_option(vit, images):
+    assert cam.resolve_reshape(vit, None) == vit.tokens_to_map
+    assert cam.resolve_reshape(nn.Conv2d(3, 2, 3), None) is None
+    with pytest.raises(TypeError, match="reshape must be a callable"):
+        cam.grad_cam(vit, images[:2], reshape="tokens")
+    with pytest.raises(ValueError, match=r"reshape must return a \(B, C, h, w\)"):
+        cam.grad_cam(vit, images[:2], reshape=lambda t: t[:, 0])
+    # the batched all-contrast path and the one-image view reshape the same way
+    every_q = cam.contrast_cam_all(vit, images[:3])
+    for q in (0, 5):
+        torch.testing.assert_close(every_q[:, q], cam.contrast_cam(vit, images[:3], contrast=q),
+                                   rtol=0, atol=1e-5)
+    view = cam.layer_view(vit, images[:1])
+    assert view.activations.shape == (96, *vit.token_grid)
+    torch.testing.assert_close(view.cam(view.weights("gradcam")),
+                               cam.grad_cam(vit, images[:1])[0], rtol=0, atol=1e-5)
+
+
+FAST = {"SmoothGrad": dict(n_samples=3), "occlusion": dict(window=8, stride=4),
+        "RISE": dict(n_masks=8, cells=4), "SHAPE": dict(n_masks=8, cells=4)}
+
+
+@pytest.mark.parametrize("name", list(explainers.EXPLAINERS))
+def test_every_registry_method_runs_on_the_vit(vit, images, name):
+    assert explainers.applies_to(name, vit)
+    x = images[:4]
+    maps = explainers.explain(name, vit, x, **FAST.get(name, {}))
+    assert maps.shape == (4, 48, 48) and maps.min() >= 0 and maps.max() <= 1
+    if name not in explainers.CONTROLS:
+        assert (maps.amax(dim=(1, 2)) > 0).all(), "an empty map explains nothing"
+    # one image alone gets the map it gets in the batch
+    one = explainers.explain(name, vit, x[2:3], **FAST.get(name, {}))
+    if name != "random map":
+        torch.testing.assert_close(one[0], maps[2], rtol=0, atol=1e-4)
+    assert not vit.training
+
+
+def test_guided_backprop_guides_the_gelu(vit, images):
+    x = images[:3]
+    guided = explainers.explain("guided backprop", vit, x)
+    plain = explainers.explain("vanilla gradient", vit, x)
+    assert not torch.allclose(guided, plain, atol=1e-3)  # the guidance changes the map
+    assert not any(b.activation._forward_hooks for b in vit.blocks)
+
+
+def test_insertion_deletion_and_sanity_check_on_the_vit(vit, images):
+    x = images[:4]
+    maps = cam.grad_cam(vit, x)
+    curve = evaluation.deletion_curve(vit, x, maps, steps=8)
+    assert curve.probs.shape == (4, 9)
+    torch.testing.assert_close(curve.probs[:, 0], models.predict_proba(vit, x).amax(1))
+    ins = evaluation.insertion_curve(vit, x, maps, steps=8)
+    assert ins.probs.shape == (4, 9)
+    names = evaluation.randomization_layers(vit)
+    assert names[0] == "fc" and names[-1] == "patch_embed"
+    assert "blocks.3.self_attn" in names and "blocks.0.norm1" in names
+    randomised = dict(evaluation.randomized_models(vit, names[:7], seed=0))
+    new = randomised["blocks.3.self_attn"].blocks[3].self_attn.in_proj_weight
+    assert not torch.equal(new, vit.blocks[3].self_attn.in_proj_weight)
+    assert new.abs().max() <= 1 / 96 ** 0.5  # U(±1/√fan_in), fan_in = dim
+    check = evaluation.sanity_check(vit, x, "Grad-CAM", layers=names[:4], seed=0)
+    assert check.correlation.shape == (5, 4)
+    torch.testing.assert_close(check.correlation[0].float(), torch.ones(4), rtol=0, atol=1e-5)
 
 
 def test_last_block_output_has_no_patch_gradient(vit, images):
@@ -166,3 +241,78 @@ def test_scores_use_class_token_features(vit, images, signs):
     maha = uncertainty.Mahalanobis(vit).fit(signs.x_train[::10], signs.y_train[::10])
     s = maha.score(images)
     assert s.shape == (len(images),) and (s <= 0).all()
+
+
+def test_zoo_member_is_verified(vit, monkeypatch):
+    entry = zoo.read_manifest()["signs-vit"]
+    assert entry["recipe"]["architecture"] == "vit" and entry["recipe"]["weight_decay"] == 0.05
+    assert entry["test_accuracy"] >= 0.97 and entry["parameters"] == models.num_parameters(vit)
+    assert entry["sha256"] == zoo.sha256(zoo.data_dir() / "signs-vit.pt")
+    assert isinstance(vit, SignViT)
+    stale = {**zoo.read_manifest(), "signs-vit": {**entry, "sha256": "0" * 64}}
+    monkeypatch.setattr(zoo, "read_manifest", lambda: stale)
+    with pytest.raises(zoo.ChecksumError, match="signs-vit"):
+        models.load("signs-vit", train_if_missing=False)
+
+
+def test_logit_scores_equal_pytorch_ood_on_the_vit(vit, images):
+    det = pytest.importorskip("pytorch_ood.detector")
+    x = images
+    ours = {name: detection.SCORES[name](vit).score(x) for name in ("MSP", "Energy", "−entropy")}
+    peer_model = copy.deepcopy(vit)
+    with torch.no_grad():
+        torch.testing.assert_close(ours["MSP"], -det.MaxSoftmax(peer_model).predict(x),
+                                   rtol=0, atol=1e-5)
+        torch.testing.assert_close(ours["Energy"], -det.EnergyBased(peer_model).predict(x),
+                                   rtol=0, atol=1e-4)
+        torch.testing.assert_close(ours["−entropy"], -det.Entropy(peer_model).predict(x),
+                                   rtol=0, atol=1e-5)
+    theirs = det.GradNorm(peer_model, param_filter=lambda n: n == "fc.weight").predict(x)
+    torch.testing.assert_close(uncertainty.gradnorm(vit, x), -theirs, rtol=1e-4, atol=1e-4)
+
+
+def test_every_score_runs_on_the_vit(vit, images, signs):
+    """Every score of detection.SCORES (the ensemble's needs an Ensemble, not a ViT)."""
+    fit_x, fit_y = signs.x_train[::20], signs.y_train[::20]
+    for name, make in detection.SCORES.items():
+        if name == "ensemble (−MI)":
+            continue
+        detector = make(vit)
+        if name == "gradient detector H":
+            detector = uncertainty.ConfoundingDetector(vit, layers=[*vit.blocks, vit.fc])
+            detector.fit(fit_x[:24], x_novel=torch.rand(24, 3, 48, 48))
+        else:
+            detector.fit(fit_x, fit_y)
+        s = detector.score(images[:4])
+        assert s.shape == (4,) and torch.isfinite(s).all(), name
+    assert not vit.training and all(p.grad is None for p in vit.parameters())
+
+
+def test_confounding_norms_recurse_into_blocks(vit, images):
+    x = images[:3]
+    full = gradients.confounding_gradient_norms(vit, x)
+    assert "blocks.0.self_attn" in full.names and "blocks.0.self_attn.out_proj" in full.names
+    by_block = gradients.confounding_gradient_norms(vit, x, layers=[*vit.blocks,
+                                                                                 vit.fc])
+    assert by_block.names == ["blocks.0", "blocks.1", "blocks.2", "blocks.3", "fc"]
+    for i in range(4):
+        cols = [j for j, n in enumerate(full.names) if n.startswith(f"blocks.{i}.")]
+        torch.testing.assert_close(by_block.norms[:, i], full.norms[:, cols].sum(1),
+                                   rtol=1e-4, atol=1e-4)
+    # the head alone: the closed form equals the per-sample engine
+    head = uncertainty.confounding_score(vit, x, layers=[vit.fc], sign=1)
+    torch.testing.assert_close(head, by_block.norms[:, 4], rtol=1e-4, atol=1e-4)
+    # an attention's out_proj is not called as a module: the engine must not hook it
+    out_proj = gradients.confounding_gradient_norms(
+        vit, x, layers=[vit.blocks[0].self_attn.out_proj])
+    assert torch.isfinite(out_proj.norms).all() and (out_proj.norms > 0).all()
+
+
+def test_gradtrust_and_voice_on_the_vit(vit, images):
+    x = images[:4]
+    g = trust.gradtrust(vit, x)
+    torch.testing.assert_close(g, trust.gradtrust_from_logits(models.predict_logits(vit, x)),
+                               rtol=1e-4, atol=1e-4)
+    v = trust.voice(vit, x)
+    assert v.explanation.shape == v.uncertainty.shape == (4, 48, 48)
+    assert v.iou.shape == v.snr.shape == (4,)
