@@ -321,7 +321,7 @@ def _rebuild_one(name: str, progress: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """The rebuild command, ``python -m tutorial_utils.models [NAME ...]``: retrain the named
-    members (default: all; ``gradcon`` = the ten detectors, ``classifiers`` = the four
+    members (default: all; ``gradcon`` = the ten detectors, ``classifiers`` = the five
     classifiers) and record them in ``data/manifest.json``."""
     parser = argparse.ArgumentParser(
         prog="python -m tutorial_utils.models",
