@@ -8,7 +8,7 @@ import pytest
 import torch
 from _helpers import random_images
 
-from tutorial_utils import cam, evaluation, explainers, forward, saliency
+from tutorial_utils import cam, evaluation, explainers, forward, rollout, saliency
 
 FAST = {  # small option sets, the same for the registry call and the direct call
     "SmoothGrad": dict(n_samples=3),
@@ -30,6 +30,7 @@ DIRECT = {  # how a learner calls each method by hand, keywords spelt out
     "SHAPE": lambda m, x, t, **o: saliency.shape(m, x, target=t, **o),
     "contrast input gradient": lambda m, x, t, **o: saliency.contrast_input_gradient(
         m, x, target=t, **o),
+    "attention rollout": lambda m, x, t, **o: rollout.attention_rollout(m, x, target=t, **o),
     "random map": lambda m, x, t, **o: explainers.random_map(m, x, target=t, **o),
     "image itself": lambda m, x, t, **o: explainers.image_itself(m, x, target=t, **o),
 }
@@ -55,6 +56,11 @@ def test_a_positional_registry_call_equals_the_direct_call(name, small):
     x = random_images(4, 24)
     fn, options = explainers.EXPLAINERS[name], FAST.get(name, {})
     target = torch.tensor([0, 5, 13, 7])
+    if name in explainers.TRANSFORMER_ONLY:  # on the ViT: tests/test_vit.py
+        assert not explainers.applies_to(name, small)
+        with pytest.raises(TypeError, match="token_grid"):
+            fn(small, x, target, None, **options)
+        return
     maps = fn(small, x, target, None, **options)
     assert maps.shape == (4, 24, 24) and maps.min() >= 0 and maps.max() <= 1
     torch.testing.assert_close(maps, DIRECT[name](small, x, target, **options), rtol=0, atol=0)

@@ -11,7 +11,7 @@ module             what you find there                                          
 ``data``           digits, signs, OOD sources, counterfactual scenes; ``apply_challenge``  all
 ``signs``          the traffic-sign renderer (templates, scenes, sign masks)             all
 ``challenges``     CURE-TSR's 12 challenge types at levels 0–5                         all
-``architectures``  the small CNN, the deep ensemble, the convolutional autoencoder     all
+``architectures``  the small CNN, the small ViT, the deep ensemble, the autoencoder    all
 ``forward``        the forward pass, once: logits, hooks, the final layer and its      all
                    features, targets (classes or callables), baselines, map scaling
 ``gradients``      input gradients, ``p − e_q``, contrast gradients, the per-sample     1–5
@@ -27,6 +27,7 @@ module             what you find there                                          
 ``cam``            Grad-CAM, Grad-CAM++, CounterfactualCAM, ContrastCAM                2–5
 ``saliency``       input gradients, guided backprop, SmoothGrad, occlusion, RISE,      2, 4
                    SHAPE, the contrast input gradient
+``rollout``        attention rollout (the transformer-native map)                      5
 ``explainers``     every explanation method by name: ``fn(model, x, target, layer)``   2, 4, 5
 ``contrast``       "why P, rather than Q?": galleries, counterfactual ground truth     2
 ``introspection``  introspective learning (contrast-gradient features, two heads)      2
@@ -44,6 +45,7 @@ module             what you find there                                          
 ``privacy``        membership inference (loss and confidence attacks, the table)       4
 ``adaptation``     test-time augmentation, BatchNorm adaptation, TENT                  5
 ``dashboard``      one image, every method                                             5
+``comparison``     does the architecture matter? CNN vs ViT on the same images         5
 ``metrics``        AUROC, AUPR, FPR@95, ECE, AUAC/AUFC, Spearman's ρ, mean ± SE        all
 ``claims``         ``claim(statement, holds, **numbers)``: result sentences checked    all
 ``exercises``      checkers that tell a learner what is wrong with an attempt          all

@@ -1,18 +1,26 @@
-"""The course's architectures: a small VGG-style CNN and a deep ensemble of them.
+"""The course's architectures: a small VGG-style CNN, a small vision transformer, a deep
+ensemble, and GradCon's autoencoder.
 
 Every zoo classifier has the same anatomy::
 
-    normalize -> features -> last_conv (the CAM target layer, map >= 6x6)
+    SmallCNN: normalize -> features -> last_conv (the CAM target layer, map >= 6x6)
               -> global average pool -> dropout -> fc (the single final nn.Linear, W of (K, D))
+    SignViT:  normalize -> patch_embed -> [class token; patch tokens] + pos_embed
+              -> blocks (pre-norm nn.TransformerEncoderLayer) -> norm (class token only)
+              -> dropout -> fc
 
-``model.penultimate(x)`` returns the pooled features ``h`` of shape ``(B, D)`` so that
-``model.fc(h) == model(x)`` in eval mode. Inputs are images with pixels in ``[0, 1]``; the
-model normalises them in its first layer.
+``model.penultimate(x)`` returns the features ``h`` of shape ``(B, D)`` (the CNN's pooled
+map, the ViT's normalised class token) so that ``model.fc(h) == model(x)`` in eval mode.
+Inputs are images with pixels in ``[0, 1]``; the model normalises them in its first layer.
 
 References
 ----------
 - K. Simonyan, A. Zisserman, "Very deep convolutional networks for large-scale image
   recognition", ICLR 2015 (VGG-style stacks of 3x3 convolutions).
+- A. Dosovitskiy et al., "An image is worth 16x16 words: transformers for image recognition
+  at scale", ICLR 2021 (ViT: patch embedding, class token, learned position embeddings).
+- R. Xiong et al., "On layer normalization in the transformer architecture", ICML 2020
+  (pre-norm blocks).
 - B. Lakshminarayanan, A. Pritzel, C. Blundell, "Simple and scalable predictive uncertainty
   estimation using deep ensembles", NeurIPS 2017.
 """
@@ -30,6 +38,7 @@ __all__ = [
     "conv_bn_relu",
     "Normalize",
     "SmallCNN",
+    "SignViT",
     "Ensemble",
     "ConvAutoencoder",
 ]
@@ -120,6 +129,139 @@ class SmallCNN(nn.Module):
     def penultimate(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features ``h`` of shape ``(B, D)``, before dropout and ``fc``."""
         return self.pool(self.last_conv(self.features(self.normalize(x)))).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(self.penultimate(x)))
+
+
+class SignViT(nn.Module):
+    """A small vision transformer (ViT, Dosovitskiy et al. 2021) built from torch's own blocks.
+
+    Args:
+        in_channels: 3 for signs.
+        num_classes: K, the number of outputs of ``fc``.
+        image_size: side of the square input images (48 for signs).
+        patch_size: side of the non-overlapping patches; must divide ``image_size``. The
+            token grid is ``token_grid = (image_size // patch_size,) * 2``.
+        dim: token width D (the width of ``h``).
+        depth: number of encoder blocks.
+        heads: attention heads per block (must divide ``dim``).
+        mlp_ratio: width of each block's MLP relative to ``dim``.
+        dropout: dropout probability before ``fc`` (the model's only dropout module, so MC
+            dropout samples the head exactly as for :class:`SmallCNN`).
+        mean, std: per-channel statistics of the training images (``Normalize`` layer).
+
+    Layers: ``normalize``; ``patch_embed`` (``Conv2d`` with kernel = stride = patch);
+    ``cls_token`` (1, 1, D) and ``pos_embed`` (1, 1 + h·w, D), learned; ``blocks``, an
+    ``nn.Sequential`` of ``nn.TransformerEncoderLayer(norm_first=True, batch_first=True,
+    activation=nn.GELU())`` (a module, so guided backprop can guide it) whose outputs are token tensors (B, 1 + h·w, D) with the class
+    token first and the patch tokens in row-major order; ``norm`` (``LayerNorm``, applied to
+    the class token); ``dropout``; ``fc``.
+
+    Explaining the token grid: :meth:`tokens_to_map` turns a token tensor (B, 1 + h·w, C)
+    into a map (B, C, h, w), dropping the class token. The default CAM layer
+    (:attr:`target_layer`) is ``blocks[-1].norm1``, the normalised input of the last
+    attention: the logits read only the class token after the per-token final LayerNorm, so
+    the patch tokens of the *last block's output* have zero gradient (a Grad-CAM there is
+    empty); those of ``blocks[-1].norm1`` reach the class token through the last attention.
+
+    Eval-mode forwards without hooks or gradients use PyTorch's fused encoder kernel (the
+    "fast path"); a hook on a block or a forward that tracks gradients uses the ordinary
+    modules. Both agree to float rounding (~1e-6).
+
+    Input ``(B, in_channels, image_size, image_size)`` images with pixels in ``[0, 1]``;
+    output logits ``(B, K)``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        image_size: int = 48,
+        patch_size: int = 8,
+        dim: int = 96,
+        depth: int = 4,
+        heads: int = 4,
+        mlp_ratio: float = 2.0,
+        dropout: float = 0.3,
+        mean: tuple[float, ...] | None = None,
+        std: tuple[float, ...] | None = None,
+    ) -> None:
+        super().__init__()
+        in_channels = check_int(in_channels, "in_channels", low=1)
+        num_classes = check_int(num_classes, "num_classes", low=1)
+        image_size = check_int(image_size, "image_size", low=1)
+        patch_size = check_int(patch_size, "patch_size", low=1)
+        dim = check_int(dim, "dim", low=1)
+        depth = check_int(depth, "depth", low=1)
+        heads = check_int(heads, "heads", low=1)
+        mlp_ratio = check_number(mlp_ratio, "mlp_ratio", low=0.0, low_open=True)
+        dropout = check_number(dropout, "dropout", low=0.0, high=1.0, high_open=True)
+        if image_size % patch_size:
+            raise ValueError(f"patch_size must divide image_size, got {patch_size} and "
+                             f"{image_size}")
+        if dim % heads:
+            raise ValueError(f"heads must divide dim, got {heads} heads for dim {dim}")
+        for name, stats in (("mean", mean), ("std", std)):
+            if stats is not None and len(stats) != in_channels:
+                raise ValueError(f"{name} must give one value per input channel "
+                                 f"({in_channels}), got {len(stats)}")
+        grid = image_size // patch_size
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        self.image_size = image_size
+        self.patch_size = patch_size
+        self.token_grid: tuple[int, int] = (grid, grid)
+        """(h, w): the patch tokens form an h x w grid (row-major after the class token)."""
+        self.normalize = Normalize(mean or (0.5,) * in_channels, std or (0.25,) * in_channels)
+        self.patch_embed = nn.Conv2d(in_channels, dim, kernel_size=patch_size, stride=patch_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + grid * grid, dim))
+        nn.init.trunc_normal_(self.cls_token, std=0.02)
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        blocks = []
+        for _ in range(depth):
+            block = nn.TransformerEncoderLayer(
+                dim, heads, dim_feedforward=max(1, round(dim * mlp_ratio)), dropout=0.0,
+                activation=nn.GELU(), batch_first=True, norm_first=True)  # a module: hookable
+            # p = 0 dropout modules would be found by MC dropout; the head's is the only one
+            block.dropout = block.dropout1 = block.dropout2 = nn.Identity()
+            blocks.append(block)
+        self.blocks = nn.Sequential(*blocks)
+        self.norm = nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(dim, num_classes)
+
+    @property
+    def target_layer(self) -> nn.Module:
+        """The default layer for CAM methods: ``blocks[-1].norm1`` (tokens (B, 1 + h·w, D))."""
+        return self.blocks[-1].norm1
+
+    def tokens_to_map(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Token tensor (B, 1 + h·w, C) -> map (B, C, h, w), dropping the class token.
+
+        The reshape transform a CAM method needs on a block's output (pytorch-grad-cam's
+        ``reshape_transform``); gradients flow through it.
+        """
+        h, w = self.token_grid
+        if not isinstance(tokens, torch.Tensor) or tokens.dim() != 3 or \
+                tokens.shape[1] != 1 + h * w:
+            raise ValueError(f"tokens must have shape (B, 1 + {h}*{w}, C) = (B, {1 + h * w}, C), "
+                             f"got {getattr(tokens, 'shape', type(tokens).__name__)}")
+        return tokens[:, 1:].unflatten(1, (h, w)).permute(0, 3, 1, 2)
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """The last block's output tokens (B, 1 + h·w, D), class token first (before ``norm``)."""
+        if x.dim() != 4 or x.shape[-2:] != (self.image_size, self.image_size):
+            raise ValueError(f"x must have shape (B, {self.in_channels}, {self.image_size}, "
+                             f"{self.image_size}), got {tuple(x.shape)}")
+        patches = self.patch_embed(self.normalize(x)).flatten(2).transpose(1, 2)  # (B, hw, D)
+        cls = self.cls_token.expand(patches.shape[0], -1, -1)
+        return self.blocks(torch.cat([cls, patches], dim=1) + self.pos_embed)
+
+    def penultimate(self, x: torch.Tensor) -> torch.Tensor:
+        """Features ``h`` (B, D): the normalised class token, before dropout and ``fc``."""
+        return self.norm(self.tokens(x)[:, 0])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.dropout(self.penultimate(x)))

@@ -34,6 +34,14 @@ For one image, :func:`layer_view` keeps the activations and the gradients of *ev
 is a cheap linear combination (:class:`LayerView`); :func:`gradcam_steps` returns every
 intermediate of the Grad-CAM recipe for the figure that shows it.
 
+**Transformers: CAMs on the token grid.** A transformer block outputs tokens (B, N, C), not
+a map. Every function here takes ``reshape=``, a callable turning the target layer's output —
+and, identically, its gradient — into (B, C, h, w) (pytorch-grad-cam's ``reshape_transform``).
+``reshape=None`` (the default) uses the model's own ``tokens_to_map`` when the model has a
+``token_grid`` (the zoo's :class:`~tutorial_utils.architectures.SignViT`: drop the class token,
+lay the h·w patch tokens out row-major) and no reshape otherwise (a CNN layer already is a map);
+:func:`resolve_reshape` says which one a call uses.
+
 ``raw=True`` returns the layer-resolution map after the ReLU; otherwise it is upsampled
 bilinearly (``align_corners=False``) to the input size and min-max normalised per image (a
 constant map becomes zeros). Maps are on the input's device; the model's mode,
@@ -77,6 +85,7 @@ __all__ = [
     "contrast_cam_all",
     "contrast_target",
     "cam_from_weights",
+    "resolve_reshape",
     "gradcam_weights",
     "gradcam_pp_weights",
     "LayerView",
@@ -85,6 +94,36 @@ __all__ = [
 ]
 
 WeightFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Reshape = Callable[[torch.Tensor], torch.Tensor]
+
+
+def resolve_reshape(model: nn.Module, reshape: Reshape | None) -> Reshape | None:
+    """The reshape transform a CAM call uses: ``reshape`` if given (checked callable),
+    else ``model.tokens_to_map`` for a model with a ``token_grid`` (zoo transformers), else
+    ``None`` (the layer output is used as it is)."""
+    if reshape is not None:
+        if not callable(reshape):
+            raise TypeError(f"reshape must be a callable (B, N, C) -> (B, C, h, w) or None, got "
+                            f"{type(reshape).__name__}")
+        return reshape
+    if getattr(model, "token_grid", None) is not None and callable(
+            getattr(model, "tokens_to_map", None)):
+        return model.tokens_to_map
+    return None
+
+
+def _apply_reshape(fn: Reshape | None, t: torch.Tensor, lead: int = 1) -> torch.Tensor:
+    """``fn`` on a layer tensor whose first ``lead`` dims are batch-like (1: (B, ...);
+    2: (B, K, ...) of per-logit gradients), checked to give (…, C, h, w)."""
+    if fn is None:
+        return t
+    flat = t.flatten(0, lead - 1) if lead > 1 else t
+    out = fn(flat)
+    if not isinstance(out, torch.Tensor) or out.dim() != 4 or out.shape[0] != flat.shape[0]:
+        raise ValueError(f"reshape must return a (B, C, h, w) tensor, got "
+                         f"{getattr(out, 'shape', type(out).__name__)} from input "
+                         f"{tuple(flat.shape)}")
+    return out.unflatten(0, t.shape[:lead]) if lead > 1 else out
 
 
 # --------------------------------------------------------------------------------------
@@ -125,7 +164,7 @@ def _check_spatial(acts: torch.Tensor) -> None:
     """A CAM needs a layer with a spatial map: (B, C, h, w) with h·w > 1."""
     if acts.dim() != 4:
         raise ValueError(f"layer output must be (B, C, h, w) for a CAM, got {tuple(acts.shape)}; "
-                         "pass layer=<a convolutional block>")
+                         "pass layer=<a convolutional block> or reshape=<tokens -> map>")
     if acts.shape[-2] * acts.shape[-1] == 1:
         raise ValueError(f"layer has a 1x1 output {tuple(acts.shape)}: its map is one number, "
                          "which the upsampling and normalisation would stretch into a constant "
@@ -133,10 +172,13 @@ def _check_spatial(acts: torch.Tensor) -> None:
 
 
 def _cam(model: nn.Module, x: torch.Tensor, layer: nn.Module | None, target,
-         weigh: WeightFn, raw: bool, caller: str) -> torch.Tensor:
+         weigh: WeightFn, raw: bool, caller: str, reshape: Reshape | None = None
+         ) -> torch.Tensor:
     """Shared engine: one forward, one backward, weights ``weigh(A, dA)`` (B, C), the map."""
     require_autograd(caller)
+    fn = resolve_reshape(model, reshape)
     acts, grads = layer_activations_and_gradients(model, x, layer, target)
+    acts, grads = _apply_reshape(fn, acts), _apply_reshape(fn, grads)
     _check_spatial(acts)
     return cam_from_weights(acts, weigh(acts, grads), x.shape[-2:], raw)
 
@@ -182,7 +224,7 @@ def _negated(weigh: WeightFn) -> WeightFn:
 
 
 def grad_cam(model: nn.Module, x: torch.Tensor, target=None, layer: nn.Module | None = None,
-             *, raw: bool = False) -> torch.Tensor:
+             *, raw: bool = False, reshape: Reshape | None = None) -> torch.Tensor:
     """Grad-CAM (Selvaraju et al. 2017) of the logit ``z_target``.
 
     Args:
@@ -192,34 +234,38 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target=None, layer: nn.Module | 
             logits ``fn(z) -> (B,)`` (e.g. :func:`~tutorial_utils.forward.contrast_target`).
         layer: target layer (default: the last conv block).
         raw: return ``ReLU(Σ_c α_c A_c)`` at layer resolution (B, h, w), in logit units.
+        reshape: callable turning the layer's output (e.g. tokens (B, N, C)) into
+            (B, C, h, w), applied to activations and gradients alike; default
+            :func:`resolve_reshape` (a zoo transformer's ``tokens_to_map``, else none).
 
     Returns:
         (B, H, W) maps in [0, 1] (or the raw maps).
     """
-    return _cam(model, x, layer, target, gradcam_weights, raw, "grad_cam")
+    return _cam(model, x, layer, target, gradcam_weights, raw, "grad_cam", reshape)
 
 
 def counterfactual_cam(model: nn.Module, x: torch.Tensor, target=None,
-                       layer: nn.Module | None = None, *, raw: bool = False) -> torch.Tensor:
+                       layer: nn.Module | None = None, *, raw: bool = False,
+                       reshape: Reshape | None = None) -> torch.Tensor:
     """CounterfactualCAM (Selvaraju et al. 2017): Grad-CAM with weights ``−α_c``.
 
     Highlights regions whose removal would *increase* ``z_target`` ("what if this region
     were absent?"). Same arguments and shapes as :func:`grad_cam`.
     """
-    return _cam(model, x, layer, target, _negated(gradcam_weights), raw, "counterfactual_cam")
+    return _cam(model, x, layer, target, _negated(gradcam_weights), raw, "counterfactual_cam", reshape)
 
 
 def grad_cam_pp(model: nn.Module, x: torch.Tensor, target=None, layer: nn.Module | None = None,
-                *, raw: bool = False) -> torch.Tensor:
+                *, raw: bool = False, reshape: Reshape | None = None) -> torch.Tensor:
     """Grad-CAM++ (Chattopadhay et al. 2018) with the closed-form weights of
     :func:`gradcam_pp_weights`, computed from first-order gradients of ``z_target``.
     Same arguments and shapes as :func:`grad_cam`."""
-    return _cam(model, x, layer, target, gradcam_pp_weights, raw, "grad_cam_pp")
+    return _cam(model, x, layer, target, gradcam_pp_weights, raw, "grad_cam_pp", reshape)
 
 
 def contrast_cam(model: nn.Module, x: torch.Tensor, target=None,
-                 layer: nn.Module | None = None, *, contrast=None, raw: bool = False
-                 ) -> torch.Tensor:
+                 layer: nn.Module | None = None, *, contrast=None, raw: bool = False,
+                 reshape: Reshape | None = None) -> torch.Tensor:
     """ContrastCAM (Prabhushankar et al. 2020): "why P, rather than Q?".
 
     Grad-CAM of the score ``CE(z, Q)`` instead of a logit, with no sign flip
@@ -230,7 +276,7 @@ def contrast_cam(model: nn.Module, x: torch.Tensor, target=None,
     Args:
         target: P, the class whose decision is explained — int, one class per image, or
             ``None`` (the prediction). It picks the default Q; the map itself depends on Q.
-        layer, raw: as in :func:`grad_cam` (raw maps in units of loss).
+        layer, raw, reshape: as in :func:`grad_cam` (raw maps in units of loss).
         contrast: Q — int, one class per image, or ``None``: the most probable class other
             than P (the runner-up). ``contrast=P`` asks "why not P with 100% confidence?".
 
@@ -238,11 +284,12 @@ def contrast_cam(model: nn.Module, x: torch.Tensor, target=None,
         (B, H, W) maps in [0, 1] (or the raw maps).
     """
     return _cam(model, x, layer, ContrastTarget(contrast, target), gradcam_weights, raw,
-                "contrast_cam")
+                "contrast_cam", reshape)
 
 
 def contrast_cam_all(model: nn.Module, x: torch.Tensor, target=None,
-                     layer: nn.Module | None = None, *, raw: bool = False) -> torch.Tensor:
+                     layer: nn.Module | None = None, *, raw: bool = False,
+                     reshape: Reshape | None = None) -> torch.Tensor:
     """ContrastCAMs for every contrast class Q = 0..K-1 at once: (B, K, H, W) (or raw).
 
     One forward and one batched backward (:func:`~tutorial_utils.layers.layer_logit_gradients`)
@@ -250,7 +297,9 @@ def contrast_cam_all(model: nn.Module, x: torch.Tensor, target=None,
     ``[:, q]`` equals ``contrast_cam(model, x, target, contrast=q)``. ``target`` (P, default
     the prediction) is checked like everywhere else; every map is "why P, rather than q?".
     """
+    fn = resolve_reshape(model, reshape)
     acts, grads, z = layer_logit_gradients(model, x, layer)
+    acts, grads = _apply_reshape(fn, acts), _apply_reshape(fn, grads, lead=2)
     resolve_classes(target, z, "target")
     _check_spatial(acts)
     jac = grads.mean(dim=(3, 4))  # (B, K, C)
@@ -337,19 +386,22 @@ class LayerView:
         return self.cam(self._contrast_directions() @ self.jacobian)
 
 
-def layer_view(model: nn.Module, x: torch.Tensor, *, layer: nn.Module | None = None
-               ) -> LayerView:
+def layer_view(model: nn.Module, x: torch.Tensor, *, layer: nn.Module | None = None,
+               reshape: Reshape | None = None) -> LayerView:
     """One forward pass of a single image ``x`` (1, C, H, W) and one batched backward of all
     K logits to the target layer (default:
     :func:`~tutorial_utils.layers.default_target_layer`), via
     :func:`~tutorial_utils.layers.layer_logit_gradients`.
 
-    Keeps the model's mode and ``requires_grad`` flags, and leaves no hook behind.
+    Keeps the model's mode and ``requires_grad`` flags, and leaves no hook behind. ``reshape``
+    as in :func:`grad_cam` (a transformer's tokens on their grid).
     """
     check_images(x)
     if x.shape[0] != 1:
         raise ValueError(f"x must hold exactly one image (1, C, H, W), got batch {x.shape[0]}")
+    fn = resolve_reshape(model, reshape)
     acts, grads, z = layer_logit_gradients(model, x, layer)
+    acts, grads = _apply_reshape(fn, acts), _apply_reshape(fn, grads, lead=2)
     _check_spatial(acts)
     z = z[0].cpu()
     return LayerView(image=x.detach()[0].cpu(), activations=acts[0].cpu(),

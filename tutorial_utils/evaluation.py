@@ -382,7 +382,7 @@ def structure_wise_curve(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, 
 # --------------------------------------------------------------------------------------
 
 
-_OWNERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+_OWNERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.LayerNorm, nn.MultiheadAttention)
 
 
 def randomization_layers(model: nn.Module) -> list[str]:
@@ -390,13 +390,20 @@ def randomization_layers(model: nn.Module) -> list[str]:
 
     A layer is a convolution or linear module together with the parameterised modules that
     follow it before the next one (e.g. its BatchNorm); it is named by the common prefix of
-    their names (``'last_conv.1'`` for ``last_conv.1.0`` + ``last_conv.1.1``).
+    their names (``'last_conv.1'`` for ``last_conv.1.0`` + ``last_conv.1.1``). In a
+    transformer every attention (``nn.MultiheadAttention`` with its ``out_proj``), MLP linear
+    and ``LayerNorm`` is a layer of its own (the class token and position embedding, owned by
+    the model itself, are not randomised).
     """
     groups: list[list[str]] = []
-    for name, module in model.named_modules():
+    modules = list(model.named_modules())
+    inside_attention = {id(m.out_proj) for _, m in modules if isinstance(m, nn.MultiheadAttention)}
+    for name, module in modules:
         is_leaf = next(module.children(), None) is None
         owns_parameters = next(module.parameters(recurse=False), None) is not None
-        if not (is_leaf and owns_parameters):
+        if id(module) in inside_attention:
+            continue  # re-initialised with its attention
+        if not ((is_leaf or isinstance(module, nn.MultiheadAttention)) and owns_parameters):
             continue
         if isinstance(module, _OWNERS) or not groups:
             groups.append([name])
@@ -431,7 +438,7 @@ def _reinitialise(module: nn.Module, gen: torch.Generator) -> None:
                 m.running_mean.zero_()
                 m.running_var.fill_(1.0)
             continue
-        weight = getattr(m, "weight", None)
+        weight = getattr(m, "weight", getattr(m, "in_proj_weight", None))
         fan_in = weight[0].numel() if isinstance(weight, torch.Tensor) and weight.dim() > 1 else 1
         bound = 1 / math.sqrt(fan_in)
         for p in m.parameters(recurse=False):

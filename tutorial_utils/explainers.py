@@ -24,13 +24,24 @@ occlusion                saliency.occlusion                what if it were hidde
 RISE                     saliency.rise                     what suffices?
 SHAPE                    saliency.shape                    what is necessary?
 contrast input gradient  saliency.contrast_input_gradient  why P, rather than Q? (pixels)
+attention rollout        rollout.attention_rollout         where does the class token
+                                                           look? (transformers only)
 random map               explainers.random_map             — (a control: chance)
 image itself             explainers.image_itself           — (a control: no model)
 =======================  ================================  ==============================
 
 Functions are named relative to ``tutorial_utils``. The contrastive methods
 (:data:`CONTRASTIVE`) take the contrast class as ``contrast=Q`` (default: the runner-up to P);
-the controls (:data:`CONTROLS`) ignore the model, as a control must. :func:`explain` runs one
+the controls (:data:`CONTROLS`) ignore the model, as a control must; attention rollout
+(:data:`TRANSFORMER_ONLY`) needs a model with ``nn.TransformerEncoderLayer`` blocks and a
+``token_grid`` (the zoo's ``signs-vit``) and ignores ``target`` (it explains no class).
+
+**Transformers.** The CAM entries take the option ``reshape=`` (a callable turning the target
+layer's tokens (B, N, C) into (B, C, h, w), applied to activations and gradients alike;
+:func:`tutorial_utils.cam.resolve_reshape`). It defaults to the model's ``tokens_to_map`` when
+the model has a ``token_grid``, so ``EXPLAINERS["Grad-CAM"](vit, x)`` explains the ViT's
+patch-token grid of ``vit.target_layer`` (``blocks[-1].norm1``) with no option at all. The
+input-space methods need nothing: they explain pixels of any differentiable model. :func:`explain` runs one
 method by name, :func:`bind` fixes its options, :func:`explain_all` runs several on one batch.
 """
 
@@ -41,7 +52,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from tutorial_utils import cam, saliency
+from tutorial_utils import cam, rollout, saliency
 from tutorial_utils._checks import check_images, make_generator
 from tutorial_utils.utils import progress as progress_bar
 
@@ -49,6 +60,8 @@ __all__ = [
     "EXPLAINERS",
     "CONTRASTIVE",
     "CONTROLS",
+    "TRANSFORMER_ONLY",
+    "applies_to",
     "random_map",
     "image_itself",
     "explain",
@@ -89,6 +102,7 @@ EXPLAINERS: dict[str, Explainer] = {
     "RISE": saliency.rise,
     "SHAPE": saliency.shape,
     "contrast input gradient": saliency.contrast_input_gradient,
+    "attention rollout": rollout.attention_rollout,
     "random map": random_map,
     "image itself": image_itself,
 }
@@ -100,6 +114,20 @@ CONTRASTIVE: tuple[str, ...] = ("ContrastCAM", "contrast input gradient")
 
 CONTROLS: tuple[str, ...] = ("random map", "image itself")
 """Maps that know nothing of the model: the floor and a trap for every evaluation."""
+
+TRANSFORMER_ONLY: tuple[str, ...] = ("attention rollout",)
+"""Methods that need attention layers (``nn.TransformerEncoderLayer``) and a ``token_grid``."""
+
+
+def applies_to(name: str, model: nn.Module) -> bool:
+    """Whether method ``name`` can explain ``model``: every method but the
+    :data:`TRANSFORMER_ONLY` ones applies to any classifier; those need a model with
+    ``nn.TransformerEncoderLayer`` blocks and a ``token_grid``."""
+    _get(name)
+    if name not in TRANSFORMER_ONLY:
+        return True
+    return getattr(model, "token_grid", None) is not None and any(
+        isinstance(m, nn.TransformerEncoderLayer) for m in model.modules())
 
 
 def _get(name: object) -> Explainer:
@@ -133,10 +161,10 @@ def explain_all(model: nn.Module, x: torch.Tensor, target=None, names: Sequence[
                 options: Mapping[str, Mapping] | None = None, *, progress: bool = False
                 ) -> dict[str, torch.Tensor]:
     """The maps (B, H, W) of several methods on one batch: ``{name: maps}`` in the order of
-    ``names`` (default: every entry of :data:`EXPLAINERS`). ``options`` gives per-method
+    ``names`` (default: every entry of :data:`EXPLAINERS` that :func:`applies_to` the model). ``options`` gives per-method
     options by name, e.g. ``{"occlusion": {"window": 7, "stride": 3}}``; ``progress`` shows a
     progress bar over the methods."""
-    names = list(EXPLAINERS) if names is None else list(names)
+    names = [n for n in EXPLAINERS if applies_to(n, model)] if names is None else list(names)
     for name in names:
         _get(name)
     options = dict(options or {})

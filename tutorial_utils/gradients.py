@@ -44,6 +44,7 @@ References
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
@@ -356,7 +357,13 @@ class GradientNorms(NamedTuple):
 
 
 def _layer_groups(model: nn.Module, layers: Sequence[nn.Module] | None) -> dict[str, list[str]]:
-    """Module name -> its own (non-recursive) parameter names, for every layer with parameters."""
+    """Module name -> parameter names of each layer group.
+
+    ``layers=None``: every module that owns parameters, with its own (non-recursive) ones.
+    Given ``layers``: each selected module with *all* its parameters, recursively — so a
+    container such as a transformer block (``vit.blocks[0]``, whose parameters live in its
+    attention, MLP and norms) is one group.
+    """
     if layers is not None and (isinstance(layers, nn.Module) or not isinstance(layers, Sequence)
                                or not all(isinstance(m, nn.Module) for m in layers)):
         raise TypeError(f"layers must be a list of nn.Modules (e.g. [model.fc]), got "
@@ -367,7 +374,7 @@ def _layer_groups(model: nn.Module, layers: Sequence[nn.Module] | None) -> dict[
         if wanted is not None and id(module) not in wanted:
             continue
         own = [f"{mod_name}.{n}" if mod_name else n
-               for n, p in module.named_parameters(recurse=False)]
+               for n, p in module.named_parameters(recurse=wanted is not None)]
         if own:
             groups[mod_name] = own
     if not groups:
@@ -422,11 +429,14 @@ def _module_sq_norms(module: nn.Module, inp: torch.Tensor, gout: torch.Tensor) -
 
 
 def _fast_path_ok(model: nn.Module, groups: dict[str, list[str]]) -> bool:
-    """True when every selected layer has a closed-form per-sample norm (see above)."""
+    """True when every selected layer has a closed-form per-sample norm (see above) and is
+    called as a module (an attention's ``out_proj`` is not: ``nn.MultiheadAttention`` reads its
+    weights directly, so no hook would see it)."""
     modules = dict(model.named_modules())
+    unhooked = {id(m.out_proj) for m in modules.values() if isinstance(m, nn.MultiheadAttention)}
     for name in groups:
         m = modules[name]
-        if not isinstance(m, _FAST_LAYERS):
+        if not isinstance(m, _FAST_LAYERS) or id(m) in unhooked:
             return False
         if isinstance(m, nn.Conv2d) and (
                 m.groups != 1 or isinstance(m.padding, str) or m.padding_mode != "zeros"):
@@ -494,8 +504,9 @@ def confounding_gradient_norms(model: nn.Module, x: torch.Tensor, loss: str = "s
     a score before using it (course convention: higher = more in-distribution).
 
     Args:
-        layers: modules whose own parameters form the L groups (default: every module that
-            owns parameters, e.g. each conv, BatchNorm and linear layer).
+        layers: modules whose parameters (recursively: a block is one group) form the L groups
+            (default: every module that owns parameters, e.g. each conv, BatchNorm and linear
+            layer; for a transformer also the attention, its ``out_proj`` and the norms).
 
     Returns:
         :class:`GradientNorms` ``(norms (B, L), names)`` on x's device, units of loss².
@@ -519,8 +530,11 @@ def confounding_gradient_norms(model: nn.Module, x: torch.Tensor, loss: str = "s
             raise ValueError("method='hooks' needs layer outputs that are not modified in place "
                              "(e.g. ReLU(inplace=True) right after a layer); use method='vmap'")
     names = [n for group in groups.values() for n in group]
-    grads = per_sample_gradients(model, x, lambda z, _xb: confounding_loss(z, loss),
-                                 params=names, chunk_size=chunk_size)
+    with warnings.catch_warnings():  # vmap over attention falls back to a loop: slower, exact
+        warnings.filterwarnings("ignore", message="There is a performance drop because we have "
+                                "not yet implemented the batching rule")
+        grads = per_sample_gradients(model, x, lambda z, _xb: confounding_loss(z, loss),
+                                     params=names, chunk_size=chunk_size)
     norms = torch.stack([sum(grads[n].flatten(1).square().sum(1) for n in group)
                          for group in groups.values()], dim=1)
     return GradientNorms(norms.detach(), list(groups))

@@ -23,7 +23,7 @@ rebuild_zoo            retrain and save zoo members (the command below)
 
 The predictions are thin wrappers over :mod:`tutorial_utils.forward`, which runs every forward
 pass of the course. The zoo's members are :data:`tutorial_utils.zoo.MEMBERS`: the classifiers
-``digits``, ``digits05``, ``signs``, ``signs-ensemble`` and the GradCon anomaly detectors
+``digits``, ``digits05``, ``signs``, ``signs-ensemble``, ``signs-vit`` (a vision transformer) and the GradCon anomaly detectors
 ``gradcon-0`` .. ``gradcon-9``. Rebuild the checkpoints in ``data/`` with::
 
     python -m tutorial_utils.models                 # every member
@@ -349,8 +349,9 @@ def train_zoo_model(name: str, progress: bool = True) -> tuple[nn.Module, dict]:
     members = model.members if isinstance(model, Ensemble) else [model]
     start = time.perf_counter()
     for seed, member in zip(recipe["seeds"], members, strict=True):
+        extra = {"weight_decay": recipe["weight_decay"]} if "weight_decay" in recipe else {}
         train_classifier(member, ds.x_train, ds.y_train, epochs=recipe["epochs"],
-                         batch_size=recipe["batch_size"], lr=recipe["lr"],
+                         batch_size=recipe["batch_size"], lr=recipe["lr"], **extra,
                          max_shift=recipe["max_shift"], seed=seed, progress=progress,
                          desc=f"{name} (seed {seed})")
     model.eval()
@@ -425,7 +426,7 @@ def _rebuild_one(name: str, progress: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """The rebuild command, ``python -m tutorial_utils.models [NAME ...]``: retrain the named
-    members (default: all; ``gradcon`` = the ten detectors, ``classifiers`` = the four
+    members (default: all; ``gradcon`` = the ten detectors, ``classifiers`` = the five
     classifiers) and record them in ``data/manifest.json``."""
     parser = argparse.ArgumentParser(
         prog="python -m tutorial_utils.models",

@@ -155,15 +155,19 @@ def _clamp_negative(grad: torch.Tensor) -> torch.Tensor:
 
 @contextlib.contextmanager
 def guided_relus(model: nn.Module) -> Iterator[nn.Module]:
-    """Within the block, every ``nn.ReLU`` of ``model`` lets only positive gradients through.
+    """Within the block, every ``nn.ReLU`` (and ``nn.GELU``) of ``model`` lets only positive
+    gradients through.
 
     A forward hook on each ReLU registers a tensor hook on its output that clamps the incoming
     gradient at 0; ReLU's own backward then multiplies by ``[input > 0]``, which gives the
-    guided rule ``R_in = [input > 0] · max(R_out, 0)`` (Springenberg et al. 2015). In-place
-    ReLUs are switched to out-of-place for the duration. Hooks and ``inplace`` flags are
-    restored on exit, also after an exception. ``F.relu`` calls are *not* affected.
+    guided rule ``R_in = [input > 0] · max(R_out, 0)`` (Springenberg et al. 2015). A GELU (the
+    zoo transformer's MLP) is guided the same way, ``R_in = GELU'(input) · max(R_out, 0)`` —
+    the usual extension of the rule to smooth activations. In-place ReLUs are switched to
+    out-of-place for the duration. Hooks and ``inplace`` flags are restored on exit, also
+    after an exception. ``F.relu`` / ``F.gelu`` calls are *not* affected.
     """
-    relus = [m for m in check_model(model).modules() if isinstance(m, nn.ReLU)]
+    guided = [m for m in check_model(model).modules() if isinstance(m, (nn.ReLU, nn.GELU))]
+    relus = [m for m in guided if isinstance(m, nn.ReLU)]
     inplace = [m.inplace for m in relus]
     handles = []
 
@@ -174,6 +178,7 @@ def guided_relus(model: nn.Module) -> Iterator[nn.Module]:
     try:
         for m in relus:
             m.inplace = False
+        for m in guided:
             handles.append(m.register_forward_hook(hook))
         yield model
     finally:
@@ -188,13 +193,15 @@ def guided_backprop(model: nn.Module, x: torch.Tensor, target=None, layer: None 
     """Guided backpropagation (Springenberg et al. 2015) of the target logit z_t.
 
     The input gradient with negative gradients zeroed at every ``nn.ReLU`` (see
-    :func:`guided_relus`). Returns the map ``max_c |·|`` (B, H, W) in [0, 1], or the signed
-    attribution (B, C, H, W) with ``raw=True``. The model must use ``nn.ReLU`` modules.
+    :func:`guided_relus`; a GELU module is guided alike). Returns the map ``max_c |·|``
+    (B, H, W) in [0, 1], or the signed attribution (B, C, H, W) with ``raw=True``. The model
+    must use ``nn.ReLU`` or ``nn.GELU`` modules.
     """
     batch_size = _setup(model, x, layer, batch_size, "guided_backprop")
-    if not any(isinstance(m, nn.ReLU) for m in model.modules()):
-        raise ValueError("model has no nn.ReLU module, so guided backprop equals the vanilla "
-                         "gradient; use vanilla_gradient or build the model with nn.ReLU")
+    if not any(isinstance(m, (nn.ReLU, nn.GELU)) for m in model.modules()):
+        raise ValueError("model has no nn.ReLU (or nn.GELU) module, so guided backprop equals "
+                         "the vanilla gradient; use vanilla_gradient or build the model with "
+                         "nn.ReLU")
     target = predicted_target(model, x, target, batch_size)
     with guided_relus(model):
         grad = _input_gradients(model, x, target, torch.arange(len(x), device=x.device),

@@ -13,6 +13,7 @@ the checkpoints with::
 name                   what it is
 =====================  ==========================================================================
 ZOO_RECIPES, ZOO       the classifiers ``digits``, ``digits05``, ``signs``, ``signs-ensemble``
+                       (small CNNs) and ``signs-vit`` (a small vision transformer)
 GRADCON_RECIPES        the GradCon anomaly detectors ``gradcon-0`` .. ``gradcon-9`` (one
                        autoencoder per normal digit, :mod:`tutorial_utils.anomaly`)
 MEMBERS                every zoo member: the classifiers, then the detectors
@@ -40,7 +41,7 @@ from torch import nn
 
 from tutorial_utils import data
 from tutorial_utils.anomaly import GradCon
-from tutorial_utils.architectures import Ensemble, SmallCNN
+from tutorial_utils.architectures import Ensemble, SignViT, SmallCNN
 
 __all__ = [
     "ZOO_RECIPES",
@@ -79,8 +80,19 @@ ZOO_RECIPES: dict[str, dict] = {
                   batch_size=64, lr=3e-3, max_shift=3.0, seeds=[0]),
     "signs-ensemble": dict(data="signs", classes=list(range(14)), widths=[16, 32, 64], epochs=6,
                            batch_size=64, lr=3e-3, max_shift=3.0, seeds=[1, 2, 3, 4, 5]),
+    "signs-vit": dict(data="signs", classes=list(range(14)), architecture="vit", patch_size=8,
+                      dim=96, depth=4, heads=4, mlp_ratio=2.0, epochs=30, batch_size=64, lr=1e-3,
+                      weight_decay=0.05, max_shift=3.0, seeds=[0]),
 }
-"""How each classifier is trained (recorded in the manifest next to its test accuracy)."""
+"""How each classifier is trained (recorded in the manifest next to its test accuracy).
+
+A recipe without ``architecture`` is a :class:`~tutorial_utils.architectures.SmallCNN` of the
+given ``widths`` (an :class:`~tutorial_utils.architectures.Ensemble` for several seeds);
+``architecture="vit"`` is a :class:`~tutorial_utils.architectures.SignViT` with the recipe's
+``patch_size, dim, depth, heads, mlp_ratio``. ``weight_decay`` defaults to
+:func:`~tutorial_utils.models.train_classifier`'s."""
+
+_VIT_KEYS = ("patch_size", "dim", "depth", "heads", "mlp_ratio")
 
 ZOO: tuple[str, ...] = tuple(ZOO_RECIPES)
 """The zoo's classifiers."""
@@ -201,9 +213,12 @@ def build(name: str, ds: data.ImageDataset | None = None) -> nn.Module:
     channels = _CHANNELS[recipe["data"]]
     mean, std = (ds.mean, ds.std) if ds is not None else (None, None)
 
-    def member(seed: int) -> SmallCNN:
+    def member(seed: int) -> nn.Module:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
+            if recipe.get("architecture") == "vit":
+                return SignViT(channels, len(recipe["classes"]),
+                               **{k: recipe[k] for k in _VIT_KEYS}, mean=mean, std=std)
             return SmallCNN(channels, len(recipe["classes"]), tuple(recipe["widths"]),
                             mean=mean, std=std)
 
