@@ -5,6 +5,8 @@
 
 Progress bars are switched off (``TQDM_DISABLE=1``) so the saved notebook does not show a
 half-finished bar; learners running the chapter see them. Prints each chapter's wall time.
+Each chapter is then given the metadata JupyterLab writes (``lab_metadata.py``: its kernelspec,
+no stored widget state), so opening it in JupyterLab changes nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import lab_metadata  # noqa: E402  (scripts/ is not a package)
 
 
 def execute(path: Path, timeout: int = 900) -> float:
@@ -30,6 +34,7 @@ def execute(path: Path, timeout: int = 900) -> float:
                        resources={"metadata": {"path": str(path.parent)}}).execute()
     finally:  # on an error the outputs up to the failing cell are kept, to read what went wrong
         nbformat.write(nb, path)
+        lab_metadata.normalise(path)
     return time.perf_counter() - start
 
 

@@ -33,7 +33,6 @@ import nbformat
 import pytest
 from _servers import free_port, stop
 from test_browser import (
-    _JS_CELLS,
     _JS_PANEL_READY,
     _JS_RUN_ALL,
     CHAPTER_TIMEOUT,
@@ -42,7 +41,6 @@ from test_browser import (
     WIDGET_MIME,
     Lab,
     _chromium,
-    _errors,
     _no_browser,
     _notebook,
     _wait_idle,
@@ -238,8 +236,7 @@ def test_reopened_chapter_shows_its_explorers(browser, lab, served):
                                    timeout=CHAPTER_TIMEOUT * 1000, polling=1000)
         except PlaywrightTimeout:
             pytest.fail(f"Run All did not finish within {CHAPTER_TIMEOUT:.0f} s", pytrace=False)
-        _wait_idle(page, 60)
-        assert not _errors(page.evaluate(_JS_CELLS))
+        _wait_idle(page, 60)  # error outputs are test_browser.py's concern; here: coming back
         layout = page.evaluate(_JS_LAYOUT)
         ran = path.stat().st_mtime
         deadline = time.monotonic() + AUTOSAVE_S * 4 + 10
