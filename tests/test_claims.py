@@ -224,6 +224,21 @@ def test_auac_point_and_resamples_match_metrics_auac_on_repeated_rows():
                                       abs=1e-12)
 
 
+def test_auac_resamples_match_metrics_auac_with_undrawn_trust_values():
+    # distinct trust values, few units: most resamples skip many values between two drawn ones
+    rng = np.random.default_rng(4)
+    trust = rng.random(45)
+    correct = rng.random(45) < 0.3 + 0.6 * trust
+    units = rng.integers(0, 9, 45)
+    stat = claims.STATISTICS["auac"].prepare(trust, correct.astype(float),
+                                             np.unique(units, return_inverse=True)[1])
+    counts = rng.multinomial(9, np.full(9, 1 / 9), size=40).astype(float)
+    for c, value in zip(counts, stat(counts), strict=True):
+        rows = np.repeat(np.arange(45), c[units].astype(int))
+        assert value == pytest.approx(metrics.auac(trust[rows], correct[rows]).area,
+                                      abs=1e-12)
+
+
 def test_curve_statistics_are_the_mean_trapezoid_area():
     from tutorial_utils.evaluation import curve_auc
 
