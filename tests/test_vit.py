@@ -13,8 +13,8 @@ from tutorial_utils import (
     cam,
     detection,
     evaluation,
-    gradients,
     explainers,
+    gradients,
     layers,
     models,
     rollout,
@@ -23,7 +23,6 @@ from tutorial_utils import (
     zoo,
 )
 from tutorial_utils.architectures import SignViT
-
 
 
 @pytest.fixture(scope="module")

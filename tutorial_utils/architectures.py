@@ -154,8 +154,9 @@ class SignViT(nn.Module):
     Layers: ``normalize``; ``patch_embed`` (``Conv2d`` with kernel = stride = patch);
     ``cls_token`` (1, 1, D) and ``pos_embed`` (1, 1 + h·w, D), learned; ``blocks``, an
     ``nn.Sequential`` of ``nn.TransformerEncoderLayer(norm_first=True, batch_first=True,
-    activation=nn.GELU())`` (a module, so guided backprop can guide it) whose outputs are token tensors (B, 1 + h·w, D) with the class
-    token first and the patch tokens in row-major order; ``norm`` (``LayerNorm``, applied to
+    activation=nn.GELU())`` (a module, so guided backprop can guide it) whose outputs are
+    token tensors (B, 1 + h·w, D) with the class token first and the patch tokens in
+    row-major order; ``norm`` (``LayerNorm``, applied to
     the class token); ``dropout``; ``fc``.
 
     Explaining the token grid: :meth:`tokens_to_map` turns a token tensor (B, 1 + h·w, C)

@@ -252,7 +252,8 @@ def counterfactual_cam(model: nn.Module, x: torch.Tensor, target=None,
     Highlights regions whose removal would *increase* ``z_target`` ("what if this region
     were absent?"). Same arguments and shapes as :func:`grad_cam`.
     """
-    return _cam(model, x, layer, target, _negated(gradcam_weights), raw, "counterfactual_cam", reshape)
+    return _cam(model, x, layer, target, _negated(gradcam_weights), raw, "counterfactual_cam",
+                reshape)
 
 
 def grad_cam_pp(model: nn.Module, x: torch.Tensor, target=None, layer: nn.Module | None = None,

@@ -41,7 +41,8 @@ layer's tokens (B, N, C) into (B, C, h, w), applied to activations and gradients
 :func:`tutorial_utils.cam.resolve_reshape`). It defaults to the model's ``tokens_to_map`` when
 the model has a ``token_grid``, so ``EXPLAINERS["Grad-CAM"](vit, x)`` explains the ViT's
 patch-token grid of ``vit.target_layer`` (``blocks[-1].norm1``) with no option at all. The
-input-space methods need nothing: they explain pixels of any differentiable model. :func:`explain` runs one
+input-space methods need nothing: they explain pixels of any differentiable model.
+:func:`explain` runs one
 method by name, :func:`bind` fixes its options, :func:`explain_all` runs several on one batch.
 """
 
@@ -161,7 +162,8 @@ def explain_all(model: nn.Module, x: torch.Tensor, target=None, names: Sequence[
                 options: Mapping[str, Mapping] | None = None, *, progress: bool = False
                 ) -> dict[str, torch.Tensor]:
     """The maps (B, H, W) of several methods on one batch: ``{name: maps}`` in the order of
-    ``names`` (default: every entry of :data:`EXPLAINERS` that :func:`applies_to` the model). ``options`` gives per-method
+    ``names`` (default: every entry of :data:`EXPLAINERS` that :func:`applies_to` the model).
+    ``options`` gives per-method
     options by name, e.g. ``{"occlusion": {"window": 7, "stride": 3}}``; ``progress`` shows a
     progress bar over the methods."""
     names = [n for n in EXPLAINERS if applies_to(n, model)] if names is None else list(names)
