@@ -31,7 +31,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from _servers import free_port, stop
+from _servers import free_port, playwright, stop
 from test_browser import (
     _JS_PANEL_READY,
     _JS_RUN_ALL,
@@ -137,22 +137,19 @@ def browser(scratch):
     if executable is None:
         _no_browser("no Chromium found (apt-get install chromium, or set CHROMIUM_PATH)")
     try:
-        from playwright.sync_api import sync_playwright
+        manager = playwright()  # the process's one driver (tests/_servers.py)
     except ImportError as exc:
         _no_browser(f"playwright is not installed ({exc}); pip install -e '.[dev]'")
-    manager = sync_playwright().start()
     try:
         context = manager.chromium.launch_persistent_context(
             str(scratch / "chromium-profile"), executable_path=executable,
             headless=True, args=CHROMIUM_ARGS, viewport=VIEWPORT)
     except Exception as exc:
-        manager.stop()
         _no_browser(f"{executable} could not be started: {exc}")
     try:
         yield context
     finally:
         context.close()
-        manager.stop()
 
 
 def _open(browser, lab, name: str, reset: bool = True):
