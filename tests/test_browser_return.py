@@ -259,7 +259,8 @@ def test_reopened_chapter_shows_its_explorers(browser, lab, served):
     assert shown, "the autosaved chapter shows no widget"
     lost = shown - set(state.get("state", {}))
     assert not lost, (f"the autosaved file lacks the state of {len(lost)} of {len(shown)} widgets "
-                      "its outputs show (the shipped saveState setting is not in effect)")
+                      "its outputs show (the shipped saveState setting is not in effect, or a "
+                      "widget, e.g. a progress bar, closed itself after it was shown)")
 
     page = _open(browser, lab, path.name)
     try:

@@ -87,15 +87,18 @@ def _check_module(module: object, name: str) -> nn.Module:
 
 def progress(iterable=None, *, desc: str | None = None, total: int | None = None,
              enabled: bool = True):
-    """A ``tqdm.auto`` progress bar that disappears when done (``leave=False``).
+    """A ``tqdm.auto`` progress bar that stays, full, when done (``leave=True``).
 
-    Off when ``enabled`` is false or the ``TQDM_DISABLE`` environment variable is set (the
+    In a notebook the bar is a widget. A bar that removed itself when done (``leave=False``)
+    would close its widget while the cell's output still names it; JupyterLab's autosave then
+    stores that output without the widget's state, and a learner reopening the chapter sees
+    "Error displaying widget: model not found" where the bar was. Off when ``enabled`` is false or the ``TQDM_DISABLE`` environment variable is set (the
     shipped notebooks are executed that way, so they never show a half-finished bar).
     """
     from tqdm.auto import tqdm
 
     off = not enabled or os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false")
-    return tqdm(iterable, desc=desc, total=total, disable=off, leave=False)
+    return tqdm(iterable, desc=desc, total=total, disable=off, leave=True)
 
 
 # --------------------------------------------------------------------------------------
