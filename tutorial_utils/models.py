@@ -24,7 +24,8 @@ rebuild_zoo            retrain and save zoo members (the command below)
 The predictions are thin wrappers over :mod:`tutorial_utils.forward`, which runs every forward
 pass of the course. The zoo's members are :data:`tutorial_utils.zoo.MEMBERS`: the classifiers
 ``digits``, ``digits05``, ``signs``, ``signs-ensemble``, ``signs-vit`` (a vision transformer)
-and the GradCon anomaly detectors ``gradcon-0`` .. ``gradcon-9``. Rebuild the checkpoints in ``data/`` with::
+and the GradCon anomaly detectors ``gradcon-0`` .. ``gradcon-9``. Rebuild the checkpoints
+in ``data/`` with::
 
     python -m tutorial_utils.models                 # every member
     python -m tutorial_utils.models signs digits    # some of them

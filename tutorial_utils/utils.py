@@ -92,7 +92,9 @@ def progress(iterable=None, *, desc: str | None = None, total: int | None = None
     In a notebook the bar is a widget. A bar that removed itself when done (``leave=False``)
     would close its widget while the cell's output still names it; JupyterLab's autosave then
     stores that output without the widget's state, and a learner reopening the chapter sees
-    "Error displaying widget: model not found" where the bar was. Off when ``enabled`` is false or the ``TQDM_DISABLE`` environment variable is set (the
+    "Error displaying widget: model not found" where the bar was.
+
+    Off when ``enabled`` is false or the ``TQDM_DISABLE`` environment variable is set (the
     shipped notebooks are executed that way, so they never show a half-finished bar).
     """
     from tqdm.auto import tqdm
