@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
+from pathlib import Path
+
+import pytest
 
 
 def free_port() -> int:
@@ -42,3 +47,34 @@ def playwright():
         _PLAYWRIGHT = sync_playwright().start()
         atexit.register(_PLAYWRIGHT.stop)
     return _PLAYWRIGHT
+
+
+# --------------------------------------------------------------- Chromium for the browser tests
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-dev-shm-usage"]
+
+
+def in_ci() -> bool:
+    """Whether the tests run under ``CI=true`` (``.ci/run``)."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def no_browser(reason: str):
+    """Locally a missing browser skips the test; under ``CI=true`` it is a failure."""
+    if in_ci():
+        pytest.fail(f"CI=true and no browser: {reason} (.ci/run installs Debian's chromium)",
+                    pytrace=False)
+    pytest.skip(reason)
+
+
+def chromium() -> str | None:
+    """Debian's Chromium (``CHROMIUM_PATH`` overrides); ``None`` when there is none."""
+    path = os.environ.get("CHROMIUM_PATH")
+    if path:
+        return path if Path(path).exists() else None
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None

@@ -37,7 +37,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from _servers import free_port, playwright, stop
+from _servers import CHROMIUM_ARGS, free_port, playwright, stop
+from _servers import chromium as _chromium
+from _servers import no_browser as _no_browser
 
 pytestmark = pytest.mark.browser
 
@@ -48,9 +50,6 @@ CHAPTERS = ["01_inference", "02_explainability", "03_uncertainty", "04_intervena
 RUN_CHAPTERS = CHAPTERS[1:]  # chapter 1 is only opened here (time budget); nbval runs it
 CHAPTER_TIMEOUT = float(os.environ.get("BROWSER_CHAPTER_TIMEOUT", "600"))
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage"]
 # JupyterLab user settings for the session: never write the notebook, render every cell (no
 # windowing, so every output is in the page), never ask the internet for news or updates.
 LAB_SETTINGS = {
@@ -62,28 +61,6 @@ LAB_SETTINGS = {
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ERROR_LINE = re.compile(r"^\s*(Traceback|[A-Za-z_.]*(Error|Exception)\b)", re.MULTILINE)
 
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
-
-
-def _no_browser(reason: str):
-    """Locally a missing browser skips the test; under ``CI=true`` it is a failure."""
-    if _in_ci():
-        pytest.fail(f"CI=true and no browser: {reason} (.ci/run installs Debian's chromium)",
-                    pytrace=False)
-    pytest.skip(reason)
-
-
-def _chromium() -> str | None:
-    path = os.environ.get("CHROMIUM_PATH")
-    if path:
-        return path if Path(path).exists() else None
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
 
 
 def _notebook(chapter: str) -> Path:

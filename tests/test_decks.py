@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -37,15 +36,14 @@ import build_decks  # noqa: E402
 from slides import HIDE_OUTPUT  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _servers import playwright  # noqa: E402
+from _servers import CHROMIUM_ARGS, playwright  # noqa: E402
+from _servers import chromium as _chromium  # noqa: E402
+from _servers import no_browser as _no_browser  # noqa: E402
 
 CHAPTERS = sorted((ROOT / "notebooks").glob("0*.ipynb"))
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 VIEWPORT = {"width": 1366, "height": 768}  # a common projector / laptop size
 RAW_MATH = re.compile(r"\$[^$\s][^$]*\$")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage"]
 
 # Every slide of the open deck: its horizontal/vertical index, the bounds of its content in
 # the window, the parts of it that scroll (content hidden behind a scroll bar), its scale.
@@ -73,26 +71,6 @@ _JS_SLIDE = """() => {
 _JS_SETTLED = """() => document.readyState === 'complete'
   && [...Reveal.getCurrentSlide().querySelectorAll('img')].every(i => i.complete)"""
 
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
-
-
-def _no_browser(reason: str):
-    if _in_ci():
-        pytest.fail(f"CI=true and no browser: {reason} (.ci/run installs Debian's chromium)",
-                    pytrace=False)
-    pytest.skip(reason)
-
-
-def _chromium() -> str | None:
-    path = os.environ.get("CHROMIUM_PATH")
-    if path:
-        return path if Path(path).exists() else None
-    for name in ("chromium", "chromium-browser"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
 
 
 @pytest.fixture(scope="module")
