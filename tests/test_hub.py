@@ -40,6 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from _servers import in_ci
 
 pytestmark = pytest.mark.hub
 
@@ -51,10 +52,6 @@ IDLE = "dora"
 CULL_TIMEOUT, CULL_EVERY, ACTIVITY = 60, 10, 10  # seconds
 MEM_LIMIT = 3 * 2**30
 RUN_TIMEOUT = float(os.environ.get("HUB_CHAPTER_TIMEOUT", "900"))
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 
 
 def _missing_tools() -> list[str]:
@@ -89,7 +86,7 @@ class Room:
 def room(request):
     missing = _missing_tools()
     if missing:
-        if _in_ci():
+        if in_ci():
             pytest.fail("CI=true and the hub tools are missing: " + ", ".join(missing)
                         + " (.ci/run installs them)", pytrace=False)
         pytest.skip("missing: " + ", ".join(missing))

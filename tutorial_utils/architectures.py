@@ -70,6 +70,20 @@ class Normalize(nn.Module):
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
+    @classmethod
+    def for_channels(cls, in_channels: int, mean: tuple[float, ...] | None = None,
+                     std: tuple[float, ...] | None = None) -> Normalize:
+        """The first layer of a zoo architecture with ``in_channels`` input channels.
+
+        ``mean``/``std`` default to 0.5 and 0.25 per channel; given ones must hold one value
+        per channel (``ValueError`` naming ``mean`` or ``std`` otherwise).
+        """
+        for name, stats in (("mean", mean), ("std", std)):
+            if stats is not None and len(stats) != in_channels:
+                raise ValueError(f"{name} must give one value per input channel "
+                                 f"({in_channels}), got {len(stats)}")
+        return cls(mean or (0.5,) * in_channels, std or (0.25,) * in_channels)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
 
@@ -102,13 +116,9 @@ class SmallCNN(nn.Module):
         num_classes = check_int(num_classes, "num_classes", low=1)
         w1, w2, w3 = _widths(widths, 3)
         dropout = check_number(dropout, "dropout", low=0.0, high=1.0, high_open=True)
-        for name, stats in (("mean", mean), ("std", std)):
-            if stats is not None and len(stats) != in_channels:
-                raise ValueError(f"{name} must give one value per input channel "
-                                 f"({in_channels}), got {len(stats)}")
         self.in_channels = in_channels
         self.num_classes = num_classes
-        self.normalize = Normalize(mean or (0.5,) * in_channels, std or (0.25,) * in_channels)
+        self.normalize = Normalize.for_channels(in_channels, mean, std)
         self.features = nn.Sequential(
             conv_bn_relu(in_channels, w1),
             nn.MaxPool2d(2),
@@ -203,10 +213,6 @@ class SignViT(nn.Module):
                              f"{image_size}")
         if dim % heads:
             raise ValueError(f"heads must divide dim, got {heads} heads for dim {dim}")
-        for name, stats in (("mean", mean), ("std", std)):
-            if stats is not None and len(stats) != in_channels:
-                raise ValueError(f"{name} must give one value per input channel "
-                                 f"({in_channels}), got {len(stats)}")
         grid = image_size // patch_size
         self.in_channels = in_channels
         self.num_classes = num_classes
@@ -214,7 +220,7 @@ class SignViT(nn.Module):
         self.patch_size = patch_size
         self.token_grid: tuple[int, int] = (grid, grid)
         """(h, w): the patch tokens form an h x w grid (row-major after the class token)."""
-        self.normalize = Normalize(mean or (0.5,) * in_channels, std or (0.25,) * in_channels)
+        self.normalize = Normalize.for_channels(in_channels, mean, std)
         self.patch_embed = nn.Conv2d(in_channels, dim, kernel_size=patch_size, stride=patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + grid * grid, dim))
