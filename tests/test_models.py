@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from tutorial_utils import data, get_device, models, plotting, seed_everything, zoo
+from tutorial_utils import architectures, data, get_device, models, plotting, seed_everything, zoo
 from tutorial_utils.architectures import SmallCNN
 
 RECORDED = zoo.read_manifest()
@@ -168,3 +168,15 @@ def test_penultimate_features_feed_the_head(tiny, x8):
     torch.testing.assert_close(z, flat(x8))
     with pytest.raises(TypeError, match="no final nn.Linear"):
         models.features_and_logits(nn.Sequential(nn.Conv2d(3, 2, 3), nn.Flatten()), x8)
+
+
+@pytest.mark.parametrize("build", [
+    lambda **kw: architectures.SmallCNN(in_channels=3, num_classes=4, **kw),
+    lambda **kw: architectures.SignViT(in_channels=3, num_classes=4, **kw),
+], ids=["SmallCNN", "SignViT"])
+@pytest.mark.parametrize("arg", ["mean", "std"])
+def test_normalisation_needs_one_value_per_channel(build, arg):
+    with pytest.raises(ValueError, match=rf"^{arg} must give one value per input channel \(3\)"):
+        build(**{arg: (0.5, 0.5)})
+    net = build(**{arg: (0.1, 0.2, 0.3)})
+    assert getattr(net.normalize, arg).flatten().tolist() == pytest.approx([0.1, 0.2, 0.3])
