@@ -287,6 +287,25 @@ def test_randomization_layers_top_first():
                                              "features.2", "features.0"]
 
 
+def test_randomization_layers_of_a_resnet_are_unique_and_exact():
+    torchvision = pytest.importorskip("torchvision")
+    model = torchvision.models.resnet18(num_classes=4)
+    names = E.randomization_layers(model)
+    assert len(names) == len(set(names)) == 21  # fc, 16 conv + BN, 3 downsamples, conv1 + bn1
+    assert names[:4] == ["fc", "layer4.1.conv2+layer4.1.bn2", "layer4.1.conv1+layer4.1.bn1",
+                         "layer4.0.downsample"]
+    torch.manual_seed(0)
+    with torch.no_grad():  # trained-looking BN so that re-initialising it shows
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.fill_(2.0)
+                m.running_var.fill_(3.0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    copy = E.randomized_models(model, names[:2], seed=0)[-1][1].state_dict()
+    changed = {k.rsplit(".", 1)[0] for k, v in copy.items() if not torch.equal(v, before[k])}
+    assert changed == {"fc", "layer4.1.conv2", "layer4.1.bn2"}  # that stage, nothing else
+
+
 def test_randomized_models_work_on_copies_with_a_local_generator():
     torch.manual_seed(0)
     model = SmallCNN(3, 5).eval()
