@@ -107,9 +107,9 @@ def test_grouped_panels_untangle_the_methods(tiny, x8):
                                      controls=controls)
     assert len(fig.axes) == 4  # 2 directions × 2 groups
     top_right = fig.axes[1]
-    labels = [t.get_text() for t in top_right.get_legend().get_texts()]
-    assert labels == ["c (AUC 0.100)", "d (AUC 0.100)", "random map (AUC 0.100)",
-                      "image itself (AUC 0.100)"]
+    labels = [t.get_text() for t in fig.axes[3].get_legend().get_texts()]  # under the column
+    assert labels == ["c (deletion AUC 0.100)", "d (deletion AUC 0.100)",
+                      "random map (deletion AUC 0.100)", "image itself (deletion AUC 0.100)"]
     colours = [line.get_color() for line in top_right.get_lines()]
     assert len(set(colours[:2])) == 2 and colours[2] == "k"  # distinct; control black
     assert top_right.get_lines()[2].get_linestyle() == "--"

@@ -103,11 +103,13 @@ MAX_OVERLAP = 0.25
 
 def _overlaps(top: torch.Tensor) -> torch.Tensor:
     """``|top ∩ top shifted by (dy, dx)|`` for every shift, (B, 2H−1, 2W−1): index
-    ``[b, dy + H − 1, dx + W − 1]`` (one grouped correlation, exact integer counts)."""
+    ``[b, dy + H − 1, dx + W − 1]``. The autocorrelation of each mask, by FFT zero-padded to
+    (2H−1, 2W−1) so that nothing wraps (exact integer counts after rounding)."""
     b, h, w = top.shape
-    t = top.to(torch.float32)
-    return torch.nn.functional.conv2d(t[None], t[:, None], padding=(h - 1, w - 1),
-                                      groups=b)[0].round()
+    size = (2 * h - 1, 2 * w - 1)
+    f = torch.fft.rfft2(top.to(torch.float64), s=size)
+    corr = torch.fft.irfft2(f * f.conj(), s=size).round()
+    return torch.roll(corr, shifts=(h - 1, w - 1), dims=(1, 2))  # zero shift at (H−1, W−1)
 
 
 def _inside(top: torch.Tensor) -> torch.Tensor:

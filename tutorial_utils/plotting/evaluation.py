@@ -110,27 +110,34 @@ def plot_insertion_deletion(deletion: Mapping[str, Curve], insertion: Mapping[st
             ax.spines[["top", "right"]].set_visible(False)
         return fig
     groups = _check_groups(groups, list(deletion), controls)
-    fig, axes = plt.subplots(2, len(groups), figsize=(4.1 * len(groups), 6.4), squeeze=False,
+    fig, axes = plt.subplots(2, len(groups), figsize=(4.1 * len(groups), 6.6), squeeze=False,
                              sharex=True, sharey=True, layout="constrained")
-    for row, (curves, auc, what) in enumerate(((deletion, auc_del, "deletion"),
-                                               (insertion, auc_ins, "insertion"))):
-        for col, (title, members) in enumerate(groups.items()):
+    for col, (title, members) in enumerate(groups.items()):
+        styles = _panel_styles(members, controls)
+        for row, (curves, what) in enumerate(((deletion, "deletion"), (insertion, "insertion"))):
             ax = axes[row, col]
-            for name, style in _panel_styles(members, controls).items():
+            for name, style in styles.items():
                 c = curves[name]
-                label = name if auc is None or name not in auc else \
-                    f"{name} (AUC {auc[name]:.3f})"
-                ax.plot(c.fractions.cpu().numpy(), c.probs.mean(0).cpu().numpy(), label=label,
+                ax.plot(c.fractions.cpu().numpy(), c.probs.mean(0).cpu().numpy(), label=name,
                         ms=3, markevery=4, **style)
-            ax.legend(fontsize="x-small", frameon=False,
-                      loc="upper right" if what == "deletion" else "lower right")
             better = "lower AUC = better" if what == "deletion" else "higher AUC = better"
             ax.set_title(f"{what}: {title} ({better})", fontsize="small")
             ax.spines[["top", "right"]].set_visible(False)
             if col == 0:
                 ax.set_ylabel("mean probability of the class")
-            if row == 1:
-                ax.set_xlabel("fraction of pixels removed (top) / inserted (bottom)")
+
+        def label(name):
+            parts = [f"{w} {a[name]:.3f}" for w, a in (("deletion AUC", auc_del),
+                                                       ("insertion AUC", auc_ins))
+                     if a is not None and name in a]
+            return name + (f" ({', '.join(parts)})" if parts else "")
+
+        # one legend per column, under it: the same methods in both rows, nothing covered
+        axes[1, col].legend(axes[1, col].get_lines(), [label(n) for n in styles],
+                            fontsize="x-small", frameon=False, loc="upper center",
+                            bbox_to_anchor=(0.5, -0.12))
+    fig.supxlabel("fraction of pixels removed (top row) or inserted (bottom row)",
+                  fontsize="small")
     return fig
 
 
@@ -187,12 +194,14 @@ def plot_structure_panels(by_direction: Mapping[str, Mapping[str, StructureCurve
                                   names=[*members, *controls],
                                   styles=_panel_styles(members, controls),
                                   title=f"{direction}: {title}")
-            ax.legend(fontsize="x-small", frameon=False,
-                      loc="upper left" if row == 0 else "lower right")
+            ax.set_xlabel("")
             if col:
                 ax.set_ylabel("")
-            if row < len(by_direction) - 1:
-                ax.set_xlabel("")
+            if row == len(by_direction) - 1:  # one legend per column, under it
+                ax.legend(fontsize="x-small", frameon=False, loc="upper center",
+                          bbox_to_anchor=(0.5, -0.12), ncol=3)
+    fig.supxlabel("Huffman bits of the masked image / of the original (one point per "
+                  "threshold τ)", fontsize="small")
     return fig
 
 
