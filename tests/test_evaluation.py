@@ -227,6 +227,33 @@ def test_structure_wise_curve_matches_a_manual_loop():
     assert (curve.bits_ratio.diff() <= 0).all()
 
 
+def test_every_masking_fills_the_removed_pixels_with_the_given_grey():
+    """The chapter's rule: heatmap, structure-wise and threshold masking all take the same
+    evidence-free grey; with a grey g the removed pixels hold g, never black."""
+    torch.manual_seed(0)
+    model = SmallCNN(3, 14).eval()
+    x, maps = torch.rand(4, 3, 24, 24), torch.rand(4, 24, 24)
+    g = E.least_certain_grey(model, x)
+    labels = torch.tensor([0, 3, 5, 5])
+    curve = E.structure_wise_curve(model, x, maps, labels, [0.5], baseline=g)
+    masked = torch.where((maps >= 0.5)[:, None], x, torch.full_like(x, g))
+    with torch.no_grad():
+        acc = (model(masked).argmax(1) == labels).float().mean()
+        target = model(x).argmax(1, keepdim=True)
+        soft = model(x * maps[:, None] + g * (1 - maps[:, None])).softmax(1).gather(1, target)
+    assert curve.accuracy[0].item() == pytest.approx(acc.item())
+    ratio = np.mean([E.huffman_bits(m) / E.huffman_bits(o) for m, o in zip(masked, x,
+                                                                           strict=True)])
+    assert curve.bits_ratio[0].item() == pytest.approx(ratio, rel=1e-6)
+    torch.testing.assert_close(E.masked_prediction(model, x, maps, baseline=g), soft[:, 0])
+    deleted = E.structure_wise_curve(model, x, maps, labels, [0.5], baseline=g,
+                                     direction="deletion")
+    removed = torch.where((maps >= 0.5)[:, None], torch.full_like(x, g), x)
+    with torch.no_grad():
+        acc = (model(removed).argmax(1) == labels).float().mean()
+    assert deleted.accuracy[0].item() == pytest.approx(acc.item())
+
+
 # --------------------------------------------------------------------------- state and errors
 def test_model_state_is_restored():
     model = SmallCNN(3, 14).train()

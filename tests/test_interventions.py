@@ -197,3 +197,8 @@ def test_attack_view_and_masking_view(tiny, x8):
     assert (kept == 1).all() and torch.equal(masked[0], x8[0])
     masked, _, kept = I.masking_view(tiny, x8[0], maps, 0.5)
     assert kept[1] == 0 and (masked[1] == 0).all()
+    masked, _, kept = I.masking_view(tiny, x8[0], maps, 0.5, baseline=0.3)  # the chapter's grey
+    assert kept[1] == 0 and torch.allclose(masked[1], torch.tensor(0.3))
+    keep = maps["a"] >= 0.5
+    assert torch.equal(masked[0][:, keep], x8[0][:, keep])
+    assert torch.allclose(masked[0][:, ~keep], torch.tensor(0.3))
