@@ -227,6 +227,33 @@ def test_structure_wise_curve_matches_a_manual_loop():
     assert (curve.bits_ratio.diff() <= 0).all()
 
 
+def test_every_masking_fills_the_removed_pixels_with_the_given_grey():
+    """The chapter's rule: heatmap, structure-wise and threshold masking all take the same
+    evidence-free grey; with a grey g the removed pixels hold g, never black."""
+    torch.manual_seed(0)
+    model = SmallCNN(3, 14).eval()
+    x, maps = torch.rand(4, 3, 24, 24), torch.rand(4, 24, 24)
+    g = E.least_certain_grey(model, x)
+    labels = torch.tensor([0, 3, 5, 5])
+    curve = E.structure_wise_curve(model, x, maps, labels, [0.5], baseline=g)
+    masked = torch.where((maps >= 0.5)[:, None], x, torch.full_like(x, g))
+    with torch.no_grad():
+        acc = (model(masked).argmax(1) == labels).float().mean()
+        target = model(x).argmax(1, keepdim=True)
+        soft = model(x * maps[:, None] + g * (1 - maps[:, None])).softmax(1).gather(1, target)
+    assert curve.accuracy[0].item() == pytest.approx(acc.item())
+    ratio = np.mean([E.huffman_bits(m) / E.huffman_bits(o) for m, o in zip(masked, x,
+                                                                           strict=True)])
+    assert curve.bits_ratio[0].item() == pytest.approx(ratio, rel=1e-6)
+    torch.testing.assert_close(E.masked_prediction(model, x, maps, baseline=g), soft[:, 0])
+    deleted = E.structure_wise_curve(model, x, maps, labels, [0.5], baseline=g,
+                                     direction="deletion")
+    removed = torch.where((maps >= 0.5)[:, None], torch.full_like(x, g), x)
+    with torch.no_grad():
+        acc = (model(removed).argmax(1) == labels).float().mean()
+    assert deleted.accuracy[0].item() == pytest.approx(acc.item())
+
+
 # --------------------------------------------------------------------------- state and errors
 def test_model_state_is_restored():
     model = SmallCNN(3, 14).train()
@@ -285,6 +312,25 @@ def test_randomization_layers_top_first():
     model = SmallCNN(3, 5)
     assert E.randomization_layers(model) == ["fc", "last_conv.1", "last_conv.0", "features.3",
                                              "features.2", "features.0"]
+
+
+def test_randomization_layers_of_a_resnet_are_unique_and_exact():
+    torchvision = pytest.importorskip("torchvision")
+    model = torchvision.models.resnet18(num_classes=4)
+    names = E.randomization_layers(model)
+    assert len(names) == len(set(names)) == 21  # fc, 16 conv + BN, 3 downsamples, conv1 + bn1
+    assert names[:4] == ["fc", "layer4.1.conv2+layer4.1.bn2", "layer4.1.conv1+layer4.1.bn1",
+                         "layer4.0.downsample"]
+    torch.manual_seed(0)
+    with torch.no_grad():  # trained-looking BN so that re-initialising it shows
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.fill_(2.0)
+                m.running_var.fill_(3.0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    copy = E.randomized_models(model, names[:2], seed=0)[-1][1].state_dict()
+    changed = {k.rsplit(".", 1)[0] for k, v in copy.items() if not torch.equal(v, before[k])}
+    assert changed == {"fc", "layer4.1.conv2", "layer4.1.bn2"}  # that stage, nothing else
 
 
 def test_randomized_models_work_on_copies_with_a_local_generator():

@@ -44,16 +44,64 @@ def test_top_is_the_most_important_and_bottom_the_least(maps):
         assert maps[b][top[b]].min() >= maps[b][~top[b]].max()
 
 
-def test_random_region_is_the_top_region_moved(maps):
-    top = I.region_masks(maps, 0.2, "top")
-    rnd = I.region_masks(maps, 0.2, "random", n=4, seed=0)
-    for i in range(4):
+def _translations(region, moved):
+    """Every shift (dy, dx) that maps ``region`` onto ``moved`` without wrapping."""
+    h, w = region.shape
+    pad = torch.nn.functional.pad(region, (w, w, h, h))
+    return [(dy, dx) for dy in range(-h + 1, h) for dx in range(-w + 1, w)
+            if torch.equal(pad[h - dy:2 * h - dy, w - dx:2 * w - dx], moved)
+            and int(moved.sum()) == int(region.sum())]
+
+
+def _blobs():
+    """Compact regions (a map peaked at one point per image) on a 16 × 20 image."""
+    ys, xs = torch.meshgrid(torch.arange(16.0), torch.arange(20.0), indexing="ij")
+    centres = [(3, 4), (8, 10), (12, 17)]
+    return torch.stack([-((ys - r) ** 2 + (xs - c) ** 2) for r, c in centres])
+
+
+def test_random_region_is_the_top_region_translated_inside_the_image():
+    maps = _blobs()
+    top = I.region_masks(maps, 0.1, "top")
+    rnd = I.region_masks(maps, 0.1, "random", n=6, seed=0)
+    assert rnd.shape == (6, 3, 16, 20) and (rnd.sum((2, 3)) == top.sum((1, 2))).all()
+    for i in range(6):
         for b in range(3):
-            shifts = [(dy, dx) for dy in range(6) for dx in range(8)
-                      if torch.equal(torch.roll(top[b], (dy, dx), (0, 1)), rnd[i, b])]
-            assert shifts  # some wrapping shift of the top region gives it
-    assert torch.equal(rnd, I.region_masks(maps, 0.2, "random", n=4, seed=0))
-    assert not torch.equal(rnd, I.region_masks(maps, 0.2, "random", n=4, seed=1))
+            shifts = _translations(top[b], rnd[i, b])
+            assert shifts and shifts[0] != (0, 0)  # the same shape, moved, never split
+    overlap = I.placement_overlap(top, rnd)
+    assert overlap.shape == (6, 3) and overlap.max() <= I.MAX_OVERLAP
+    strict = I.region_masks(maps, 0.1, "random", n=6, seed=0, max_overlap=0.0)
+    assert I.placement_overlap(top, strict).max() == 0  # room enough to move clear of it
+    assert torch.equal(rnd, I.region_masks(maps, 0.1, "random", n=6, seed=0))
+    assert not torch.equal(rnd, I.region_masks(maps, 0.1, "random", n=6, seed=1))
+
+
+def test_moved_placements_are_uniform_over_the_allowed_shifts():
+    maps = torch.zeros(1, 6, 6)
+    maps[0, :2, :2] = 1  # a 2 × 2 square in the corner (k = 4 of 36 pixels)
+    top = I.region_masks(maps, 4 / 36, "top")
+    rnd = I.region_masks(maps, 4 / 36, "random", n=3000, seed=0, max_overlap=0.0)
+    shifts = [_translations(top[0], m)[0] for m in rnd[:, 0]]
+    allowed = {(dy, dx) for dy in range(5) for dx in range(5) if dy >= 2 or dx >= 2}
+    assert set(shifts) == allowed  # 21 placements with no pixel in common, none wrapped
+    counts = torch.tensor([shifts.count(s) for s in sorted(allowed)], dtype=torch.float64)
+    assert counts.min() > 0.6 * 3000 / 21 and counts.max() < 1.4 * 3000 / 21
+
+
+def test_a_region_that_cannot_move_far_takes_the_least_overlap():
+    maps = torch.zeros(1, 4, 4)
+    maps[0, :3, :3] = 1  # 9 pixels: the diagonal shift (1, 1) still covers 4, any other 6
+    top = I.region_masks(maps, 9 / 16, "top")
+    rnd = I.region_masks(maps, 9 / 16, "random", n=20, seed=0)
+    assert torch.allclose(I.placement_overlap(top, rnd), torch.tensor(4 / 9))
+    assert all(_translations(top[0], m) == [(1, 1)] for m in rnd[:, 0])
+    whole = I.region_masks(maps, 1.0, "random", n=2, seed=0)  # spans the image: cannot move
+    assert whole.all()
+    with pytest.raises(ValueError, match="max_overlap"):
+        I.region_masks(maps, 0.5, "random", max_overlap=1.5)
+    with pytest.raises(ValueError, match="moved"):
+        I.placement_overlap(top, rnd[..., :3])
 
 
 def test_region_mask_errors(maps):
@@ -149,3 +197,8 @@ def test_attack_view_and_masking_view(tiny, x8):
     assert (kept == 1).all() and torch.equal(masked[0], x8[0])
     masked, _, kept = I.masking_view(tiny, x8[0], maps, 0.5)
     assert kept[1] == 0 and (masked[1] == 0).all()
+    masked, _, kept = I.masking_view(tiny, x8[0], maps, 0.5, baseline=0.3)  # the chapter's grey
+    assert kept[1] == 0 and torch.allclose(masked[1], torch.tensor(0.3))
+    keep = maps["a"] >= 0.5
+    assert torch.equal(masked[0][:, keep], x8[0][:, keep])
+    assert torch.allclose(masked[0][:, ~keep], torch.tensor(0.3))

@@ -96,8 +96,46 @@ def test_evaluation_figures(tiny, x8):
     assert PE.method_colours(["x", "random map"])["random map"] == (0, 0, 0)
 
 
+def test_grouped_panels_untangle_the_methods(tiny, x8):
+    gen = torch.Generator().manual_seed(0)
+    names = ["a", "b", "c", "d", "random map", "image itself"]
+    maps = {n: torch.rand(8, 12, 12, generator=gen) for n in names}
+    dels = {n: evaluation.deletion_curve(tiny, x8, m, steps=4) for n, m in maps.items()}
+    ins = {n: evaluation.insertion_curve(tiny, x8, m, steps=4) for n, m in maps.items()}
+    groups, controls = {"first": ["a", "b"], "second": ["c", "d"]}, ("random map", "image itself")
+    fig = PE.plot_insertion_deletion(dels, ins, {n: 0.1 for n in names}, None, groups=groups,
+                                     controls=controls)
+    assert len(fig.axes) == 4  # 2 directions × 2 groups
+    top_right = fig.axes[1]
+    labels = [t.get_text() for t in fig.axes[3].get_legend().get_texts()]  # under the column
+    assert labels == ["c (deletion AUC 0.100)", "d (deletion AUC 0.100)",
+                      "random map (deletion AUC 0.100)", "image itself (deletion AUC 0.100)"]
+    colours = [line.get_color() for line in top_right.get_lines()]
+    assert len(set(colours[:2])) == 2 and colours[2] == "k"  # distinct; control black
+    assert top_right.get_lines()[2].get_linestyle() == "--"
+    np.testing.assert_allclose(top_right.get_lines()[0].get_ydata(), dels["c"].probs.mean(0))
+    sw = {n: evaluation.structure_wise_curve(tiny, x8, m, None, (0.0, 0.5)) for n, m in
+          maps.items()}
+    fig = PE.plot_structure_panels({"insertion": sw, "deletion": sw}, groups, controls,
+                                   budget=0.7)
+    assert len(fig.axes) == 4
+    for ax in fig.axes:
+        assert len(ax.get_lines()) == 2 + 2 + 1  # methods, controls, the budget line
+        assert any(np.allclose(line.get_xdata(), 0.7) for line in ax.get_lines())
+    with pytest.raises(ValueError, match="unknown"):
+        PE.plot_structure_panels({"insertion": sw}, {"x": ["zzz"]})
+    with pytest.raises(ValueError, match="at most"):
+        PE.plot_structure_panels({"insertion": sw}, {"x": ["a", "b", "c", "d", "image itself"]})
+
+
 def test_membership_rocs():
     fpr, tpr = np.array([0, 0.001, 0.01, 1]), np.array([0, 0.0, 0.02, 1])
     fig = PP.plot_membership_rocs({"a": (fpr, tpr)}, {"a": 0.6})
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and "AUROC 0.600" in ax.get_legend().get_texts()[0].get_text()
+    assert ax.get_xlim()[0] == pytest.approx(1e-3)  # the power of ten at the smallest rate, 0.001
+    legend = ax.get_legend().get_window_extent(fig.canvas.get_renderer())
+    box = ax.get_window_extent(fig.canvas.get_renderer())
+    label = next(t for t in ax.texts if "FPR = 1%" in t.get_text())
+    assert legend.y1 <= box.y0  # the legend sits under the axes, clear of the 1% label
+    assert not legend.overlaps(label.get_window_extent(fig.canvas.get_renderer()))

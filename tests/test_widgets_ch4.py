@@ -61,6 +61,18 @@ def test_masking_explorer_every_threshold(masking_setup, digit_model):
         widgets.masking_explorer(digit_model, x[3], {"Grad-CAM": one["Grad-CAM"]}, curves)
 
 
+def test_masking_explorer_masks_with_the_chapter_grey(masking_setup, digit_model):
+    x, maps, curves, _ = masking_setup
+    one = {n: m[3] for n, m in maps.items()}
+    box = widgets.masking_explorer(digit_model, x[3], one, curves, threshold=0.5, baseline=0.12)
+    data = _set(box, "threshold", 0.5)
+    _, probs, _ = interventions.masking_view(digit_model, x[3], one, 0.5, baseline=0.12)
+    _, black, _ = interventions.masking_view(digit_model, x[3], one, 0.5)
+    for k, name in enumerate(one):
+        assert data["image"][name][0] == pytest.approx(float(probs[k]))
+    assert not torch.allclose(probs, black)  # the grey is not black to this model
+
+
 @pytest.fixture(scope="module")
 def sign_image(signs):
     i = int(torch.nonzero(signs.y_test == 5)[0])

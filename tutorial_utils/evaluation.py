@@ -390,7 +390,10 @@ def randomization_layers(model: nn.Module) -> list[str]:
 
     A layer is a convolution or linear module together with the parameterised modules that
     follow it before the next one (e.g. its BatchNorm); it is named by the common prefix of
-    their names (``'last_conv.1'`` for ``last_conv.1.0`` + ``last_conv.1.1``). In a
+    their names when that module holds exactly them (``'last_conv.1'`` for ``last_conv.1.0`` +
+    ``last_conv.1.1``), otherwise by their names joined with ``+`` (a torchvision ResNet's
+    ``'layer4.1.conv2+layer4.1.bn2'``: the block ``layer4.1`` holds two such layers), so every
+    name is unique and :func:`randomized_models` re-initialises exactly that layer. In a
     transformer every attention (``nn.MultiheadAttention`` with its ``out_proj``), MLP linear
     and ``LayerNorm`` is a layer of its own (the class token and position embedding, owned by
     the model itself, are not randomised).
@@ -411,11 +414,25 @@ def randomization_layers(model: nn.Module) -> list[str]:
             groups[-1].append(name)
     if not groups:
         raise ValueError("model has no layer with parameters to randomise")
+    owned = {}  # module name -> its parameterised leaves, to test whether a prefix is the group
+    leaves = [n for g in groups for n in g]
     names = []
     for group in groups:
         parts = [g.split(".") for g in group]
-        common = [p[0] for p in zip(*parts, strict=False) if len(set(p)) == 1]
-        names.append(".".join(common) if len(group) > 1 and common else group[0])
+        common = []
+        for p in zip(*parts, strict=False):
+            if len(set(p)) != 1:
+                break
+            common.append(p[0])
+        prefix = ".".join(common)
+        if len(group) > 1 and prefix:
+            if prefix not in owned:
+                owned[prefix] = [n for n in leaves if n.startswith(prefix + ".")]
+            # the prefix names the group only if it holds nothing else (a ResNet block holds
+            # two conv + BN groups: they become 'layer4.1.conv2+layer4.1.bn2' etc.)
+            names.append(prefix if owned[prefix] == group else "+".join(group))
+        else:
+            names.append(group[0])
     return names[::-1]
 
 
@@ -450,11 +467,13 @@ def randomized_models(model: nn.Module, layers: Sequence[str] | None = None, *, 
                       cascade: bool = True) -> list[tuple[str, nn.Module]]:
     """``[(layer name, model copy)]``: with ``cascade`` (Adebayo et al. 2018), copy i has
     layers ``0..i`` of ``layers`` (default :func:`randomization_layers`, top first)
-    re-initialised; without it, only layer i. ``model`` itself is never modified; each copy is
+    re-initialised (a name ``'a+b'`` re-initialises modules ``a`` and ``b``); without it, only
+    layer i. ``model`` itself is never modified; each copy is
     in ``model``'s mode. Deterministic for ``seed`` (a local generator)."""
     layers = randomization_layers(model) if layers is None else list(layers)
     known = dict(model.named_modules())
-    missing = [n for n in layers if n not in known]
+    missing = [n for n in layers if not isinstance(n, str)
+               or any(part not in known for part in n.split("+"))]
     if missing:
         raise ValueError(f"layers: unknown layer name(s) {missing}; valid: "
                          f"randomization_layers(model) = {randomization_layers(model)}"[:400])
@@ -463,7 +482,9 @@ def randomized_models(model: nn.Module, layers: Sequence[str] | None = None, *, 
     current = copy.deepcopy(model) if cascade else None  # randomised further at every stage
     for name in layers:
         stage = current if cascade else copy.deepcopy(model)
-        _reinitialise(dict(stage.named_modules())[name], gen)
+        modules = dict(stage.named_modules())
+        for part in name.split("+"):  # 'a+b': the modules of one layer (conv + its norm)
+            _reinitialise(modules[part], gen)
         out.append((name, copy.deepcopy(stage) if cascade else stage))
     return out
 

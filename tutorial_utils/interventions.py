@@ -9,7 +9,9 @@ masking, insertion/deletion, structure-wise, sanity checks — is :mod:`tutorial
 function                  what it does
 ========================  ========================================================================
 region_masks              the top / bottom ``fraction`` of a map's pixels, or the top region
-                          moved to a random place (same shape and area), as boolean masks
+                          moved to a random place inside the image (same shape and area,
+                          overlapping the original by at most ``max_overlap``), as boolean masks
+placement_overlap         how much of the top region a moved placement still covers
 occlusion_interventions   *positive* interventions: occlude each region, read the class score
 box_mask, box_landscape   a square "box prompt" and the class probabilities for every placement
 attack_sweep              *negative* interventions: accuracy under FGSM / PGD for every ε
@@ -69,7 +71,9 @@ from tutorial_utils.forward import (
 
 __all__ = [
     "KINDS",
+    "MAX_OVERLAP",
     "region_masks",
+    "placement_overlap",
     "Interventions",
     "occlusion_interventions",
     "box_mask",
@@ -93,30 +97,82 @@ region moved to a random place, and the least important pixels."""
 # --------------------------------------------------------------------------------------
 
 
-def _shifted(top: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
-    """``n`` copies (n, B, H, W) of each mask rolled by a random non-zero offset (wrapping)."""
+MAX_OVERLAP = 0.25
+"""Default largest share of the top region that a moved placement may still cover."""
+
+
+def _overlaps(top: torch.Tensor) -> torch.Tensor:
+    """``|top ∩ top shifted by (dy, dx)|`` for every shift, (B, 2H−1, 2W−1): index
+    ``[b, dy + H − 1, dx + W − 1]``. The autocorrelation of each mask, by FFT zero-padded to
+    (2H−1, 2W−1) so that nothing wraps (exact integer counts after rounding)."""
     b, h, w = top.shape
-    offsets = torch.randint(1, h * w, (n, b), generator=gen).to(top.device)  # 0 = no move
-    dy, dx = (offsets // w)[..., None, None], (offsets % w)[..., None, None]
-    rows = (torch.arange(h, device=top.device).view(1, 1, h, 1) - dy) % h
-    cols = (torch.arange(w, device=top.device).view(1, 1, 1, w) - dx) % w
-    return top[torch.arange(b, device=top.device).view(1, b, 1, 1), rows, cols]
+    size = (2 * h - 1, 2 * w - 1)
+    f = torch.fft.rfft2(top.to(torch.float64), s=size)
+    corr = torch.fft.irfft2(f * f.conj(), s=size).round()
+    return torch.roll(corr, shifts=(h - 1, w - 1), dims=(1, 2))  # zero shift at (H−1, W−1)
+
+
+def _inside(top: torch.Tensor) -> torch.Tensor:
+    """(B, 2H−1, 2W−1) bool: the shift keeps every pixel of the region inside the image."""
+    b, h, w = top.shape
+    rows, cols = top.any(2), top.any(1)  # (B, H), (B, W)
+    r0, c0 = rows.to(torch.uint8).argmax(1), cols.to(torch.uint8).argmax(1)
+    r1 = h - 1 - rows.flip(1).to(torch.uint8).argmax(1)
+    c1 = w - 1 - cols.flip(1).to(torch.uint8).argmax(1)
+    dy = torch.arange(-(h - 1), h, device=top.device).view(1, -1, 1)
+    dx = torch.arange(-(w - 1), w, device=top.device).view(1, 1, -1)
+    v = (lambda t: t.view(b, 1, 1))
+    return (dy >= -v(r0)) & (dy <= h - 1 - v(r1)) & (dx >= -v(c0)) & (dx <= w - 1 - v(c1))
+
+
+def _moved(top: torch.Tensor, n: int, max_overlap: float, gen: torch.Generator
+           ) -> torch.Tensor:
+    """``n`` placements (n, B, H, W) of each image's region ``top`` (B, H, W), translated
+    without wrapping: the shift is drawn uniformly among those that keep the whole region
+    inside the image and leave at most ``max_overlap`` of its pixels on the original region.
+    Where no shift qualifies, the in-image shift of least overlap is used (the region itself
+    only when it cannot move at all, e.g. when it spans the image)."""
+    b, h, w = top.shape
+    overlap = _overlaps(top)
+    inside = _inside(top)
+    inside[:, h - 1, w - 1] = False  # the zero shift is no move
+    k = top.flatten(1).sum(1).to(overlap.dtype).view(b, 1, 1)
+    ok = inside & (overlap <= torch.floor(max_overlap * k + 1e-9))
+    least = torch.where(inside, overlap, torch.inf).flatten(1).amin(1).view(b, 1, 1)
+    fallback = inside & (overlap == least)
+    ok = torch.where(ok.flatten(1).any(1).view(b, 1, 1), ok, fallback)
+    stuck = ~ok.flatten(1).any(1)  # no in-image shift at all: the region stays where it is
+    ok[stuck, h - 1, w - 1] = True
+    pick = torch.multinomial(ok.flatten(1).to(torch.float64).cpu(), n, replacement=True,
+                             generator=gen).to(top.device).T  # (n, B)
+    dy = (pick // (2 * w - 1) - (h - 1))[..., None, None]
+    dx = (pick % (2 * w - 1) - (w - 1))[..., None, None]
+    rows = torch.arange(h, device=top.device).view(1, 1, h, 1) - dy
+    cols = torch.arange(w, device=top.device).view(1, 1, 1, w) - dx
+    valid = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+    src = top[torch.arange(b, device=top.device).view(1, b, 1, 1), rows.clamp(0, h - 1),
+              cols.clamp(0, w - 1)]
+    return src & valid
 
 
 def region_masks(maps: torch.Tensor, fraction: float, kind: str = "top", *, n: int = 1,
-                 seed: int = 0) -> torch.Tensor:
+                 seed: int = 0, max_overlap: float = MAX_OVERLAP) -> torch.Tensor:
     """Boolean masks (B, H, W) — or (n, B, H, W) for ``kind='random'`` — of exactly
     ``k = max(1, round(fraction·H·W))`` pixels per image.
 
     ``'top'``: the k most important pixels of ``maps`` (ties in raster order, as in
     :func:`~tutorial_utils.evaluation.deletion_curve`); ``'bottom'``: the k least important;
-    ``'random'``: the top region rolled (wrapping around the border) by ``n`` random non-zero
-    offsets per image — the same shape and area in another place.
+    ``'random'``: the top region **translated** (no wrapping, no rotation) to ``n`` random
+    places, each drawn uniformly among the shifts that keep the whole region inside the image
+    and leave at most ``max_overlap`` (a share in [0, 1]) of its pixels on the original
+    region — the same shape and area in another place. A region too large to move that far
+    takes the in-image shift of least overlap (see :func:`placement_overlap` to measure it).
     """
     maps = check_maps(maps, "maps")
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     fraction = check_fraction(fraction)
+    max_overlap = check_number(max_overlap, "max_overlap", low=0.0, high=1.0)
     b, h, w = maps.shape
     k = max(1, round(fraction * h * w))
     ranks = pixel_ranks(maps.detach()).view(b, h, w)
@@ -126,7 +182,19 @@ def region_masks(maps: torch.Tensor, fraction: float, kind: str = "top", *, n: i
     if kind == "top":
         return top
     gen = torch.Generator().manual_seed(check_seed(seed))
-    return _shifted(top, check_positive_int(n, "n"), gen)
+    return _moved(top, check_positive_int(n, "n"), max_overlap, gen)
+
+
+def placement_overlap(top: torch.Tensor, moved: torch.Tensor) -> torch.Tensor:
+    """Share of each region ``top`` (B, H, W) that a placement ``moved`` (…, B, H, W) still
+    covers, in [0, 1], shape (…, B): 0 = moved clear of it, 1 = not moved."""
+    if not (isinstance(top, torch.Tensor) and isinstance(moved, torch.Tensor)):
+        raise TypeError("top and moved must be boolean tensors (B, H, W) and (..., B, H, W)")
+    if top.dim() != 3 or moved.shape[-3:] != top.shape:
+        raise ValueError(f"moved must end in top's shape {tuple(top.shape)}, got "
+                         f"{tuple(moved.shape)}")
+    top, moved = top.bool(), moved.bool()
+    return (moved & top).flatten(-2).sum(-1) / top.flatten(-2).sum(-1).clamp_min(1)
 
 
 class Interventions(NamedTuple):
@@ -148,13 +216,16 @@ class Interventions(NamedTuple):
 def occlusion_interventions(model: nn.Module, x: torch.Tensor, maps: torch.Tensor, target=None,
                             *, fractions: Sequence[float] = (0.05, 0.1, 0.2), n_random: int = 8,
                             baseline: str | float | torch.Tensor = "mean", seed: int = 0,
+                            max_overlap: float = MAX_OVERLAP,
                             batch_size: int = DEFAULT_BATCH_SIZE) -> Interventions:
     """Trial-and-error interventions guided by a map: occlude a region, read ``p_target``.
 
     For every fraction f, three kinds of region of the same area (:func:`region_masks`) are
     set to the ``baseline`` (default: the data set's mean colour, which carries no evidence):
-    the map's top f, ``n_random`` random placements of that region, and the map's bottom f. A
-    map that points at the evidence makes the top drop largest and the bottom drop ~0.
+    the map's top f, ``n_random`` random placements of that region (translated inside the
+    image, covering at most ``max_overlap`` of the original; seed ``seed + i`` for the i-th
+    fraction), and the map's bottom f. A map that points at the evidence makes the top drop
+    largest and the bottom drop ~0.
     All ``B·F·(2 + R)`` images are evaluated ``batch_size`` at a time.
     """
     check_inputs(model, x)
@@ -171,7 +242,7 @@ def occlusion_interventions(model: nn.Module, x: torch.Tensor, maps: torch.Tenso
     masks = torch.stack([torch.cat([region_masks(maps, f, "top")[None],
                                     region_masks(maps, f, "bottom")[None],
                                     region_masks(maps, f, "random", n=n_random,
-                                                 seed=seed + i)])
+                                                 seed=seed + i, max_overlap=max_overlap)])
                          for i, f in enumerate(fr)])  # (F, 2 + R, B, H, W)
     target = predicted_target(model, x, target, batch_size)
     base = baseline_image(x, baseline, model)
