@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 from tutorial_utils.plotting.images import _draw_overlay, _image
 from tutorial_utils.plotting.style import HIGHLIGHT, NEUTRAL, _style
@@ -51,7 +52,10 @@ def plot_trust_scatter(trust: object, confidence: object, correct: object,
     low_gap = max(floor, float(gap.min()))
     ticks = [v for v in (0.5, 0.1, 0.01, 1e-3, 1e-4, 1e-5, 1e-6) if v >= low_gap / 1.5]
     ax.set_yticks(ticks, [f"{1 - v:.{max(1, int(round(-np.log10(v))))}f}" for v in ticks])
-    ax.minorticks_off()
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_locator(NullLocator())
     for low_t in (True, False):
         for low_c in (True, False):
             sel = ~ok & ((t < trust_cut) == low_t) & ((c < confidence_cut) == low_c)
