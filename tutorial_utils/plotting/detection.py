@@ -1,5 +1,15 @@
 """Figures of :mod:`tutorial_utils.detection` and :mod:`tutorial_utils.uncertainty`: the entropy
-decomposition, score histograms, per-layer and per-level AUROC maps, a decision threshold."""
+decomposition, score histograms, per-layer and per-level AUROC maps, a decision threshold.
+
+One colour means one thing in every figure of chapter 3 (and in its coloured tables):
+
+* blue (``NEUTRAL``) — clean / in-distribution / a correct prediction;
+* red (``HIGHLIGHT``), then orange, brown, pink (:data:`NOVEL_COLOURS`) — novel, challenged,
+  attacked inputs, or a wrong prediction;
+* the green–purple scale (:data:`AUROC_CMAP`) — an AUROC: green detects, white is chance (0.5),
+  purple is reversed;
+* greys — the parts of one quantity (aleatoric and epistemic entropy).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +25,8 @@ from tutorial_utils.plotting.images import _images, _imshow
 from tutorial_utils.plotting.style import HIGHLIGHT, NEUTRAL, _style
 
 __all__ = [
+    "NOVEL_COLOURS",
+    "AUROC_CMAP",
     "plot_decomposition",
     "plot_score_grid",
     "plot_auroc_map",
@@ -25,23 +37,51 @@ __all__ = [
 ]
 
 
+NOVEL_COLOURS: tuple[str, ...] = (HIGHLIGHT, "#DD8452", "#937860", "#DA8BC3")
+"""Colours of novel sets, in order (seaborn "deep" red, orange, brown, pink); clean is blue."""
+
+AUROC_CMAP = "PRGn"
+"""Colour scale of every AUROC map and table of chapter 3: purple 0 (reversed), white 0.5
+(chance), green 1 (detects) — no blue or red, which mean clean and novel."""
+
+ALEATORIC, EPISTEMIC = "0.75", "0.3"  # greys: two parts of one entropy, not two kinds of input
+
+
 def plot_decomposition(table, title: str = "predictive entropy = aleatoric + epistemic"):
     """Stacked bars of mean aleatoric and epistemic entropy (nats) per condition, one panel per
-    method. ``table``: DataFrame with columns ``method, condition, aleatoric, epistemic``."""
+    method. ``table``: DataFrame with columns ``method, condition, aleatoric, epistemic`` and,
+    optionally, ``accuracy`` (share in [0, 1]; NaN where a condition has no labels), drawn as
+    a black line on a right-hand axis so that a bar that shrinks while accuracy collapses
+    is seen as what it is: the model growing confident, not the input growing easy."""
     _style()
     methods = list(dict.fromkeys(table["method"]))
-    fig, axes = plt.subplots(1, len(methods), figsize=(5.2 * len(methods), 3.4), squeeze=False,
+    fig, axes = plt.subplots(1, len(methods), figsize=(5.2 * len(methods), 3.5), squeeze=False,
                              layout="constrained", sharey=True)
+    twins = []
     for ax, method in zip(axes[0], methods, strict=True):
         rows = table[table["method"] == method]
         xs = np.arange(len(rows))
-        ax.bar(xs, rows["aleatoric"], color=NEUTRAL, label="aleatoric (mean entropy)")
-        ax.bar(xs, rows["epistemic"], bottom=rows["aleatoric"], color=HIGHLIGHT,
+        ax.bar(xs, rows["aleatoric"], color=ALEATORIC, label="aleatoric (mean entropy)")
+        ax.bar(xs, rows["epistemic"], bottom=rows["aleatoric"], color=EPISTEMIC,
                label="epistemic (mutual information)")
         ax.set_xticks(xs, rows["condition"], rotation=45, ha="right", fontsize="small")
         ax.set(title=method, ylabel="entropy (nats)")
-        ax.spines[["top", "right"]].set_visible(False)
-    axes[0, 0].legend(fontsize="small", frameon=False, loc="upper left")
+        ax.spines[["top"]].set_visible(False)
+        if "accuracy" in rows:
+            acc = rows["accuracy"].to_numpy(dtype=float)
+            twin = ax.twinx()
+            twin.plot(xs, acc, color="k", marker="o", ms=4, lw=1.2,
+                      markerfacecolor="w", label="accuracy (right axis)")
+            twin.set(ylim=(0, 1.05), ylabel="accuracy" if method == methods[-1] else "")
+            twin.spines[["top"]].set_visible(False)
+            twin.grid(False)
+            twins.append(twin)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    if twins:
+        h2, l2 = twins[0].get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+    fig.legend(handles, labels, fontsize="small", frameon=False, loc="outside lower center",
+               ncol=len(labels))
     fig.suptitle(title, fontsize="medium")
     return fig
 
@@ -49,8 +89,12 @@ def plot_decomposition(table, title: str = "predictive entropy = aleatoric + epi
 def plot_score_grid(id_scores: Mapping[str, torch.Tensor],
                     novel_scores: Mapping[str, Mapping[str, torch.Tensor]],
                     names: Sequence[str], ncols: int = 3, bins: int = 30):
-    """One panel per score: density histograms of the in-distribution set and every novel set
-    (each score on its own axis; higher = more in-distribution)."""
+    """One panel per score: density histograms of the in-distribution set (blue) and every
+    novel set (red, orange, brown, pink: :data:`NOVEL_COLOURS`; at most four) — each score on
+    its own axis, higher = more in-distribution."""
+    if len(novel_scores) > len(NOVEL_COLOURS):
+        raise ValueError(f"novel_scores: at most {len(NOVEL_COLOURS)} novel sets, got "
+                         f"{len(novel_scores)}")
     _style()
     nrows = -(-len(names) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, 2.7 * nrows), squeeze=False,
@@ -65,10 +109,10 @@ def plot_score_grid(id_scores: Mapping[str, torch.Tensor],
         low, high = np.percentile(values, [2, 98])
         clipped = low < values.min() or high < values.max()
         edges = np.linspace(low, high if high > low else low + 1, bins + 1)
+        colours = (NEUTRAL, *NOVEL_COLOURS)
         for i, (label, v) in enumerate(sets.items()):
             ax.hist(np.clip(np.asarray(v, dtype=float), low, high), bins=edges, density=True,
-                    alpha=0.5 if i else 0.35, label=label, color="k" if i == 0 else None,
-                    histtype="stepfilled")
+                    alpha=0.45, label=label, color=colours[i], histtype="stepfilled")
         ax.set(title=name + (" (axis clipped)" if clipped else ""),
                xlabel="score (higher = in-distribution)", ylabel="density", yticks=[])
     for ax in axes.flat[len(names):]:
@@ -78,9 +122,9 @@ def plot_score_grid(id_scores: Mapping[str, torch.Tensor],
 
 
 def plot_auroc_map(table, title: str, xlabel: str = "", ylabel: str = "",
-                   fmt: str = "{:.2f}", cmap: str = "RdBu_r", size: tuple | None = None):
+                   fmt: str = "{:.2f}", cmap: str = AUROC_CMAP, size: tuple | None = None):
     """A DataFrame of AUROCs as a heat map (rows × columns), every cell annotated; the colour
-    scale is centred on 0.5 (chance): blue = reversed, red = detects."""
+    scale is centred on 0.5 (chance): purple = reversed, green = detects (:data:`AUROC_CMAP`)."""
     _style()
     values = table.to_numpy(dtype=float)
     size = size or (0.75 * values.shape[1] + 2.5, 0.34 * values.shape[0] + 1.4)
@@ -95,7 +139,7 @@ def plot_auroc_map(table, title: str, xlabel: str = "", ylabel: str = "",
                     color="w" if abs(v - 0.5) > 0.35 else "k")
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.title.set_fontsize("small")
-    fig.colorbar(im, ax=ax, shrink=0.8, label="AUROC (0.5 = chance)")
+    fig.colorbar(im, ax=ax, shrink=0.8, label="AUROC (green detects, 0.5 chance, purple reversed)")
     return fig
 
 
