@@ -138,3 +138,31 @@ def test_dashboard_explorer_switches_the_model_and_its_reference(sign_model, ref
     single = widgets.dashboard_explorer(sign_model, reference, picker, torch.arange(14),
                                         signs.classes, go)
     assert "model" not in single.controls  # one model: no switch
+
+
+def test_fixed_layout_picture_equals_a_full_draw(sign_model, reference, picker, signs):
+    """The explorer's figure redraws only what a view changes over a saved background; the
+    picture must be the one a full draw of the same (frozen) layout gives."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from tutorial_utils.plotting.dashboard import DashboardFigure
+    from tutorial_utils.plotting.style import to_png
+
+    fast = DashboardFigure(signs.classes, dpi=40, fixed_layout=True)
+    for i in (8, 3, 11):  # several views in a row: nothing of an earlier one may stay
+        view = dashboard.dashboard_view(sign_model, reference, picker[i:i + 1], contrast=9)
+        fast.set_view(view, f"sample {i}")
+        picture = fast.png()
+    for artist in fast._changing():
+        artist.set_animated(False)
+    full = to_png(fast.fig)  # every artist, one full draw, same layout
+
+    def pixels(png):
+        return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(float)
+
+    a, b = pixels(picture), pixels(full)
+    assert a.shape == b.shape
+    assert np.abs(a - b).mean() < 0.5 and (np.abs(a - b).max(-1) > 60).mean() < 0.002

@@ -565,7 +565,8 @@ def dashboard_explorer(model: nn.Module | Mapping[str, nn.Module], reference,
         raise ValueError(f"model_name must be one of {list(pairs)}, got {model_name!r}")
     names = list(sample_labels) if sample_labels is not None else [
         f"sample {i}" for i in range(len(images))]
-    figure = DashboardFigure(class_names, dpi=WIDGET_DPI, image_size=tuple(images.shape[-2:]))
+    figure = DashboardFigure(class_names, dpi=WIDGET_DPI, image_size=tuple(images.shape[-2:]),
+                             fixed_layout=True)
     plt.close(figure.fig)
     several = len(pairs) > 1
 
@@ -583,7 +584,7 @@ def dashboard_explorer(model: nn.Module | Mapping[str, nn.Module], reference,
                 f"({float(view.probs[view.pred]):.2f}); gauges below the 5th percentile "
                 f"(of this model's clean reference signs): {', '.join(flagged) or 'none'}"
                 f"</code>")
-        return to_png(figure.fig), text, view
+        return figure.png(), text, view
 
     controls = {
         "sample": _picker(names, sample, "image"),
