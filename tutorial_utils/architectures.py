@@ -174,6 +174,11 @@ class SignViT(nn.Module):
     output logits ``(B, K)``.
     """
 
+    prefers_channels_last = False
+    """The course's batched forward passes (:func:`tutorial_utils.forward.logits`,
+    ``features_and_logits``) leave the input's memory layout as it is: the only convolution is
+    the patch embedding, which gains nothing from a channels-last copy of the batch."""
+
     def __init__(
         self,
         in_channels: int,
