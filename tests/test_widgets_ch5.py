@@ -166,3 +166,14 @@ def test_fixed_layout_picture_equals_a_full_draw(sign_model, reference, picker, 
     a, b = pixels(picture), pixels(full)
     assert a.shape == b.shape
     assert np.abs(a - b).mean() < 0.5 and (np.abs(a - b).max(-1) > 60).mean() < 0.002
+
+
+def test_gauge_percentiles_in_chunks_equal_one_batch(reference, picker):
+    whole = dashboard.gauge_percentiles(reference, picker, chunk_size=len(picker))
+    chunked = dashboard.gauge_percentiles(reference, picker, chunk_size=3)
+    for g in dashboard.GAUGES:
+        assert chunked[g] == pytest.approx(whole[g])
+        assert whole[g][5] == pytest.approx(reference.percentile(g, float(
+            dashboard._gauge_scores(reference.detectors, reference.model, picker[5:6])[g][0])))
+    with pytest.raises((ValueError, TypeError), match="chunk_size"):
+        dashboard.gauge_percentiles(reference, picker, chunk_size=0)

@@ -162,13 +162,22 @@ def pair_references(models: nn.Module | dict[str, nn.Module],
     return pairs
 
 
-def gauge_percentiles(reference: Reference, x: torch.Tensor) -> dict[str, np.ndarray]:
-    """Every gauge's percentile (B,) for a batch ``x`` (the dashboard's gauges, batched)."""
+def gauge_percentiles(reference: Reference, x: torch.Tensor, chunk_size: int = 256
+                      ) -> dict[str, np.ndarray]:
+    """Every gauge's percentile (B,) for a batch ``x`` (the dashboard's gauges, batched),
+    ``chunk_size`` images at a time (the gradient gauges keep per-sample gradients: a large
+    batch at once costs memory, not speed)."""
     _check_reference(reference)
     check_inputs(reference.model, x)
-    scores = _gauge_scores(reference.detectors, reference.model, x)
-    return {k: np.array([reference.percentile(k, float(v)) for v in s.detach().cpu()])
-            for k, s in scores.items()}
+    chunk_size = check_positive_int(chunk_size, "chunk_size")
+    parts = [_gauge_scores(reference.detectors, reference.model, xb)
+             for xb in x.split(chunk_size)]
+    out = {}
+    for k in parts[0]:
+        s = torch.cat([p[k].detach().cpu() for p in parts]).numpy().astype(float)
+        ref = reference.scores[k]
+        out[k] = 100.0 * np.searchsorted(ref, s, side="right") / len(ref)  # = percentile()
+    return out
 
 
 def make_input(model: nn.Module, image: torch.Tensor, label: int, source: str = "test image",
