@@ -6,7 +6,10 @@ every control value and check what is drawn (``tests/test_widgets*.py``); wall-c
 live here, where a loaded machine cannot fail a test for reasons that have nothing to do with
 the code. Each explorer is built on the zoo models and small data sets like the chapters', then
 every control is moved through all its values ``--rounds`` times (default 3); the first
-redraw after building is left out. Run under a quiet machine:
+redraw after building is left out. The dashboard holds both zoo models (``signs`` and
+``signs-vit``) behind its model switch: ``dashboard_explorer`` drives every control starting on
+the CNN (its ``model`` row times the switches), ``dashboard_explorer:ViT`` the same on the ViT.
+Run under a quiet machine (``--only dashboard`` drives the dashboard alone):
 
     python benchmarks/bench_widgets.py [--rounds 3]
 """
@@ -133,40 +136,52 @@ def explorers():
         return widgets.attack_explorer(sign_model, signs.x_test[i], 5, signs.classes,
                                        (0.0, 2 / 255, 8 / 255, 16 / 255), epsilon=8 / 255)
 
-    def dashboard_box():
+    def dashboard_box(start: str = "CNN"):
+        # both zoo models, each with the reference set built for it; the model switch is one
+        # more control (driven like the others), ``start`` the model the other controls run on
         fit = stratified_indices(signs.y_train, 10, seed=0)
         ref = stratified_indices(signs.y_test, 5, seed=0)
-        reference = dashboard.build_reference(sign_model, signs.x_train[fit],
-                                              signs.y_train[fit], signs.x_test[ref])
-        return widgets.dashboard_explorer(sign_model, reference, picker, torch.arange(14),
-                                          signs.classes, data.load_ood("go", n=4, seed=0),
-                                          sample=8, kind="snow", level=0, contrast=9)
+        if "nets" not in shared:
+            shared["nets"] = {"CNN": sign_model, "ViT": models.load("signs-vit")}
+            shared["refs"] = {name: dashboard.build_reference(net, signs.x_train[fit],
+                                                              signs.y_train[fit],
+                                                              signs.x_test[ref])
+                              for name, net in shared["nets"].items()}
+        return widgets.dashboard_explorer(shared["nets"], shared["refs"], picker,
+                                          torch.arange(14), signs.classes,
+                                          data.load_ood("go", n=4, seed=0), sample=8,
+                                          kind="snow", level=0, contrast=9, model_name=start)
 
     return [("challenge_explorer", challenge), ("contrast_explorer", contrast_box),
             ("level_explorer", level), ("score_explorer", score_box),
             ("threshold_explorer", threshold_box), ("voice_explorer", voice_box),
             ("masking_explorer", masking), ("occluder_explorer", occluder),
-            ("attack_explorer", attack), ("dashboard_explorer", dashboard_box)]
+            ("attack_explorer", attack), ("dashboard_explorer", dashboard_box),
+            ("dashboard_explorer:ViT", lambda: dashboard_box("ViT"))]
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="passes over every control value")
+    parser.add_argument("--only", default=None,
+                        help="drive only the explorers whose name starts with this")
     args = parser.parse_args(argv)
     print(f"{torch.get_num_threads()} thread(s); {args.rounds} passes over every control value;"
           " ms per redraw (the first redraw after building left out)")
-    print(f"  {'explorer':20s} {'control':10s} {'redraws':>7s} {'median':>8s} {'max':>8s} "
+    print(f"  {'explorer':22s} {'control':10s} {'redraws':>7s} {'median':>8s} {'max':>8s} "
           f"{'budget':>7s}")
     for name, build in explorers():
+        if args.only and not name.startswith(args.only):
+            continue
         start = time.perf_counter()
         box = build()
         built = time.perf_counter() - start
-        budget = BUDGET_MS.get(name, BUDGET_MS["default"])
+        budget = BUDGET_MS.get(name.split(":")[0], BUDGET_MS["default"])
         for control, median, longest, n in drive(name, box, args.rounds):
             flag = "" if median <= budget else "  <- above budget"
-            print(f"  {name:20s} {control:10s} {n:7d} {median:8.1f} {longest:8.1f} "
+            print(f"  {name:22s} {control:10s} {n:7d} {median:8.1f} {longest:8.1f} "
                   f"{budget:7.0f}{flag}")
-        print(f"  {name:20s} {'(built)':10s} {'':7s} {1e3 * built:8.0f}")
+        print(f"  {name:22s} {'(built)':10s} {'':7s} {1e3 * built:8.0f}")
 
 
 if __name__ == "__main__":

@@ -154,3 +154,26 @@ def test_figure_helpers(signs):
     plt.close(fig)
     with pytest.raises(ValueError, match="single image"):
         challenges.challenge_stack(signs.x_test[:2])
+
+
+def test_adaptation_lines_stay_visible_when_methods_coincide():
+    """Two methods with equal accuracy (TENT that barely moved on top of BatchNorm) must not
+    hide one another: own marker and line style, shifted sideways, legend matching."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from tutorial_utils.plotting.adaptation import plot_accuracy_by_level
+
+    methods = ("none", "tta", "bn", "tent")
+    table = pd.DataFrame([{"kind": "snow", "level": lv, "method": m,
+                           "accuracy": 0.5 if m in ("bn", "tent") else 0.9 - 0.1 * lv}
+                          for m in methods for lv in range(6)])
+    fig = plot_accuracy_by_level(table, ["snow"], methods)
+    lines = fig.axes[0].get_lines()
+    assert [ln.get_label() for ln in lines] == list(methods)
+    assert len({(ln.get_marker(), ln.get_linestyle()) for ln in lines}) == len(methods)
+    bn, tent = lines[2], lines[3]
+    assert (tent.get_xdata() - bn.get_xdata()).min() > 0.03  # not drawn on the same points
+    legend = fig.axes[0].get_legend()
+    assert [h.get_marker() for h in legend.legend_handles] == [ln.get_marker() for ln in lines]
+    plt.close(fig)

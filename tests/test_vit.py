@@ -315,3 +315,19 @@ def test_gradtrust_and_voice_on_the_vit(vit, images):
     v = trust.voice(vit, x)
     assert v.explanation.shape == v.uncertainty.shape == (4, 48, 48)
     assert v.iou.shape == v.snr.shape == (4,)
+
+
+def test_batched_passes_keep_the_vit_input_layout(vit, images):
+    """The ViT opts out of the channels-last copy of the course's batched forward passes (its
+    one convolution gains nothing from it): the logits and features are the same either way."""
+    from tutorial_utils import forward
+    from tutorial_utils.utils import channels_last
+
+    assert vit.prefers_channels_last is False
+    h, z = forward.features_and_logits(vit, images)
+    with torch.inference_mode():
+        z_cl = vit(channels_last(images))
+        h_cl = vit.penultimate(channels_last(images))
+    torch.testing.assert_close(z, z_cl, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(h, h_cl, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(forward.logits(vit, images), z, rtol=0, atol=0)

@@ -67,3 +67,113 @@ def test_dashboard_explorer_every_value(sign_model, reference, picker, signs):
     for q in range(14):
         c["contrast"].value = q
         assert box.state["last"].contrast == q
+
+
+@pytest.fixture(scope="module")
+def vit_pair(signs):
+    from tutorial_utils import models
+
+    vit = models.load("signs-vit", train_if_missing=False)
+    fit = data.stratified_indices(signs.y_train, 10, seed=0)
+    ref = data.stratified_indices(signs.y_test, 5, seed=0)
+    return vit, dashboard.build_reference(vit, signs.x_train[fit], signs.y_train[fit],
+                                          signs.x_test[ref])
+
+
+def test_pair_references_refuses_a_reference_of_another_model(sign_model, reference, vit_pair):
+    vit, vit_ref = vit_pair
+    pairs = dashboard.pair_references({"CNN": sign_model, "ViT": vit},
+                                      {"CNN": reference, "ViT": vit_ref})
+    assert pairs["ViT"] == (vit, vit_ref) and pairs["CNN"] == (sign_model, reference)
+    assert dashboard.pair_references(sign_model, reference) == {"model": (sign_model, reference)}
+    with pytest.raises(ValueError, match=r"references\['ViT'\].*another model"):
+        dashboard.pair_references({"CNN": sign_model, "ViT": vit},
+                                  {"CNN": reference, "ViT": reference})
+    with pytest.raises(ValueError, match="one Reference per model"):
+        dashboard.pair_references({"CNN": sign_model, "ViT": vit}, {"CNN": reference})
+    with pytest.raises(TypeError, match="references"):
+        dashboard.pair_references(sign_model, {"CNN": reference})
+    with pytest.raises(TypeError, match="models"):
+        dashboard.pair_references([sign_model], [reference])
+
+
+def test_dashboard_explorer_switches_the_model_and_its_reference(sign_model, reference,
+                                                                 vit_pair, picker, signs):
+    vit, vit_ref = vit_pair
+    go = data.load_ood("go", n=4, seed=0)
+    nets, refs = {"CNN": sign_model, "ViT": vit}, {"CNN": reference, "ViT": vit_ref}
+    box = widgets.dashboard_explorer(nets, refs, picker, torch.arange(14), signs.classes, go,
+                                     sample=8, kind="snow", level=3, contrast=9)
+    c = box.controls
+    assert c["model"].options == ("CNN", "ViT") and c["model"].value == "CNN"
+    x = dashboard.make_input(sign_model, picker[8], 8, "test image", "snow", 3)
+    for name in ("ViT", "CNN", "ViT"):
+        picture = box.image.value
+        c["model"].value = name
+        shown = box.state["last"]
+        expected = dashboard.dashboard_view(nets[name], refs[name], x, contrast=9)
+        assert shown.percentiles == expected.percentiles  # read against this model's reference
+        assert shown.scores == pytest.approx(expected.scores, rel=1e-5, abs=1e-6)
+        torch.testing.assert_close(shown.probs, expected.probs, atol=1e-6, rtol=0)
+        assert box.image.value[:8] == PNG and box.image.value != picture
+        assert box.info.value.startswith(f"<code>{name}: P = ")
+    # the two models read the same image differently: the switch is not inert
+    views = {}
+    for name in ("CNN", "ViT"):
+        c["model"].value = name
+        views[name] = box.state["last"]
+    assert views["CNN"].scores != views["ViT"].scores
+    for source in c["source"].options:  # every other control still works on the ViT
+        c["source"].value = source
+        assert box.state["last"] is not None and "ViT: " in box.info.value
+    with pytest.raises(ValueError, match="another model"):
+        widgets.dashboard_explorer(nets, {"CNN": vit_ref, "ViT": vit_ref}, picker,
+                                   torch.arange(14), signs.classes, go)
+    with pytest.raises(ValueError, match="model_name"):
+        widgets.dashboard_explorer(nets, refs, picker, torch.arange(14), signs.classes, go,
+                                   model_name="VGG")
+    start = widgets.dashboard_explorer(nets, refs, picker, torch.arange(14), signs.classes, go,
+                                       model_name="ViT")
+    assert start.controls["model"].value == "ViT"
+    single = widgets.dashboard_explorer(sign_model, reference, picker, torch.arange(14),
+                                        signs.classes, go)
+    assert "model" not in single.controls  # one model: no switch
+
+
+def test_fixed_layout_picture_equals_a_full_draw(sign_model, reference, picker, signs):
+    """The explorer's figure redraws only what a view changes over a saved background; the
+    picture must be the one a full draw of the same (frozen) layout gives."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from tutorial_utils.plotting.dashboard import DashboardFigure
+    from tutorial_utils.plotting.style import to_png
+
+    fast = DashboardFigure(signs.classes, dpi=40, fixed_layout=True)
+    for i in (8, 3, 11):  # several views in a row: nothing of an earlier one may stay
+        view = dashboard.dashboard_view(sign_model, reference, picker[i:i + 1], contrast=9)
+        fast.set_view(view, f"sample {i}")
+        picture = fast.png()
+    for artist in fast._changing():
+        artist.set_animated(False)
+    full = to_png(fast.fig)  # every artist, one full draw, same layout
+
+    def pixels(png):
+        return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(float)
+
+    a, b = pixels(picture), pixels(full)
+    assert a.shape == b.shape
+    assert np.abs(a - b).mean() < 0.5 and (np.abs(a - b).max(-1) > 60).mean() < 0.002
+
+
+def test_gauge_percentiles_in_chunks_equal_one_batch(reference, picker):
+    whole = dashboard.gauge_percentiles(reference, picker, chunk_size=len(picker))
+    chunked = dashboard.gauge_percentiles(reference, picker, chunk_size=3)
+    for g in dashboard.GAUGES:
+        assert chunked[g] == pytest.approx(whole[g])
+        assert whole[g][5] == pytest.approx(reference.percentile(g, float(
+            dashboard._gauge_scores(reference.detectors, reference.model, picker[5:6])[g][0])))
+    with pytest.raises((ValueError, TypeError), match="chunk_size"):
+        dashboard.gauge_percentiles(reference, picker, chunk_size=0)

@@ -184,6 +184,11 @@ class SignViT(nn.Module):
     output logits ``(B, K)``.
     """
 
+    prefers_channels_last = False
+    """The course's batched forward passes (:func:`tutorial_utils.forward.logits`,
+    ``features_and_logits``) leave the input's memory layout as it is: the only convolution is
+    the patch embedding, which gains nothing from a channels-last copy of the batch."""
+
     def __init__(
         self,
         in_channels: int,
@@ -262,7 +267,9 @@ class SignViT(nn.Module):
         if x.dim() != 4 or x.shape[-2:] != (self.image_size, self.image_size):
             raise ValueError(f"x must have shape (B, {self.in_channels}, {self.image_size}, "
                              f"{self.image_size}), got {tuple(x.shape)}")
-        patches = self.patch_embed(self.normalize(x)).flatten(2).transpose(1, 2)  # (B, hw, D)
+        # (B, D, h, w) -> (B, hw, D); a view when the batch is channels-last (the course's
+        # batched forward passes), the same values as flatten(2).transpose(1, 2) either way
+        patches = self.patch_embed(self.normalize(x)).permute(0, 2, 3, 1).flatten(1, 2)
         cls = self.cls_token.expand(patches.shape[0], -1, -1)
         return self.blocks(torch.cat([cls, patches], dim=1) + self.pos_embed)
 

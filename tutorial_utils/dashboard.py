@@ -47,6 +47,7 @@ __all__ = [
     "DashboardView",
     "dashboard_view",
     "gauge_percentiles",
+    "pair_references",
 ]
 
 SOURCES: tuple[str, ...] = ("test image", "GO sign", "FGSM attack", "PGD attack")
@@ -126,13 +127,57 @@ def _check_reference(reference: object, model: nn.Module | None = None) -> Refer
     return reference
 
 
-def gauge_percentiles(reference: Reference, x: torch.Tensor) -> dict[str, np.ndarray]:
-    """Every gauge's percentile (B,) for a batch ``x`` (the dashboard's gauges, batched)."""
+def pair_references(models: nn.Module | dict[str, nn.Module],
+                    references: Reference | dict[str, Reference]
+                    ) -> dict[str, tuple[nn.Module, Reference]]:
+    """The dashboard's models by name, each with the reference built for it.
+
+    ``models`` is one model or a mapping name → model (e.g. ``{"CNN": ..., "ViT": ...}``);
+    ``references`` is then one :class:`Reference` or a mapping with the same names. A single
+    model is named ``"model"``. Each reference must have been built for its own model: a
+    percentile reads a score against the scores of the *same* model on clean images, so a
+    reference built for another model is refused (ValueError naming the entry).
+    """
+    if isinstance(models, nn.Module):
+        if isinstance(references, dict):
+            raise TypeError("references must be one dashboard.Reference for one model, got a "
+                            "mapping; pass models as a mapping name -> model too")
+        return {"model": (models, _check_reference(references, models))}
+    if not isinstance(models, dict) or not models:
+        raise TypeError(f"models must be an nn.Module or a non-empty dict name -> nn.Module, "
+                        f"got {type(models).__name__}")
+    if not isinstance(references, dict) or set(references) != set(models):
+        have = sorted(references) if isinstance(references, dict) else type(references).__name__
+        raise ValueError(f"references must be a dict with one Reference per model, keyed like "
+                         f"models ({sorted(models)}), got {have}")
+    pairs = {}
+    for name, model in models.items():
+        if not isinstance(name, str) or not isinstance(model, nn.Module):
+            raise TypeError(f"models must map names (str) to nn.Module, got {name!r}: "
+                            f"{type(model).__name__}")
+        try:
+            pairs[name] = (model, _check_reference(references[name], model))
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"references[{name!r}]: {error}") from None
+    return pairs
+
+
+def gauge_percentiles(reference: Reference, x: torch.Tensor, chunk_size: int = 256
+                      ) -> dict[str, np.ndarray]:
+    """Every gauge's percentile (B,) for a batch ``x`` (the dashboard's gauges, batched),
+    ``chunk_size`` images at a time (the gradient gauges keep per-sample gradients: a large
+    batch at once costs memory, not speed)."""
     _check_reference(reference)
     check_inputs(reference.model, x)
-    scores = _gauge_scores(reference.detectors, reference.model, x)
-    return {k: np.array([reference.percentile(k, float(v)) for v in s.detach().cpu()])
-            for k, s in scores.items()}
+    chunk_size = check_positive_int(chunk_size, "chunk_size")
+    parts = [_gauge_scores(reference.detectors, reference.model, xb)
+             for xb in x.split(chunk_size)]
+    out = {}
+    for k in parts[0]:
+        s = torch.cat([p[k].detach().cpu() for p in parts]).numpy().astype(float)
+        ref = reference.scores[k]
+        out[k] = 100.0 * np.searchsorted(ref, s, side="right") / len(ref)  # = percentile()
+    return out
 
 
 def make_input(model: nn.Module, image: torch.Tensor, label: int, source: str = "test image",

@@ -108,6 +108,12 @@ Target = object  # an int, a per-sample sequence of classes, None or a callable 
 # --------------------------------------------------------------------------------------
 
 
+def _layout(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``x`` channels-last (faster convolutions) unless the model says it gains nothing from
+    it (``model.prefers_channels_last = False``, e.g. a vision transformer): same values."""
+    return channels_last(x) if getattr(model, "prefers_channels_last", True) else x
+
+
 def _checked_logits(z: object, batch: int) -> torch.Tensor:
     if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[0] != batch:
         shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
@@ -122,7 +128,8 @@ def logits(model: nn.Module, x: torch.Tensor, batch_size: int = DEFAULT_BATCH_SI
     The model runs in eval mode (every submodule's ``training`` flag and every parameter's
     ``requires_grad`` flag are restored afterwards) under ``torch.inference_mode`` (no autograd
     graph), ``batch_size`` images at a time, in channels-last memory layout (about 1.5x faster
-    convolutions on the CPU; the model itself is not changed). The result is an ordinary
+    convolutions on the CPU; the model itself is not changed) unless the model sets
+    ``prefers_channels_last = False``. The result is an ordinary
     tensor. ``check=False`` skips the input checks, for callers that validated ``x`` already.
     Raises ``ValueError`` when the model does not return ``(B, K)`` logits.
     """
@@ -130,7 +137,8 @@ def logits(model: nn.Module, x: torch.Tensor, batch_size: int = DEFAULT_BATCH_SI
         check_inputs(model, x)
     batch_size = check_positive_int(batch_size, "batch_size")
     with preserved_state(model), torch.inference_mode():
-        parts = [_checked_logits(model(channels_last(xb)), len(xb)) for xb in x.split(batch_size)]
+        parts = [_checked_logits(model(_layout(model, xb)), len(xb))
+                 for xb in x.split(batch_size)]
     return torch.cat(parts) if len(parts) > 1 else parts[0].clone()  # outside inference mode
 
 
@@ -224,7 +232,7 @@ def features_and_logits(model: nn.Module, x: torch.Tensor,
     with preserved_state(model), torch.inference_mode():
         for xb in x.split(batch_size):
             with capture_layer(fc) as store:
-                z = _checked_logits(model(channels_last(xb)), len(xb))
+                z = _checked_logits(model(_layout(model, xb)), len(xb))
             if store["calls"] != 1:
                 raise ValueError(f"the final nn.Linear must run exactly once in the forward pass, "
                                  f"it ran {store['calls']} times")

@@ -30,7 +30,8 @@ occluder_explorer     box row, column, size        ``interventions.box_landscape
 attack_explorer       attack, ε                    ``interventions.attack_view`` (FGSM / PGD,
                                                    Grad-CAM and ContrastCAM; chapter 4)
 dashboard_explorer    image, source, challenge,    ``dashboard.dashboard_view`` (chapter 5)
-                      level, contrast class Q
+                      level, contrast class Q,     on the model picked, gauges read against
+                      model (CNN / ViT)            that model's own reference set
 ====================  ===========================  ======================================
 """
 
@@ -49,7 +50,7 @@ from torch import nn
 from tutorial_utils._checks import check_class, check_images, check_number
 from tutorial_utils.challenges import CHALLENGES, MAX_LEVEL, check_challenge
 from tutorial_utils.contrast import contrast_panel, contrast_state
-from tutorial_utils.dashboard import SOURCES, dashboard_view, make_input
+from tutorial_utils.dashboard import SOURCES, dashboard_view, make_input, pair_references
 from tutorial_utils.detection import threshold_view
 from tutorial_utils.forward import baseline_image, logits
 from tutorial_utils.interventions import attack_view, box_landscape, masking_view
@@ -541,40 +542,60 @@ def attack_explorer(model: nn.Module, image: torch.Tensor, label: int,
 # --------------------------------------------------------------------------------------
 
 
-def dashboard_explorer(model: nn.Module, reference, images: torch.Tensor, labels: torch.Tensor,
+def dashboard_explorer(model: nn.Module | Mapping[str, nn.Module], reference,
+                       images: torch.Tensor, labels: torch.Tensor,
                        class_names: Sequence[str], go: torch.Tensor,
                        sample_labels: Sequence[str] | None = None, sample: int = 0,
                        kind: str = "snow", level: int = 0, contrast: int = 1,
-                       source: str = "test image") -> Explorer:
+                       source: str = "test image", model_name: str | None = None) -> Explorer:
     """Chapter 5's one-image dashboard (:func:`tutorial_utils.dashboard.dashboard_view`, drawn
     by :class:`~tutorial_utils.plotting.dashboard.DashboardFigure`). Controls: ``sample``,
     ``source`` (test image / GO sign / FGSM / PGD), ``kind`` and ``level`` of a challenge,
-    ``contrast`` (the class Q of the ContrastCAM)."""
+    ``contrast`` (the class Q of the ContrastCAM) and, when ``model`` is a mapping name →
+    model (``reference`` then one reference per name, each built for its own model:
+    :func:`~tutorial_utils.dashboard.pair_references`), ``model``: which model the dashboard
+    runs, starting at ``model_name`` (default: the first). Switching the model switches the
+    reference set its gauges' percentiles are read against, and attacks target that model."""
     check_images(images)
     check_challenge(kind, level)
+    pairs = pair_references(dict(model) if isinstance(model, Mapping) else model,
+                            dict(reference) if isinstance(reference, Mapping) else reference)
+    choice = next(iter(pairs)) if model_name is None else model_name
+    if choice not in pairs:
+        raise ValueError(f"model_name must be one of {list(pairs)}, got {model_name!r}")
     names = list(sample_labels) if sample_labels is not None else [
         f"sample {i}" for i in range(len(images))]
-    figure = DashboardFigure(class_names, dpi=WIDGET_DPI, image_size=tuple(images.shape[-2:]))
+    figure = DashboardFigure(class_names, dpi=WIDGET_DPI, image_size=tuple(images.shape[-2:]),
+                             fixed_layout=True)
     plt.close(figure.fig)
+    several = len(pairs) > 1
 
-    def render(sample: int, source: str, kind: str, level: int, contrast: int):
-        x = make_input(model, images[sample], int(labels[sample]), source, kind, level,
+    def render(sample: int, source: str, kind: str, level: int, contrast: int,
+               model: str = choice):
+        net, ref = pairs[model]
+        x = make_input(net, images[sample], int(labels[sample]), source, kind, level,
                        go=go[sample % len(go)])
-        view = dashboard_view(model, reference, x, contrast=contrast)
+        view = dashboard_view(net, ref, x, contrast=contrast)
         title = source if source != "test image" else (
             f"{kind}, level {level}" if level else "clean test image")
-        figure.set_view(view, title)
+        figure.set_view(view, f"{model}: {title}" if several else title)
         flagged = [g for g, p in view.percentiles.items() if p < 5]
-        text = (f"<code>P = {class_names[view.pred]} ({float(view.probs[view.pred]):.2f}); "
-                f"gauges below the 5th percentile: {', '.join(flagged) or 'none'}</code>")
-        return to_png(figure.fig), text, view
+        text = (f"<code>{model + ': ' if several else ''}P = {class_names[view.pred]} "
+                f"({float(view.probs[view.pred]):.2f}); gauges below the 5th percentile "
+                f"(of this model's clean reference signs): {', '.join(flagged) or 'none'}"
+                f"</code>")
+        return figure.png(), text, view
 
-    box = Explorer({
+    controls = {
         "sample": _picker(names, sample, "image"),
         "source": widgets.Dropdown(options=list(SOURCES), value=source, description="source"),
         "kind": widgets.Dropdown(options=list(CHALLENGES), value=kind, description="challenge"),
         "level": _slider(level, MAX_LEVEL),
-        "contrast": _picker(class_names, contrast, "Q =")}, render)
+        "contrast": _picker(class_names, contrast, "Q =")}
+    if several:
+        controls["model"] = widgets.Dropdown(options=list(pairs), value=choice,
+                                             description="model")
+    box = Explorer(controls, render)
 
     def challenge_applies(_change: object = None) -> None:
         # the GO sign is shown as it is: challenge and level would be inert, so they say so

@@ -1,7 +1,11 @@
 """Figure of :mod:`tutorial_utils.dashboard`: one input and every method of the course.
 
 :class:`DashboardFigure` is built once and updated in place (``set_view``): image data, bar
-lengths, texts and curve data change, the layout does not, so a redraw costs one PNG encode.
+lengths, texts and curve data change, the layout does not, so a redraw costs one draw and one PNG
+encode. With ``fixed_layout=True`` (the explorer's figure) the constrained layout is solved once,
+for the longest class names, and then frozen (it took half of every redraw), and :meth:`png`
+redraws only what a view changes over a saved picture of the rest (axes, ticks, labels:
+blitting), which took most of the other half.
 """
 
 from __future__ import annotations
@@ -11,9 +15,10 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from tutorial_utils.dashboard import GAUGES, DashboardView
-from tutorial_utils.plotting.style import HIGHLIGHT, NEUTRAL, _style
+from tutorial_utils.plotting.style import HIGHLIGHT, NEUTRAL, _style, encode_png, to_png
 
 __all__ = [
     "DashboardFigure",
@@ -32,7 +37,7 @@ class DashboardFigure:
     """Prediction, probabilities, Grad-CAM, ContrastCAM, VOICE, gauges and a deletion curve."""
 
     def __init__(self, class_names: Sequence[str], dpi: int | None = None,
-                 image_size: tuple[int, int] = (48, 48)) -> None:
+                 image_size: tuple[int, int] = (48, 48), fixed_layout: bool = False) -> None:
         _style()
         self.names = list(class_names)
         self.fig = plt.figure(figsize=(12.5, 5.6), dpi=dpi, layout="constrained")
@@ -72,9 +77,61 @@ class DashboardFigure:
         self.gauge_ax.set_title("uncertainty and trust gauges", fontsize="small")
         (self.curve,) = self.curve_ax.plot([0, 1], [0, 0], color=HIGHLIGHT, lw=2)
         self.curve_fill = None
+        self._background = None
         self.curve_ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="fraction of pixels deleted "
                                                               "(most important first)",
                           ylabel="probability of P")
+        if fixed_layout:
+            self._freeze_layout()
+
+    def _freeze_layout(self) -> None:
+        """Solve the constrained layout once with the longest texts a view can put in the
+        titles and labels, then keep it: later redraws skip the layout engine."""
+        longest = max(self.names, key=len)
+        self.image_ax.set_title(f"{longest}: snow, level 5\nP = {longest} (0.00)",
+                                fontsize="x-small")
+        for ax, t in zip(self.map_axes, (f"Grad-CAM\nwhy {longest}?",
+                                         f"ContrastCAM\nrather than {longest}?",
+                                         "VOICE uncertainty\nIoU 0.00, SNR 0.00"), strict=True):
+            ax.set_title(t, fontsize="small")
+        for name in self.prob_names:
+            name.set_text(longest)
+        for text in self.gauge_text:
+            text.set_text(f"{100.0:5.1f}  ({-1.23e-4:.3g})")
+        self.curve_ax.set_title("deletion curve of Grad-CAM: AUC 0.000\n"
+                                "(lower = the map found what matters)", fontsize="small")
+        self.fig.draw_without_rendering()
+        self.fig.set_layout_engine("none")
+        for artist in self._changing():
+            artist.set_animated(True)  # left out of the saved background
+        self._canvas = FigureCanvasAgg(self.fig)
+        self._canvas.draw()
+        self._background = self._canvas.copy_from_bbox(self.fig.bbox)
+
+    def _changing(self) -> list:
+        """The artists a view changes, in drawing order (each axes' own artists, then its
+        spines, so an image does not cover its frame)."""
+        arts = [self.picture, *self.image_ax.spines.values(), self.image_ax.title,
+                *self.prob_bars, *self.prob_ax.spines.values(), *self.prob_names]
+        for ax, pair in zip(self.map_axes, self.overlays, strict=True):
+            arts += [*pair, *ax.spines.values(), ax.title]
+        arts += [*self.gauge_bars, *self.gauge_ax.spines.values(), *self.gauge_text,
+                 self.curve_ax.title]
+        if self.curve_fill is not None:
+            arts.append(self.curve_fill)
+        return [*arts, self.curve, *self.curve_ax.spines.values()]
+
+    def png(self) -> bytes:
+        """The figure as PNG bytes: with ``fixed_layout``, the saved background plus the
+        artists a view changes; otherwise one full draw (:func:`~tutorial_utils.plotting.style.
+        to_png`)."""
+        if self._background is None:
+            return to_png(self.fig)
+        self._canvas.restore_region(self._background)
+        renderer = self._canvas.get_renderer()
+        for artist in self._changing():
+            artist.draw(renderer)
+        return encode_png(self._canvas)
 
     def set_view(self, view: DashboardView, title: str = "") -> None:
         """Show ``view`` (text ``title`` above the input image)."""
@@ -108,6 +165,7 @@ class DashboardFigure:
         self.curve_fill = self.curve_ax.fill_between(view.deletion_fractions, 0,
                                                      view.deletion_probs, color=HIGHLIGHT,
                                                      alpha=0.15)
+        self.curve_fill.set_animated(self._background is not None)
         self.curve_ax.set_title(f"deletion curve of Grad-CAM: AUC {view.deletion_auc:.3f}\n"
                                 "(lower = the map found what matters)", fontsize="small")
 

@@ -21,6 +21,7 @@ __all__ = [
     "HIGHLIGHT",
     "NEUTRAL",
     "to_png",
+    "encode_png",
     "to_jpeg",
 ]
 
@@ -83,10 +84,16 @@ def to_png(fig) -> bytes:
     """Draw ``fig`` once with Agg and encode the pixels as PNG (faster than ``savefig``, which
     draws twice); uses the figure's own dpi."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from PIL import Image
 
     canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
     canvas.draw()
+    return encode_png(canvas)
+
+
+def encode_png(canvas) -> bytes:
+    """The pixels an Agg ``canvas`` holds now, as PNG bytes (fast compression)."""
+    from PIL import Image
+
     buf = io.BytesIO()
     Image.fromarray(np.asarray(canvas.buffer_rgba())).save(buf, format="png", compress_level=1)
     return buf.getvalue()
