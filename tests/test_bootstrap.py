@@ -26,3 +26,25 @@ def test_estimate_knows_nothing_about_sentences_and_names_bad_arguments():
         bootstrap.estimate(x, statistic="median")
     with pytest.raises(ValueError, match="resamples"):
         bootstrap.estimate(x, resamples=10)
+
+
+def test_mutual_information_matches_the_information_table_on_every_resample():
+    import torch
+
+    from tutorial_utils import information
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 5, 300)
+    pred = np.where(rng.random(300) < 0.6, y, rng.integers(0, 5, 300))
+    units = np.arange(300) // 3
+    stat = bootstrap.STATISTICS["mutual_information"].prepare(np.c_[y, pred].astype(float),
+                                                              None, units)
+    counts = rng.multinomial(100, np.full(100, 1 / 100), size=6).astype(float)
+    for c, value in zip(np.r_[np.ones((1, 100)), counts], stat(np.r_[np.ones((1, 100)), counts]),
+                        strict=True):
+        rows = np.repeat(np.arange(300), c[units].astype(int))
+        table = information.information_table(torch.from_numpy(y[rows]),
+                                              torch.from_numpy(pred[rows]))
+        assert value == pytest.approx(table["I(A;B)"], abs=1e-9)
+    with pytest.raises(ValueError, match="integer pairs"):
+        bootstrap.estimate(np.c_[y, pred, y], statistic="mutual_information")

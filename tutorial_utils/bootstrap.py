@@ -20,7 +20,9 @@ is resampled on its own (``units``/``labels`` as a pair).
 in-distribution), ``"auac"`` (``a`` = trust (N,), ``labels`` = correct flags; as
 :func:`tutorial_utils.metrics.auac`), ``"curve_auc"`` / ``"deletion_auc"`` /
 ``"insertion_auc"`` (``a`` = per-unit curves (N, S+1) on evenly spaced fractions; the mean of
-the rows' trapezoid areas, as :func:`tutorial_utils.evaluation.curve_auc`), or a callable
+the rows' trapezoid areas, as :func:`tutorial_utils.evaluation.curve_auc`),
+``"mutual_information"`` (``a`` = integer pairs (N, 2), e.g. (label, decision); I(A; B) in
+bits), or a callable
 ``f(values, weights[, labels]) -> (R,)``: ``weights`` (R, N) says how often each row was drawn
 in each of R resamples (the data themselves are one row of ones), so ``f`` is a *weighted*
 statistic evaluated for all resamples at once. For AUROC, units whose rows all carry one label
@@ -276,6 +278,41 @@ class _AUAC:
         return stat
 
 
+class _MutualInformation:
+    """Plug-in mutual information I(A; B) in bits of paired discrete outcomes, weighted.
+
+    ``values`` (N, 2): per row the two outcomes (e.g. the true label and the decision), as
+    integers. The joint histogram of every resample is one sum over the rows sorted by their
+    (a, b) cell, done once for all resamples; as :func:`tutorial_utils.information.
+    information_table`'s ``I(A;B)`` on the resampled rows.
+    """
+
+    name, ndim, needs_labels, binary_values = "I (bits)", 2, False, False
+
+    def prepare(self, x, labels, cols):
+        if x.shape[1] != 2 or not np.array_equal(x, np.round(x)):
+            raise ValueError(f"values must hold integer pairs (a, b), shape (N, 2), for "
+                             f"statistic 'mutual_information'; got shape {x.shape}")
+        cells, code = np.unique(x.astype(np.int64), axis=0, return_inverse=True)
+        code = code.reshape(-1)
+        order = np.argsort(code, kind="stable")
+        starts = np.flatnonzero(np.r_[True, code[order][1:] != code[order][:-1]])
+        a_of = np.unique(cells[:, 0], return_inverse=True)[1].reshape(-1)  # (C,) a's index
+        b_of = np.unique(cells[:, 1], return_inverse=True)[1].reshape(-1)
+        to_a = np.eye(a_of.max() + 1)[a_of]  # (C, A) which a each cell belongs to
+        to_b = np.eye(b_of.max() + 1)[b_of]
+        cols = cols[order]
+
+        def stat(counts):
+            joint = np.add.reduceat(counts[:, cols], starts, axis=1)  # (R, C)
+            total = joint.sum(1, keepdims=True)
+            pa, pb = joint @ to_a, joint @ to_b  # (R, A), (R, B) marginal counts
+            with np.errstate(divide="ignore", invalid="ignore"):
+                terms = joint * np.log2(joint * total / (pa[:, a_of] * pb[:, b_of]))
+            return np.where(joint > 0, terms, 0.0).sum(1) / total[:, 0]
+        return stat
+
+
 def _cumsum_rows(x: np.ndarray) -> np.ndarray:
     """Inclusive cumulative sums along axis 1 of an integer (R, N) array, in its own dtype.
 
@@ -311,7 +348,8 @@ class _Callable:
 
 STATISTICS = {"mean": _Mean(), "accuracy": _Accuracy(), "auroc": _AUROC(), "auac": _AUAC(),
               "curve_auc": _CurveAUC("curve AUC"), "deletion_auc": _CurveAUC("deletion AUC"),
-              "insertion_auc": _CurveAUC("insertion AUC")}
+              "insertion_auc": _CurveAUC("insertion AUC"),
+              "mutual_information": _MutualInformation()}
 
 
 def _statistic(statistic: object):
