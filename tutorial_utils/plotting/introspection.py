@@ -81,10 +81,15 @@ def plot_level_view(results, level: int,
     ax.legend(fontsize="small", frameon=False, loc="upper center", ncol=len(heads))
     for j, h in enumerate(heads):
         a = fig.add_subplot(grid[2 + j])
-        reliability_diagram(results.pooled(h, level), results.pooled_labels(level),
-                                     ax=a, label=h)
-        a.legend(fontsize="small", frameon=True, framealpha=0.85, loc="upper left")
-        a.set_title(h, fontsize="small")
+        reliability_diagram(results.pooled(h, level), results.pooled_labels(level), ax=a)
+        handles, labels = a.get_legend_handles_labels()
+        a.get_legend().remove()  # one legend for both panels, below them: no bar is covered
+        a.set_title(f"{h}, {labels[0].split('(')[-1].rstrip(')')}", fontsize="small")
+        for count in a.texts:  # bin counts upright: neighbouring bins' numbers never overlap
+            count.set(rotation=90, fontsize=6)
+    labels = ["accuracy per bin (number = images)", *labels[1:]]
+    fig.legend(handles, labels, loc="outside lower right", ncol=len(labels), fontsize="small",
+               frameon=False)
     return fig
 
 
