@@ -84,10 +84,11 @@ def plot_level_view(results, level: int,
         reliability_diagram(results.pooled(h, level), results.pooled_labels(level), ax=a)
         handles, labels = a.get_legend_handles_labels()
         a.get_legend().remove()  # one legend for both panels, below them: no bar is covered
-        a.set_title(f"{h}, {labels[0].split('(')[-1].rstrip(')')}", fontsize="small")
+        ece = next(lab for lab in labels if "ECE" in lab).split("(")[-1].rstrip(")")
+        a.set_title(f"{h}, {ece}", fontsize="small")
         for count in a.texts:  # bin counts upright: neighbouring bins' numbers never overlap
             count.set(rotation=90, fontsize=6)
-    labels = ["accuracy per bin (number = images)", *labels[1:]]
+    labels = ["accuracy per bin (number = images)" if "ECE" in lab else lab for lab in labels]
     fig.legend(handles, labels, loc="outside lower right", ncol=len(labels), fontsize="small",
                frameon=False)
     return fig
