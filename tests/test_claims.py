@@ -239,6 +239,21 @@ def test_auac_resamples_match_metrics_auac_with_undrawn_trust_values():
                                       abs=1e-12)
 
 
+def test_auac_resamples_match_metrics_auac_with_trust_values_an_ulp_apart():
+    # two trust values within an ulp: the threshold between them is computed, not inferred
+    rng = np.random.default_rng(6)
+    trust = rng.random(40)
+    trust[::2] = np.nextafter(trust[1::2], 2)
+    correct = rng.random(40) < 0.5
+    units = np.arange(40) // 4
+    stat = claims.STATISTICS["auac"].prepare(trust, correct.astype(float), units)
+    counts = rng.multinomial(10, np.full(10, 1 / 10), size=40).astype(float)
+    for c, value in zip(counts, stat(counts), strict=True):
+        rows = np.repeat(np.arange(40), c[units].astype(int))
+        assert value == pytest.approx(metrics.auac(trust[rows], correct[rows]).area,
+                                      abs=1e-12)
+
+
 def test_curve_statistics_are_the_mean_trapezoid_area():
     from tutorial_utils.evaluation import curve_auc
 

@@ -52,8 +52,11 @@ def test_counterfactual_matches_the_data_set(signs):
 
 
 def test_ground_truth_table_beats_chance_and_truth_panel(sign_model, signs):
-    table = contrast.ground_truth_table(sign_model, signs, [("no left", "no right")], n=8,
-                                        progress=False)
+    table, per_scene = contrast.ground_truth_table(sign_model, signs, [("no left", "no right")],
+                                                   n=8, progress=False, scenes=True)
+    assert len(per_scene) == 8 and per_scene["scene"].is_unique
+    assert per_scene["Grad-CAM"].mean() == pytest.approx(table.iloc[0]["Grad-CAM"], rel=1e-6)
+    assert per_scene["corr(ContrastCAM (last block), Grad-CAM)"].between(-1, 1).all()
     row = table.iloc[0]
     assert row["pair"] == "near" and 0 < row["region share"] < 0.1
     assert row["Grad-CAM"] > 1.5 and row["ContrastCAM (last block)"] > 1.5

@@ -60,3 +60,35 @@ def test_generators_draw_reproducibly_and_change_with_the_course_seed(monkeypatc
 def test_bad_names_and_keys_are_clear_errors(call, error):
     with pytest.raises(error, match="name|keys"):
         call()
+
+
+def test_the_course_seed_reaches_the_chapters_draws(monkeypatch):
+    # chapter 1 draws its GO signs and its challenge patterns from derived seeds
+    from tutorial_utils import data
+
+    def draws():
+        go = data.load_ood("go", n=4, seed=utils.derive_seed("ood-go"))
+        clean = torch.full((2, 3, 48, 48), 0.5)
+        snow = data.apply_challenge(clean, "snow", 5, seed=utils.derive_seed("challenge-patterns"))
+        return go, snow
+
+    monkeypatch.setenv("TUTORIAL_SEED", "0")
+    go0, snow0 = draws()
+    assert all(torch.equal(a, b) for a, b in zip((go0, snow0), draws(), strict=True))
+    monkeypatch.setenv("TUTORIAL_SEED", "1")
+    go1, snow1 = draws()
+    assert not torch.equal(go0, go1) and not torch.equal(snow0, snow1)
+
+
+def test_no_chapter_states_a_literal_seed():
+    import re
+    from pathlib import Path
+
+    import nbformat
+
+    literal = re.compile(r"seed\s*=\s*[0-9]")
+    for path in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("0*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type == "code":
+                assert not literal.search(cell.source), f"{path.name} cell {i}: literal seed"

@@ -208,7 +208,7 @@ def ground_truth_table(model: nn.Module, ds: ImageDataset,
                        pairs: Sequence[tuple[str, str]] | None = None, n: int = 100,
                        methods: dict[str, tuple[str, dict]] | None = None, *,
                        early_layer: nn.Module | None = None, seed: int = 0,
-                       progress: bool = True):
+                       progress: bool = True, scenes: bool = False):
     """In-region ratio of every method on ``n`` counterfactual scenes per sign pair.
 
     For each pair (P, Q) the first ``n`` test scenes of class P are re-rendered with sign Q
@@ -219,6 +219,11 @@ def ground_truth_table(model: nn.Module, ds: ImageDataset,
     DataFrame, one row per pair: ``pair`` ("near"/"far"), ``P``, ``Q``, ``region share``,
     ``corr(ContrastCAM, Grad-CAM)`` (median), and per method the mean ratio and its standard
     error over scenes (columns ``<method>`` and ``<method> se``).
+
+    With ``scenes=True`` returns ``(table, per_scene)``: ``per_scene`` has one row per pair
+    and scene (``pair``, ``P``, ``Q``, ``scene`` = the test-set index of the scene's image,
+    the unit of a claim: pairs with the same P share their scenes), every method's ratio, and
+    ``corr(<method>, Grad-CAM)`` for the ContrastCAM maps.
     """
     import pandas as pd
 
@@ -245,7 +250,7 @@ def ground_truth_table(model: nn.Module, ds: ImageDataset,
             options = {**options, "generator": gen}
         return explainers.explain(name, model, x, **options)
 
-    rows = []
+    rows, scene_rows = [], []
     for p_name, q_name in progress_bar(pairs, desc="sign pairs", enabled=progress):
         p, q = index[p_name], index[q_name]
         idx = torch.nonzero(ds.y_test == p).flatten()[:n]
@@ -258,12 +263,19 @@ def ground_truth_table(model: nn.Module, ds: ImageDataset,
         if "Grad-CAM" in maps and "ContrastCAM (last block)" in maps:
             corr = _correlation(maps["Grad-CAM"], maps["ContrastCAM (last block)"])
             row["corr(ContrastCAM, Grad-CAM)"] = float(corr.median())
+        per_scene = {"pair": kind, "P": p_name, "Q": q_name, "scene": idx.numpy()}
         for name, m in maps.items():
             r = region_ratio(m, regions)
             row[name] = float(r.mean())
             row[f"{name} se"] = float(r.std(unbiased=True) / np.sqrt(len(r)))
+            per_scene[name] = r.numpy()
+            if name.startswith("ContrastCAM") and "Grad-CAM" in maps:
+                per_scene[f"corr({name}, Grad-CAM)"] = _correlation(
+                    maps["Grad-CAM"], m).numpy()
         rows.append(row)
-    return pd.DataFrame(rows)
+        scene_rows.append(pd.DataFrame(per_scene))
+    table = pd.DataFrame(rows)
+    return (table, pd.concat(scene_rows, ignore_index=True)) if scenes else table
 
 
 def truth_panel(model: nn.Module, image: torch.Tensor, region: torch.Tensor, q: int,

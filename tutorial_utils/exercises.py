@@ -216,15 +216,17 @@ def fisher_matrix(fn: object) -> Verdict | None:
         got = _call(f, u)
         if got.shape == (7, 7):
             raise _Wrong("you built an (N, N) matrix: U Uᵀ over samples",
-                         "the Fisher is over parameters: U.T @ U / N, shape (P, P)")
+                         "the Fisher is over parameters: one (P, P) matrix, averaged over the "
+                         "samples")
         if _close(got, u.T @ u):
             raise _Wrong("you summed the outer products; the Fisher is their mean (divide by N)")
         centred = u - u.mean(0)
         if _close(got, centred.T @ centred / len(u)) or _close(got, torch.cov(u.T)):
             raise _Wrong("that is the covariance Var(U): it equals E[U Uᵀ] only when the mean "
-                         "score is zero (labels drawn from the model)", "use U.T @ U / N")
+                         "score is zero (labels drawn from the model)",
+                         "average the raw outer products u uᵀ, without centring")
         if not _close(got, want):
-            raise _Wrong("expected U.T @ U / N")
+            raise _Wrong("expected the mean over the N samples of u uᵀ, shape (P, P)")
     return _run("Fisher information E[U Uᵀ]", fn, check)
 
 
@@ -243,7 +245,8 @@ def gradcam_weights(fn: object) -> Verdict | None:
         got = _call(f, acts, grads)
         if got.shape in ((2, 3, 4), (3, 4), (2, 12)):
             raise _Wrong(f"wrong axis: you averaged over the channels (shape {tuple(got.shape)})",
-                         "average over the spatial positions: grads.mean(dim=(2, 3)) -> (B, C)")
+                         "average over the spatial positions (height and width): one weight "
+                         "per image and channel, (B, C)")
         if got.shape != want.shape:
             raise _Wrong(f"expected one weight per image and channel, (2, 5); got "
                          f"{tuple(got.shape)}")
@@ -255,7 +258,7 @@ def gradcam_weights(fn: object) -> Verdict | None:
         if _close(got, (acts * grads).mean(dim=(2, 3))):
             raise _Wrong("you weighted by the activations: that is the map Σ α A, not α")
         if not _close(got, want):
-            raise _Wrong("expected grads.mean(dim=(2, 3))")
+            raise _Wrong("expected the mean of the gradients over the spatial positions")
     return _run("Grad-CAM channel weights", fn, check)
 
 

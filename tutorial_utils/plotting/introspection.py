@@ -81,10 +81,16 @@ def plot_level_view(results, level: int,
     ax.legend(fontsize="small", frameon=False, loc="upper center", ncol=len(heads))
     for j, h in enumerate(heads):
         a = fig.add_subplot(grid[2 + j])
-        reliability_diagram(results.pooled(h, level), results.pooled_labels(level),
-                                     ax=a, label=h)
-        a.legend(fontsize="small", frameon=True, framealpha=0.85, loc="upper left")
-        a.set_title(h, fontsize="small")
+        reliability_diagram(results.pooled(h, level), results.pooled_labels(level), ax=a)
+        handles, labels = a.get_legend_handles_labels()
+        a.get_legend().remove()  # one legend for both panels, below them: no bar is covered
+        ece = next(lab for lab in labels if "ECE" in lab).split("(")[-1].rstrip(")")
+        a.set_title(f"{h}, {ece}", fontsize="small")
+        for count in a.texts:  # bin counts upright: neighbouring bins' numbers never overlap
+            count.set(rotation=90, fontsize=6)
+    labels = ["accuracy per bin (number = images)" if "ECE" in lab else lab for lab in labels]
+    fig.legend(handles, labels, loc="outside lower right", ncol=len(labels), fontsize="small",
+               frameon=False)
     return fig
 
 

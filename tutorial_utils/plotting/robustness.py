@@ -90,15 +90,16 @@ def plot_level_sweep(table, title: str | None = None):
     _style()
     fig, ax = plt.subplots(figsize=(6.4, 4.6), layout="constrained")
     kinds = [k for k in dict.fromkeys(table["kind"])]
-    colors = plt.get_cmap("tab20").colors
+    # twelve clearly different hues (tab10 plus navy and gold), not tab20's light twins
+    colors = [*plt.get_cmap("tab10").colors, "#1a237e", "#c9a000"]
     markers = "osD^vP*Xh<>p"
     clean = table[table["level"] == 0]
     for i, kind in enumerate(kinds):
         rows = table[(table["kind"] == kind) & (table["level"] > 0)].sort_values("level")
-        ax.plot(rows["accuracy"], rows["confidence"], "-", color=colors[2 * (i % 10) + i // 10],
+        ax.plot(rows["accuracy"], rows["confidence"], "-", color=colors[i % len(colors)],
                 lw=1, alpha=0.7)
         ax.scatter(rows["accuracy"], rows["confidence"], s=10 + 10 * rows["level"],
-                   marker=markers[i % len(markers)], color=colors[2 * (i % 10) + i // 10],
+                   marker=markers[i % len(markers)], color=colors[i % len(colors)],
                    label=kind, zorder=3, edgecolors="white", linewidths=0.4)
     if len(clean):
         ax.scatter(clean["accuracy"].iloc[:1], clean["confidence"].iloc[:1], s=120, marker="*",
@@ -109,5 +110,6 @@ def plot_level_sweep(table, title: str | None = None):
     ax.set(xlim=(0, 1.02), ylim=(0, 1.02), xlabel="accuracy (test subset)",
            ylabel="mean confidence  max$_k$ $p_k$")
     ax.set_title(title or "each challenge, levels 1–5 (marker size = level)", fontsize="small")
-    ax.legend(fontsize="x-small", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
+    ax.legend(fontsize="small", frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left",
+              markerscale=1.3, labelspacing=0.6, title="challenge type", title_fontsize="small")
     return fig
