@@ -107,6 +107,20 @@ def test_report_tpr_at_low_fpr_hand_made_case():
     assert fpr[0] == 0 and fpr[-1] == 1 and tpr[-1] == 1 and np.all(np.diff(fpr) >= 0)
 
 
+def test_caught_at_fpr_flags_the_members_behind_the_reported_tpr():
+    nonmembers = np.arange(200.0)
+    members = np.r_[np.full(30, 1000.0), 198.5, np.full(69, -1.0)]
+    flags = privacy.caught_at_fpr(members, nonmembers, 0.01)
+    assert flags.shape == (100,) and set(np.unique(flags)) <= {0.0, 1.0}
+    assert flags[:31].all() and not flags[31:].any()
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0.5, 1, 300), rng.normal(0, 1, 400)
+    assert privacy.caught_at_fpr(a, b, 0.01).mean() == pytest.approx(
+        privacy.membership_report(a, b)["TPR@1%FPR"])
+    with pytest.raises(ValueError, match="fpr"):
+        privacy.caught_at_fpr(a, b, 1.5)
+
+
 def test_report_rejects_bad_scores():
     with pytest.raises(ValueError, match="member_scores must be 1-D"):
         privacy.membership_report(np.ones((3, 2)), np.ones(3))

@@ -67,6 +67,7 @@ __all__ = [
     "loss_threshold_scores",
     "confidence_scores",
     "membership_report",
+    "caught_at_fpr",
     "membership_roc",
     "evaluate_membership",
     "MembershipResults",
@@ -196,6 +197,24 @@ def membership_report(member_scores: object, nonmember_scores: object) -> dict[s
     report["Threshold"] = float(thresholds[best])
     report["members"], report["non-members"] = float(len(members)), float(len(nonmembers))
     return report
+
+
+def caught_at_fpr(member_scores: object, nonmember_scores: object, fpr: float) -> np.ndarray:
+    """Which members the strictest useful threshold catches: ``(N_in,)`` float 0/1 flags.
+
+    The threshold flags at most ``fpr`` of the non-members (the operating point of
+    ``membership_report``'s ``"TPR@…%FPR"``): a member is caught when its score (higher = more
+    likely a member) lies strictly above the ``(⌊fpr·N_out⌋ + 1)``-th highest non-member score.
+    The mean of the flags is that TPR; the flags are the per-member evidence for a claim.
+    """
+    members, nonmembers, _, _ = _member_labels(member_scores, nonmember_scores)
+    if isinstance(fpr, bool) or not isinstance(fpr, (int, float)) or not 0 < fpr < 1:
+        raise ValueError(f"fpr must be a rate in (0, 1), got {fpr!r}")
+    k = int(math.floor(fpr * len(nonmembers) + 1e-9))  # non-members we may flag
+    if k >= len(nonmembers):
+        return np.ones(len(members))
+    cut = np.sort(nonmembers)[::-1][k]
+    return (members > cut).astype(np.float64)
 
 
 def evaluate_membership(model: nn.Module, x_members: torch.Tensor, y_members: object,
