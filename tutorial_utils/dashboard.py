@@ -81,10 +81,12 @@ class Reference:
         """The fitted Mahalanobis detector."""
         return self.detectors["Mahalanobis"]
 
-    def percentile(self, name: str, value: float) -> float:
-        """Share (%) of clean reference images scoring at most ``value``."""
+    def percentile(self, name: str, value: float | np.ndarray) -> float | np.ndarray:
+        """Share (%) of clean reference images scoring at most ``value``: a float for one
+        value, an array of the same shape for an array of values."""
         ref = self.scores[name]
-        return float(100.0 * np.searchsorted(ref, value, side="right") / len(ref))
+        share = 100.0 * np.searchsorted(ref, value, side="right") / len(ref)
+        return float(share) if np.ndim(share) == 0 else share
 
 
 def _gauge_scores(detectors: dict[str, U.Detector], model: nn.Module, x: torch.Tensor
@@ -175,8 +177,7 @@ def gauge_percentiles(reference: Reference, x: torch.Tensor, chunk_size: int = 2
     out = {}
     for k in parts[0]:
         s = torch.cat([p[k].detach().cpu() for p in parts]).numpy().astype(float)
-        ref = reference.scores[k]
-        out[k] = 100.0 * np.searchsorted(ref, s, side="right") / len(ref)  # = percentile()
+        out[k] = reference.percentile(k, s)
     return out
 
 
