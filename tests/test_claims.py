@@ -529,3 +529,47 @@ def test_a_difference_that_no_resample_can_change_is_refused():
     x = np.random.default_rng(0).normal(size=30)
     with pytest.raises(ValueError, match="by construction"):
         claims.greater("adding one raises the mean", x + 1, x)
+
+
+# ------------------------------------------------------------------------- chunked evaluation
+
+
+@pytest.mark.parametrize("statistic", ["mean", "auroc", "auac", "deletion_auc"])
+def test_chunked_threaded_evaluation_equals_one_call_on_all_resamples(statistic, monkeypatch):
+    # _Side.values splits the resamples into cache-sized chunks (in threads); the values must
+    # be those of one call on every resample, in the same order
+    from tutorial_utils import bootstrap
+
+    rng = np.random.default_rng(11)
+    n = 300
+    units = np.arange(n) // 4
+    labels = (rng.random(n) < 0.6).astype(float)
+    x = rng.random((n, 11)) if statistic == "deletion_auc" else rng.random(n) + 0.3 * labels
+    side = bootstrap._Side(bootstrap.STATISTICS[statistic], x, labels, units, "a", "labels",
+                           "units")
+    counts = bootstrap._counts(rng, side.strata, side.n_units, 500)
+    whole = side.fn(counts)
+    monkeypatch.setattr(bootstrap, "_CACHE_CELLS", 7 * n)  # chunks of 7 resamples
+    assert bootstrap._pool() is None or len(range(0, 500, 7)) > 1
+    chunked = side.values(counts)
+    assert chunked.shape == (500,)
+    if statistic in ("auroc", "auac"):  # counts and sorted searches: exact
+        np.testing.assert_array_equal(chunked, whole)
+    else:  # weighted sums by matmul: BLAS may order the sums differently per chunk size
+        np.testing.assert_allclose(chunked, whole, rtol=0, atol=1e-12)
+
+
+def test_a_callable_statistic_runs_in_the_calling_thread(monkeypatch):
+    import threading
+
+    from tutorial_utils import bootstrap
+
+    seen = set()
+
+    def weighted_mean(values, weights):
+        seen.add(threading.get_ident())
+        return weights @ values / weights.sum(1)
+
+    monkeypatch.setattr(bootstrap, "_CACHE_CELLS", 50)  # many chunks
+    est = claims.estimate(np.random.default_rng(3).random(40), statistic=weighted_mean)
+    assert seen == {threading.get_ident()} and est.low < est.value < est.high

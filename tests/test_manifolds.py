@@ -34,3 +34,52 @@ def test_isomap_embedding_splits_back_by_set():
     with pytest.raises(ValueError):
         manifolds.isomap_embedding({"a": torch.randn(5, 3), "b": torch.randn(5, 4)})
     plt.close(plotting.manifolds.plot_embedding(emb))
+
+
+# ------------------------------------------------------------------ resampled effective rank
+
+
+def test_resampled_effective_rank_row_of_ones_equals_the_plain_effective_rank():
+    f = np.random.default_rng(0).normal(size=(60, 9)) * np.arange(1, 10)
+    got = manifolds.resampled_effective_rank(f, np.ones((3, 60)))
+    want = manifolds.effective_rank(manifolds.covariance_spectrum(f))
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+def test_resampled_effective_rank_equals_the_rank_of_the_repeated_rows():
+    # weights are draw counts: counting row n k times is the same as repeating it k times
+    rng = np.random.default_rng(1)
+    f = rng.normal(size=(30, 5))
+    counts = rng.multinomial(30, np.full(30, 1 / 30), size=4)
+    got = manifolds.resampled_effective_rank(f, counts)
+    want = [manifolds.effective_rank(manifolds.covariance_spectrum(np.repeat(f, c, axis=0)))
+            for c in counts]
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+
+
+def test_resampled_effective_rank_sees_a_collapse_and_drives_a_claim():
+    from tutorial_utils import claims
+
+    rng = np.random.default_rng(2)
+    spread = rng.normal(size=(80, 8))                       # 8 equal directions: rank near 8
+    collapsed = spread * np.r_[1.0, 0.05 * np.ones(7)]      # one direction left: rank near 1
+    r = manifolds.resampled_effective_rank(np.r_[spread, collapsed].reshape(2, 80, 8)[0],
+                                           np.ones((1, 80)))
+    assert r[0] > 6
+    assert manifolds.resampled_effective_rank(collapsed, np.ones((1, 80)))[0] < 2
+    claims.greater("the spread set has the higher effective rank", spread, collapsed,
+                   statistic=manifolds.resampled_effective_rank)
+    with pytest.raises(claims.ClaimError):
+        claims.greater("the collapsed set has the higher effective rank", collapsed, spread,
+                       statistic=manifolds.resampled_effective_rank)
+
+
+@pytest.mark.parametrize("weights, match", [
+    (np.ones((2, 7)), "weights must be"),
+    (-np.ones((2, 10)), "non-negative"),
+    (np.zeros((2, 10)), "positive sum"),
+    (np.full((2, 10), np.nan), "finite"),
+])
+def test_resampled_effective_rank_refuses_bad_weights(weights, match):
+    with pytest.raises(ValueError, match=match):
+        manifolds.resampled_effective_rank(np.ones((10, 3)), weights)

@@ -32,7 +32,9 @@ unit spans both labels (a clean image and its challenged copy), units are resamp
 **Vectorised.** A statistic is prepared once per side (sorting, ranks) and then maps a
 (R, U) matrix of unit draw counts to R values: no Python loop over resamples. AUROC sorts once
 and reads ranks from cumulative sums; AUAC sorts once and locates all resamples' percentiles
-with one sorted search (see :class:`_AUAC`).
+with one sorted search (see :class:`_AUAC`). The resamples are evaluated in chunks small
+enough for the CPU cache, one chunk per core at a time (threads: NumPy's loops release the
+GIL); the values do not depend on the chunking.
 
 **Seeds.** The resamples derive from the course seed (``TUTORIAL_SEED``, see
 :func:`tutorial_utils.utils.derive_seed`) and ``key`` (the claims pass their statement), so a
@@ -44,7 +46,10 @@ naming the argument.
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,7 +60,10 @@ __all__ = ["Estimate", "estimate", "STATISTICS", "RESAMPLES", "LEVEL"]
 
 RESAMPLES = 2_000  # bootstrap resamples per estimate
 LEVEL = 0.95  # the interval's coverage
-_MAX_CELLS = 4_000_000  # resamples × rows per batch (memory of one weights matrix)
+_MAX_CELLS = 4_000_000  # resamples × rows per batch of draws (memory of one weights matrix)
+# resamples × rows per evaluation of a statistic: a chunk's arrays stay in the CPU's cache
+# (a statistic is computed on each chunk of a batch; the draws do not depend on it)
+_CACHE_CELLS = 200_000
 
 
 # --------------------------------------------------------------------------- numbers
@@ -422,6 +430,16 @@ def _strata(stat, labels, cols, n_units) -> list[np.ndarray]:
     return [np.arange(n_units)]
 
 
+@functools.cache
+def _pool() -> ThreadPoolExecutor | None:
+    """Threads for the chunks of a built-in statistic (NumPy releases the GIL in its loops):
+    one per CPU core this process may use, at most 4; None on a single core. A callable
+    statistic runs in the calling thread (it may not be thread-safe)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = min(4, cores or 1)
+    return ThreadPoolExecutor(workers, thread_name_prefix="bootstrap") if workers > 1 else None
+
+
 class _Side:
     """One set of evidence: values, labels, units, and its prepared statistic."""
 
@@ -447,11 +465,22 @@ class _Side:
         self.x, self.y, self.n = x, y, n
         self.cols = _unit_index(units, n, units_name)
         self.n_units = int(self.cols.max()) + 1
-        self.fn = stat.prepare(x, y, self.cols)
+        self.stat, self.fn = stat, stat.prepare(x, y, self.cols)
         self.strata = _strata(stat, y, self.cols, self.n_units)
 
     def values(self, counts: np.ndarray) -> np.ndarray:
-        return np.asarray(self.fn(counts), dtype=float)
+        """(R,) the statistic of each resample, from its (R, U) unit draw counts.
+
+        Evaluated in chunks of resamples small enough for the CPU cache (``_CACHE_CELLS``
+        weights): the same values as one call on all R, about twice as fast for an AUROC.
+        """
+        chunk = max(1, _CACHE_CELLS // max(1, self.n))
+        if len(counts) <= chunk:
+            return np.asarray(self.fn(counts), dtype=float)
+        parts = [counts[i:i + chunk] for i in range(0, len(counts), chunk)]
+        pool = None if isinstance(self.stat, _Callable) else _pool()
+        done = pool.map(self.fn, parts) if pool is not None else map(self.fn, parts)
+        return np.concatenate([np.asarray(v, dtype=float) for v in done])
 
 
 def _resampled(sides: list[_Side], rng_per_group: list, shared: bool, resamples: int

@@ -9,6 +9,8 @@ function                what it returns
 isomap_embedding        one joint 2-D Isomap of several feature sets, split back by set
 covariance_spectrum     singular values of the feature covariance (normalised to sum 1)
 effective_rank          ``exp(entropy)`` of a spectrum: how many directions carry variance
+resampled_effective_rank  the effective rank of many weighted copies of one feature set at
+                        once: the bootstrap statistic behind an interval on an effective rank
 ======================  ===============================================================
 
 References
@@ -34,6 +36,7 @@ __all__ = [
     "isomap_embedding",
     "covariance_spectrum",
     "effective_rank",
+    "resampled_effective_rank",
 ]
 
 
@@ -107,3 +110,40 @@ def effective_rank(singular_values: np.ndarray) -> float:
     q = s / s.sum()
     q = q[q > 0]
     return float(np.exp(-(q * np.log(q)).sum()))
+
+
+def resampled_effective_rank(features: object, weights: object) -> np.ndarray:
+    """Effective ranks of weighted copies of one feature set: (R,), one per row of ``weights``.
+
+    The statistic for an interval on an effective rank (``claims.greater(..., statistic=
+    manifolds.resampled_effective_rank)``): the claims' bootstrap passes the features of the
+    images (N, D) and a (R, N) matrix of how often each image is drawn in each resample. Row
+    ``r`` gives the effective rank of the covariance of the features with image ``n`` counted
+    ``weights[r, n]`` times; a row of ones gives
+    ``effective_rank(covariance_spectrum(features))``. The covariance is positive
+    semi-definite, so its singular values are its eigenvalues: all R spectra come from one
+    batched ``eigvalsh``, no loop over resamples.
+
+    Args:
+        features: (N, D) features, finite.
+        weights: (R, N) non-negative weights (draw counts); each row sums to more than 0.
+    """
+    f = _matrix(features, "features")
+    w = as_array(weights, "weights")
+    if w.ndim == 1:
+        w = w[None]
+    if w.ndim != 2 or w.shape[1] != len(f):
+        raise ValueError(f"weights must be (R, N) with N = {len(f)} rows of features, got "
+                         f"shape {w.shape}")
+    w = w.astype(np.float64)
+    if not np.isfinite(w).all() or (w < 0).any() or (w.sum(1) <= 0).any():
+        raise ValueError("weights must be finite and non-negative, each row with a positive sum")
+    w = w / w.sum(1, keepdims=True)
+    mean = w @ f                                                    # (R, D)
+    second = np.matmul(f.T[None] * w[:, None, :], f)                # (R, D, D)
+    cov = second - mean[:, :, None] * mean[:, None, :]
+    s = np.clip(np.linalg.eigvalsh(cov), 0, None)                   # (R, D)
+    total = s.sum(1, keepdims=True)
+    q = np.divide(s, total, out=np.zeros_like(s), where=total > 0)
+    entropy = -np.sum(q * np.log(np.where(q > 0, q, 1.0)), axis=1)
+    return np.where(total[:, 0] > 0, np.exp(entropy), 0.0)
