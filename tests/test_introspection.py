@@ -44,6 +44,18 @@ def test_contrast_features_match_gradients_module(sign_model, sign_subset):
                                atol=1e-5, rtol=1e-4)
 
 
+def test_every_contrast_block_is_rank_one_the_outer_product_of_p_minus_eq_and_h(sign_model,
+                                                                              sign_subset):
+    # block q of image n is (p - e_q) h^T: one direction h, rescaled per row (chapter 2, sec. 5)
+    h, z = models.features_and_logits(sign_model, sign_subset[0][:4])
+    g = I.contrast_features(h, z, normalize=False, flatten=False)   # (B, Q, K, D)
+    sv = torch.linalg.svdvals(g.double())                           # (B, Q, min(K, D))
+    assert float((sv[..., 1] / sv[..., 0]).max()) < 1e-5
+    k = z.shape[1]
+    outer = (z.softmax(1)[:, None, :] - torch.eye(k))[..., None] * h[:, None, None, :]
+    torch.testing.assert_close(g, outer, atol=1e-5, rtol=1e-4)
+
+
 def test_normalised_blocks_have_unit_norm_and_scale_invariance(sign_model, sign_subset):
     h, z = models.features_and_logits(sign_model, sign_subset[0][:5])
     g = I.contrast_features(h, z, flatten=False)
