@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -166,6 +167,19 @@ def test_fixed_layout_picture_equals_a_full_draw(sign_model, reference, picker, 
     a, b = pixels(picture), pixels(full)
     assert a.shape == b.shape
     assert np.abs(a - b).mean() < 0.5 and (np.abs(a - b).max(-1) > 60).mean() < 0.002
+
+
+def test_percentile_counts_a_reference_score_within_float_rounding_as_a_tie(reference):
+    for g in dashboard.GAUGES:
+        ref = reference.scores[g]
+        v = float(ref[len(ref) // 2])
+        exact = reference.percentile(g, v)
+        nudged = v - 1e-7 * max(abs(v), 1e-30)  # the same image, another batch's last bits
+        assert reference.percentile(g, nudged) == exact
+        assert reference.percentile(g, np.array([nudged, v])).tolist() == [exact, exact]
+        # a clearly lower score is not a tie
+        lower = v - 1e-3 * max(abs(v), 1.0)
+        assert reference.percentile(g, lower) <= exact
 
 
 def test_gauge_percentiles_in_chunks_equal_one_batch(reference, picker):

@@ -64,6 +64,9 @@ EXPLANATIONS: tuple[str, ...] = ("Grad-CAM", "ContrastCAM")
 calls, tested)."""
 
 ATTACK_EPSILON = 4 / 255
+TIE_TOLERANCE = 1e-5
+"""Relative tolerance within which a reference score ties a gauge score (float32 scores carry
+about 7 significant digits; batch composition changes the last ones)."""
 
 
 @dataclass
@@ -83,9 +86,15 @@ class Reference:
 
     def percentile(self, name: str, value: float | np.ndarray) -> float | np.ndarray:
         """Share (%) of clean reference images scoring at most ``value``: a float for one
-        value, an array of the same shape for an array of values."""
+        value, an array of the same shape for an array of values.
+
+        A reference score within float32 rounding of ``value`` (relative ``TIE_TOLERANCE``)
+        counts as "at most": the same image scored in another batch can differ in the last
+        bits (another reduction order), and its percentile must not flip by one rank."""
         ref = self.scores[name]
-        share = 100.0 * np.searchsorted(ref, value, side="right") / len(ref)
+        v = np.asarray(value, dtype=float)
+        v = v + TIE_TOLERANCE * np.maximum(np.abs(v), np.finfo(np.float32).tiny)
+        share = 100.0 * np.searchsorted(ref, v, side="right") / len(ref)
         return float(share) if np.ndim(share) == 0 else share
 
 
